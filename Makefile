@@ -1,0 +1,30 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test clean-demo
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Generate the embedded data set, train configs/demo.yaml, write the figures to runs/demo/.
+demo: $(STAMP)
+	@start=$$(date +%s); \
+	$(VENV)/bin/cartoon-vae make-data --out data/synthetic --n 2000 --seed 0 --skip-existing && \
+	$(VENV)/bin/cartoon-vae train --config configs/demo.yaml --run-dir runs/demo $(if $(wildcard runs/demo/model.keras),--resume,) && \
+	$(VENV)/bin/cartoon-vae figures --run runs/demo && \
+	echo "demo finished in $$(( $$(date +%s) - start )) s; figures are in runs/demo/"
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+clean-demo:
+	rm -rf runs/demo

@@ -1,0 +1,259 @@
+"""Typed, frozen configuration read from YAML.
+
+A config file has one mapping per section (``data``, ``model``, ``loss``,
+``train``, ``sample``). Every key is optional: a missing key takes the default
+below, and the defaults are the paper's settings. Unknown keys, wrong types and
+out-of-range values raise :class:`ConfigError`, whose one-line message names the
+file, the key and what is allowed.
+
+Example:
+    >>> cfg = load_config("configs/paper.yaml", ["model.latent_dim=64"])
+    >>> cfg.model.latent_dim
+    64
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A bad config file, key or value. The message is one line naming the culprit."""
+
+
+def _check(predicate, allowed):
+    """Field metadata: a range check and the words that say what is allowed."""
+    return {"check": predicate, "allowed": allowed}
+
+
+def _positive_int():
+    return _check(lambda v: v >= 1, "an integer >= 1")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dir: str = "data/synthetic"
+    image_size: int = field(default=256, metadata=_positive_int())
+    load_size: int = field(default=500, metadata=_positive_int())
+    background: tuple[int, ...] = field(
+        default=(255, 255, 255),
+        metadata=_check(lambda v: len(v) == 3 and all(0 <= c <= 255 for c in v),
+                        "three integers in [0, 255] (an RGB colour)"))
+    batch_size: int = field(default=128, metadata=_positive_int())
+    val_fraction: float = field(default=0.1, metadata=_check(lambda v: 0 < v < 1, "a number in (0, 1)"))
+    seed: int = 0
+    cache: Literal["memory", "file", "none"] = "memory"
+    cache_dir: Optional[str] = None
+    shuffle_buffer: int = field(default=10000, metadata=_positive_int())
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    latent_dim: int = field(default=200, metadata=_positive_int())
+    encoder_filters: tuple[int, ...] = field(
+        default=(32, 64, 64, 64, 64),
+        metadata=_check(lambda v: len(v) >= 1 and min(v) >= 1, "a non-empty list of integers >= 1"))
+    decoder_filters: tuple[int, ...] = field(
+        default=(64, 64, 64, 32),
+        metadata=_check(lambda v: min(v, default=1) >= 1, "a list of integers >= 1"))
+    kernel_size: int = field(default=3, metadata=_positive_int())
+    leaky_relu_slope: float = field(default=0.3, metadata=_check(lambda v: 0 <= v < 1, "a number in [0, 1)"))
+    reparam: Literal["std", "paper_variance"] = "std"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    kl: Literal["exact", "poly_bound"] = "poly_bound"
+    reconstruction_weight: float = field(default=1000.0, metadata=_check(lambda v: v > 0, "a number > 0"))
+    kl_weight: float = field(default=1.0, metadata=_check(lambda v: v >= 0, "a number >= 0"))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = field(default=30, metadata=_positive_int())
+    learning_rate: float = field(default=5e-4, metadata=_check(lambda v: v > 0, "a number > 0"))
+    seed: int = 0
+    steps_per_epoch: Optional[int] = field(default=None, metadata=_positive_int())
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    n: int = field(default=10, metadata=_positive_int())
+    stats_images: int = field(default=5000, metadata=_positive_int())
+    seed: int = 0
+    reconstructions: int = field(default=8, metadata=_positive_int())
+    interpolation_steps: int = field(default=10, metadata=_check(lambda v: v >= 2, "an integer >= 2"))
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    train: TrainConfig = TrainConfig()
+    sample: SampleConfig = SampleConfig()
+
+    def to_dict(self) -> dict:
+        """A plain dict (lists, not tuples) that ``yaml.safe_dump`` writes and ``load_config`` reads."""
+        def plain(value):
+            return list(value) if isinstance(value, tuple) else value
+        return {s.name: {k: plain(v) for k, v in dataclasses.asdict(getattr(self, s.name)).items()}
+                for s in dataclasses.fields(self)}
+
+    def replace(self, **sections) -> "Config":
+        """A copy with some keys changed: ``cfg.replace(data={"dir": "x"})``."""
+        return dataclasses.replace(self, **{
+            name: dataclasses.replace(getattr(self, name), **values) for name, values in sections.items()})
+
+
+def load_config(path, overrides=()) -> Config:
+    """Read a YAML config, apply ``key.path=value`` overrides, and validate it.
+
+    Args:
+        path: the YAML file.
+        overrides: strings such as ``"train.epochs=5"``; the value is parsed as YAML
+            (so ``model.encoder_filters=[16,32]`` gives a list).
+
+    Raises:
+        ConfigError: one line naming the file, the key and what is allowed.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}: YAML syntax error{where}: {problem}") from None
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections ({_names(Config)}), got {type(raw).__name__}")
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    for item in overrides:
+        _apply_override(raw, item, path)
+    return _build(Config, raw, path, prefix="")
+
+
+def _apply_override(raw: dict, item: str, path: Path) -> None:
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or "." not in key:
+        raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. train.epochs=5")
+    section, name = key.split(".", 1)
+    sections = typing.get_type_hints(Config)
+    if section not in sections or name not in {f.name for f in dataclasses.fields(sections[section])}:
+        valid = [f"{s}.{f.name}" for s, cls in sections.items() for f in dataclasses.fields(cls)]
+        raise ConfigError(f"--set {key}: unknown key{_suggest(key, valid)}")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    target = raw.setdefault(section, {})
+    if not isinstance(target, dict):
+        raise ConfigError(f"{path}: {section}: expected a mapping of keys, got {type(target).__name__}")
+    target[name] = value
+
+
+def _build(cls, raw, path, prefix):
+    """Turn a mapping into the dataclass ``cls``, checking every key, type and range."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: {prefix.rstrip('.')}: expected a mapping of keys ({_names(cls)}), "
+                          f"got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"{path}: {prefix}{key}: unknown key{_suggest(str(key), list(known))}")
+    values = {}
+    for name, f in known.items():
+        key = prefix + name
+        if name not in raw:
+            continue
+        if dataclasses.is_dataclass(hints[name]):
+            values[name] = _build(hints[name], raw[name], path, key + ".")
+            continue
+        value = _coerce(raw[name], hints[name], path, key)
+        check = f.metadata.get("check")
+        if value is not None and check is not None and not check(value):
+            raise ConfigError(f"{path}: {key}: must be {f.metadata['allowed']}, got {raw[name]!r}")
+        values[name] = value
+    try:
+        obj = cls(**values)
+    except TypeError as e:  # pragma: no cover - every field has a default
+        raise ConfigError(f"{path}: {prefix.rstrip('.')}: {e}") from None
+    if cls is Config:
+        _check_together(obj, path)
+    return obj
+
+
+def _coerce(value, hint, path, key):
+    """Check ``value`` against a type hint; ints are accepted where floats are expected."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):  # Optional[X]
+        if value is None:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(value, inner, path, key)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{path}: {key}: must be one of {', '.join(map(str, args))}, got {value!r}"
+                              f"{_suggest(str(value), [str(a) for a in args], list_all=False)}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: {key}: must be a list of {args[0].__name__}s, got {value!r}")
+        return tuple(_coerce(v, args[0], path, key) for v in value)
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint in (str, bool) and isinstance(value, hint):
+        return value
+    raise ConfigError(f"{path}: {key}: must be {_type_words(hint)}, got {value!r} ({type(value).__name__})")
+
+
+def _check_together(cfg: Config, path) -> None:
+    """Checks that involve more than one key."""
+    blocks = len(cfg.model.encoder_filters)
+    if cfg.data.image_size % 2 ** blocks:
+        raise ConfigError(f"{path}: data.image_size: must be a multiple of {2 ** blocks} "
+                          f"(2^{blocks} for {blocks} stride-2 encoder blocks), got {cfg.data.image_size}")
+    if len(cfg.model.decoder_filters) != blocks - 1:
+        raise ConfigError(f"{path}: model.decoder_filters: must have {blocks - 1} entries (one fewer than "
+                          f"model.encoder_filters; the last up-sampling block outputs RGB), "
+                          f"got {len(cfg.model.decoder_filters)}")
+
+
+def _type_words(hint) -> str:
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(hint, str(hint))
+
+
+def _names(cls) -> str:
+    return ", ".join(f.name for f in dataclasses.fields(cls))
+
+
+def _suggest(word: str, choices, list_all: bool = True) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {close[0]}?)"
+    return f" (valid: {', '.join(choices)})" if list_all else ""

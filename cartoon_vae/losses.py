@@ -1,0 +1,67 @@
+"""The paper's equations 1-6, one function each.
+
+Notation: ``mean`` is Z_mu and ``log_var`` is log Z_sigma^2, both of shape
+(batch, latent_dim). Every loss here is *per image*: it returns shape (batch,).
+How a batch is reduced is the model's business (it takes the mean; see
+:class:`cartoon_vae.model.CartoonVAE`).
+
+Where the paper's eq. 5 really is a bound (proved in the tests, and in one line
+here): per latent dimension, with s = sigma^2 and x = s - 1, the exact term is
+x - log(1 + x) and the polynomial term is x^2 / 2. Their difference
+``exact - poly = (x - x^2/2) - log(1 + x)`` is >= 0 for s <= 1 and <= 0 for
+s >= 1, because d/dx [log(1+x) - x + x^2/2] = x^2 / (1+x) >= 0. So eq. 5 is a
+lower bound of the KL only where sigma^2 <= 1; on 1 < sigma^2 < 2 it is an
+upper bound; the two agree at sigma^2 = 1. As sigma^2 -> 0 the exact KL grows
+without limit while eq. 5 stays below 0.25 nats per dimension.
+"""
+
+from keras import ops
+
+
+def reconstruction_mse(x, x_hat):
+    """Eq. 1 / eq. 3: the mean squared error of one image, averaged over its pixels and channels."""
+    return ops.mean(ops.square(x - x_hat), axis=tuple(range(1, len(x.shape))))
+
+
+def kl_exact(mean, log_var):
+    """Eq. 4: KL[N(mean, sigma^2) || N(0, I)] = -0.5 * sum(1 - mu^2 - sigma^2 + log sigma^2), in nats."""
+    return -0.5 * ops.sum(1.0 - ops.square(mean) - ops.exp(log_var) + log_var, axis=-1)
+
+
+def kl_poly_bound(mean, log_var):
+    """Eq. 5: 0.5 * sum(mu^2 + 0.5 * (sigma^2 - 1)^2), log sigma^2 replaced by its 2nd-order Taylor polynomial.
+
+    It stands for the KL only while 0 < sigma^2 < 2 (the radius of convergence of
+    log(1 + x) around sigma^2 = 1), which is why the model bounds the variance head
+    when this form is trained. It is <= :func:`kl_exact` for sigma^2 <= 1 and >= it
+    for sigma^2 >= 1 (module docstring).
+    """
+    return 0.5 * ops.sum(ops.square(mean) + 0.5 * ops.square(ops.exp(log_var) - 1.0), axis=-1)
+
+
+KL_FORMS = {"exact": kl_exact, "poly_bound": kl_poly_bound}
+
+
+def reparameterize(mean, log_var, eps, reparam="std"):
+    """Eq. 6: z = mu + scale * eps, eps ~ N(0, I).
+
+    Args:
+        reparam: ``"std"`` scales by sigma (the standard trick, and what the
+            reference code does); ``"paper_variance"`` scales by sigma^2, which is
+            eq. 6 as printed. The two agree only where sigma = 1.
+    """
+    if reparam == "std":
+        scale = ops.exp(0.5 * log_var)
+    elif reparam == "paper_variance":
+        scale = ops.exp(log_var)
+    else:
+        raise ValueError(f"reparam must be 'std' or 'paper_variance', got {reparam!r}")
+    return mean + scale * eps
+
+
+def vae_loss(x, x_hat, mean, log_var, kl="poly_bound", reconstruction_weight=1.0, kl_weight=1.0):
+    """Eq. 2 per image: w_rec * MSE + w_kl * KL, with KL in the chosen form.
+
+    The paper's eq. 2 has both weights 1; the reference code weights the MSE by 1000.
+    """
+    return reconstruction_weight * reconstruction_mse(x, x_hat) + kl_weight * KL_FORMS[kl](mean, log_var)

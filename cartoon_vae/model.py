@@ -1,0 +1,259 @@
+"""The paper's VAE (section IV): a convolutional encoder, a sampling layer, a deconvolutional decoder.
+
+Encoder: (S, S, 3) -> n blocks of Conv2D(stride 2) + BatchNorm + LeakyReLU, each
+halving the image (256 -> 8 for the paper's 5 blocks) -> Flatten -> two Dense
+heads, the mean Z_mu and the log-variance log Z_sigma^2.
+Sampling: z = Z_mu + scale * eps (eq. 6).
+Decoder: Dense((S / 2^n)^2 * C) -> Reshape -> n - 1 blocks of Conv2DTranspose
+(stride 2) + BatchNorm + LeakyReLU -> Conv2DTranspose(3, stride 2, sigmoid).
+
+With configs/paper.yaml this is the reference code's network exactly: 1,770,128
+encoder and 954,307 decoder parameters.
+
+Example:
+    >>> import cartoon_vae
+    >>> vae = cartoon_vae.build_vae(cartoon_vae.load_config("configs/paper.yaml"))
+    >>> mean, log_var = vae.encode(images)        # images: (batch, 256, 256, 3) in [0, 1]
+    >>> faces = vae.decode(mean)
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import tensorflow as tf
+from keras import layers, ops
+
+from . import losses
+
+PACKAGE = "cartoon_vae"
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Sampling(layers.Layer):
+    """The reparameterisation of eq. 6: z = mean + scale * eps, eps ~ N(0, I).
+
+    Args:
+        reparam: ``"std"`` (scale = sigma, the default) or ``"paper_variance"``
+            (scale = sigma^2, eq. 6 as printed).
+        seed: seed of the layer's ``keras.random.SeedGenerator``.
+
+    Example:
+        >>> z = Sampling(seed=0)([mean, log_var])
+    """
+
+    def __init__(self, reparam="std", seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.reparam = reparam
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs):
+        mean, log_var = inputs
+        eps = keras.random.normal(ops.shape(mean), dtype=mean.dtype, seed=self.seed_generator)
+        return losses.reparameterize(mean, log_var, eps, self.reparam)
+
+    def get_config(self):
+        return {**super().get_config(), "reparam": self.reparam, "seed": self.seed}
+
+    # The generator's state is saved with the weights, so a loaded model (or a
+    # resumed run) continues the same random stream instead of restarting it.
+    # (The layer has no weights of its own, so the state is the store's only entry.)
+    def save_own_variables(self, store):
+        store["seed_state"] = keras.ops.convert_to_numpy(self.seed_generator.state)
+
+    def load_own_variables(self, store):
+        if "seed_state" in store.keys():
+            self.seed_generator.state.assign(store["seed_state"][...])
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class BoundedLogVariance(layers.Layer):
+    """Maps a raw head output h to log sigma^2 with 0 < sigma^2 < max_variance.
+
+    sigma^2 = max_variance * sigmoid(h), so log sigma^2 = log(max_variance) + log_sigmoid(h).
+    Used when the model trains on eq. 5: its polynomial stands for log sigma^2 only
+    on 0 < sigma^2 < 2. A sigmoid keeps the bound smooth and never saturates to an
+    exact 0 or 2 (so log sigma^2 stays finite); clipping instead would stop the
+    gradient at the edges. At h = 0, sigma^2 = max_variance / 2 = 1, the prior's
+    variance, so a freshly initialised head starts at the KL's minimum in sigma.
+
+    Example:
+        >>> log_var = BoundedLogVariance(2.0)(keras.layers.Dense(200)(features))
+    """
+
+    def __init__(self, max_variance=2.0, **kwargs):
+        super().__init__(**kwargs)
+        self.max_variance = float(max_variance)
+
+    def call(self, h):
+        return math.log(self.max_variance) + ops.log_sigmoid(h)
+
+    def get_config(self):
+        return {**super().get_config(), "max_variance": self.max_variance}
+
+
+def build_encoder(image_size, latent_dim, filters, kernel_size, leaky_relu_slope, max_variance=None):
+    """The encoder: image -> (z_mean, z_log_var). ``max_variance`` bounds sigma^2 (None: unbounded)."""
+    image = keras.Input((image_size, image_size, 3), name="image")
+    x = image
+    for i, f in enumerate(filters, start=1):
+        x = layers.Conv2D(f, kernel_size, strides=2, padding="same", name=f"conv_{i}")(x)
+        x = layers.BatchNormalization(name=f"bn_{i}")(x)
+        x = layers.LeakyReLU(negative_slope=leaky_relu_slope, name=f"lrelu_{i}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    z_mean = layers.Dense(latent_dim, name="z_mean")(x)
+    z_log_var = layers.Dense(latent_dim, name="z_log_var")(x)
+    if max_variance is not None:
+        z_log_var = BoundedLogVariance(max_variance, name="variance_bound")(z_log_var)
+    return keras.Model(image, [z_mean, z_log_var], name="encoder")
+
+
+def build_decoder(image_size, latent_dim, filters, bottleneck_channels, kernel_size, leaky_relu_slope):
+    """The decoder: z -> image in [0, 1]. ``len(filters) + 1`` stride-2 up-sampling blocks."""
+    side = image_size // 2 ** (len(filters) + 1)
+    z = keras.Input((latent_dim,), name="z")
+    x = layers.Dense(side * side * bottleneck_channels, name="dense")(z)
+    x = layers.Reshape((side, side, bottleneck_channels), name="reshape")(x)
+    for i, f in enumerate(filters, start=1):
+        x = layers.Conv2DTranspose(f, kernel_size, strides=2, padding="same", name=f"deconv_{i}")(x)
+        x = layers.BatchNormalization(name=f"bn_{i}")(x)
+        x = layers.LeakyReLU(negative_slope=leaky_relu_slope, name=f"lrelu_{i}")(x)
+    image = layers.Conv2DTranspose(3, kernel_size, strides=2, padding="same", activation="sigmoid",
+                                   name="image", dtype="float32")(x)
+    return keras.Model(z, image, name="decoder")
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CartoonVAE(keras.Model):
+    """The paper's VAE with a custom ``train_step`` (keras-io style).
+
+    Loss per image = reconstruction_weight * MSE (eq. 1) + kl_weight * KL, where KL is
+    eq. 4 (``kl="exact"``) or eq. 5 (``kl="poly_bound"``). The batch is reduced by the
+    **mean** over images (the reference code sums over the batch instead; with Adam,
+    which is invariant to a constant scale of the loss, the two give the same updates
+    up to Adam's epsilon, and the mean does not change with the batch size).
+
+    Tracked metrics: ``loss``; ``reconstruction_loss`` (the unweighted per-image MSE,
+    eq. 1, so it reads the same whatever the weight); ``kl_loss`` (the KL form being
+    trained, unweighted); ``kl_exact`` (eq. 4 always, so the true KL is visible when
+    training on the bound).
+
+    Args:
+        image_size: side of the square RGB input, a multiple of 2^len(encoder_filters).
+        latent_dim: size of z (200 in the paper).
+        encoder_filters, decoder_filters: channels of the conv blocks.
+        kernel_size, leaky_relu_slope: of every block (3 and Keras' default 0.3).
+        reparam: "std" or "paper_variance" (see :class:`Sampling`).
+        kl: "exact" or "poly_bound". With "poly_bound" the variance head is bounded to
+            (0, 2) by :class:`BoundedLogVariance`.
+        reconstruction_weight, kl_weight: the weights of eq. 2's two terms.
+        seed: seed of the sampling layer.
+    """
+
+    def __init__(self, image_size=256, latent_dim=200, encoder_filters=(32, 64, 64, 64, 64),
+                 decoder_filters=(64, 64, 64, 32), kernel_size=3, leaky_relu_slope=0.3, reparam="std",
+                 kl="poly_bound", reconstruction_weight=1000.0, kl_weight=1.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if kl not in losses.KL_FORMS:
+            raise ValueError(f"kl must be one of {sorted(losses.KL_FORMS)}, got {kl!r}")
+        self.image_size = int(image_size)
+        self.latent_dim = int(latent_dim)
+        self.encoder_filters = tuple(encoder_filters)
+        self.decoder_filters = tuple(decoder_filters)
+        self.kernel_size = int(kernel_size)
+        self.leaky_relu_slope = float(leaky_relu_slope)
+        self.reparam = reparam
+        self.kl = kl
+        self.reconstruction_weight = float(reconstruction_weight)
+        self.kl_weight = float(kl_weight)
+        self.seed = seed
+
+        self.encoder = build_encoder(image_size, latent_dim, self.encoder_filters, kernel_size,
+                                     leaky_relu_slope, max_variance=2.0 if kl == "poly_bound" else None)
+        self.sampling = Sampling(reparam, seed=seed, name="sampling")
+        self.decoder = build_decoder(image_size, latent_dim, self.decoder_filters, self.encoder_filters[-1],
+                                     kernel_size, leaky_relu_slope)
+        self._kl_fn = losses.KL_FORMS[kl]
+        self.trackers = {name: keras.metrics.Mean(name=name)
+                         for name in ("loss", "reconstruction_loss", "kl_loss", "kl_exact")}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def build(self, input_shape=None):
+        # The encoder and decoder are functional models, already built.
+        self.built = True
+
+    def encode(self, x, training=False):
+        """Image batch -> (mean, log_var), each (batch, latent_dim)."""
+        return self.encoder(x, training=training)
+
+    def decode(self, z, training=False):
+        """Latent batch -> image batch in [0, 1]."""
+        return self.decoder(z, training=training)
+
+    def call(self, x, training=False):
+        """Reconstruction through a sampled z: decode(mean + scale * eps)."""
+        mean, log_var = self.encode(x, training=training)
+        return self.decode(self.sampling([mean, log_var]), training=training)
+
+    def compute_terms(self, x, training=False):
+        """Batch-mean loss terms (see the class docstring), and the reconstruction."""
+        mean, log_var = self.encode(x, training=training)
+        x_hat = self.decode(self.sampling([mean, log_var]), training=training)
+        x_hat = ops.cast(x_hat, x.dtype)
+        mean, log_var = ops.cast(mean, "float32"), ops.cast(log_var, "float32")
+        rec = ops.mean(losses.reconstruction_mse(x, x_hat))
+        kl = ops.mean(self._kl_fn(mean, log_var))
+        return {
+            "loss": self.reconstruction_weight * rec + self.kl_weight * kl,
+            "reconstruction_loss": rec,
+            "kl_loss": kl,
+            "kl_exact": ops.mean(losses.kl_exact(mean, log_var)),
+        }
+
+    def train_step(self, data):
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        with tf.GradientTape() as tape:
+            terms = self.compute_terms(x, training=True)
+            loss = terms["loss"]
+            scaled = self.optimizer.scale_loss(loss) if hasattr(self.optimizer, "scale_loss") else loss
+        grads = tape.gradient(scaled, self.trainable_weights)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+        return self._record(terms)
+
+    def test_step(self, data):
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        return self._record(self.compute_terms(x, training=False))
+
+    def _record(self, terms):
+        for name, value in terms.items():
+            self.trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "image_size": self.image_size, "latent_dim": self.latent_dim,
+            "encoder_filters": list(self.encoder_filters), "decoder_filters": list(self.decoder_filters),
+            "kernel_size": self.kernel_size, "leaky_relu_slope": self.leaky_relu_slope,
+            "reparam": self.reparam, "kl": self.kl, "reconstruction_weight": self.reconstruction_weight,
+            "kl_weight": self.kl_weight, "seed": self.seed,
+        }
+
+
+def build_vae(config, compile=True) -> CartoonVAE:
+    """A built (and, by default, compiled with Adam at ``train.learning_rate``) :class:`CartoonVAE`."""
+    m, l = config.model, config.loss
+    vae = CartoonVAE(
+        image_size=config.data.image_size, latent_dim=m.latent_dim, encoder_filters=m.encoder_filters,
+        decoder_filters=m.decoder_filters, kernel_size=m.kernel_size, leaky_relu_slope=m.leaky_relu_slope,
+        reparam=m.reparam, kl=l.kl, reconstruction_weight=l.reconstruction_weight, kl_weight=l.kl_weight,
+        seed=m.seed, name="cartoon_vae")
+    vae.build((None, config.data.image_size, config.data.image_size, 3))
+    if compile:
+        vae.compile(optimizer=keras.optimizers.Adam(learning_rate=config.train.learning_rate))
+    return vae

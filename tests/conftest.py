@@ -1,0 +1,25 @@
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture
+def paper_config_path():
+    return ROOT / "configs" / "paper.yaml"
+
+
+def small_overrides(tmp_dir=None, size=64, latent=8):
+    """Overrides that shrink the paper config to something a test trains in seconds."""
+    o = [f"data.image_size={size}", f"model.latent_dim={latent}", "model.encoder_filters=[8,8,8,8,8]",
+         "model.decoder_filters=[8,8,8,8]", "data.batch_size=8", "data.load_size=64"]
+    if tmp_dir is not None:
+        o.append(f"data.dir={tmp_dir}")
+    return o
