@@ -18,8 +18,8 @@ install: $(STAMP)
 # Generate the embedded data set, train configs/demo.yaml, write the figures to runs/demo/.
 demo: $(STAMP)
 	@start=$$(date +%s); \
-	$(VENV)/bin/cartoon-vae make-data --out data/synthetic --n 2000 --seed 0 --skip-existing && \
-	$(VENV)/bin/cartoon-vae train --config configs/demo.yaml --run-dir runs/demo $(if $(wildcard runs/demo/model.keras),--resume,) && \
+	$(VENV)/bin/cartoon-vae make-data --out data/synthetic --n 2000 --seed 0 && \
+	$(VENV)/bin/cartoon-vae train --config configs/demo.yaml --run-dir runs/demo $(if $(wildcard runs/demo/config.yaml),--resume,) && \
 	$(VENV)/bin/cartoon-vae figures --run runs/demo && \
 	echo "demo finished in $$(( $$(date +%s) - start )) s; figures are in runs/demo/"
 

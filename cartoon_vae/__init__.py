@@ -4,15 +4,27 @@ Example:
     >>> import cartoon_vae
     >>> cfg = cartoon_vae.load_config("configs/paper.yaml")
     >>> vae = cartoon_vae.build_vae(cfg)
+
+TensorFlow is imported only when a name that needs it is first used, so the data
+generator and the command line start fast.
 """
 
+import importlib
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from .config import Config, ConfigError, load_config  # noqa: E402
-from .model import BoundedLogVariance, CartoonVAE, Sampling, build_vae  # noqa: E402
-
-__all__ = ["Config", "ConfigError", "load_config", "CartoonVAE", "Sampling", "BoundedLogVariance", "build_vae"]
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Config": "config", "ConfigError": "config", "load_config": "config",
+    "CartoonVAE": "model", "Sampling": "model", "BoundedLogVariance": "model", "build_vae": "model",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'cartoon_vae' has no attribute {name!r}")

@@ -43,6 +43,7 @@ class DataConfig:
     dir: str = "data/synthetic"
     image_size: int = field(default=256, metadata=_positive_int())
     load_size: int = field(default=500, metadata=_positive_int())
+    crop: float = field(default=1.0, metadata=_check(lambda v: 0 < v <= 1, "a number in (0, 1]"))
     background: tuple[int, ...] = field(
         default=(255, 255, 255),
         metadata=_check(lambda v: len(v) == 3 and all(0 <= c <= 255 for c in v),

@@ -1,0 +1,196 @@
+"""The ``cartoon-vae`` command. Each subcommand parses its arguments and calls the library.
+
+Bad input (a config, data folder, run folder or value) exits with code 2 and one
+line naming the culprit; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cartoon_vae  # noqa: F401  (sets the Keras backend before anything imports keras)
+
+
+def _add_config_args(p, required=True):
+    p.add_argument("--config", required=required, help="YAML config, e.g. configs/demo.yaml")
+    p.add_argument("--data", help="data folder (sets data.dir)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set train.epochs=5 (repeatable)")
+
+
+def _load(args):
+    from .config import load_config
+
+    overrides = list(args.set) + ([f"data.dir={args.data}"] if getattr(args, "data", None) else [])
+    return load_config(args.config, overrides)
+
+
+def cmd_make_data(args):
+    from .synthetic import make_dataset
+
+    out = make_dataset(args.out, n=args.n, seed=args.seed, workers=args.workers)
+    print(f"{args.n} faces in {out}")
+
+
+def cmd_download(args):
+    from .download import download_cartoonset
+
+    target = download_cartoonset(args.variant, args.out, url=args.url)
+    print(f"Cartoon Set {args.variant} is in {target}")
+
+
+def cmd_train(args):
+    from .config import load_config
+    from .train import train
+
+    run_dir = Path(args.run_dir or Path("runs") / Path(args.config).stem)
+    if args.resume and args.config is None:
+        config = load_config(run_dir / "config.yaml", args.set)
+    else:
+        config = _load(args) if args.config else None
+    train(config, run_dir, resume=args.resume)
+    print(f"trained model: {run_dir / 'model.keras'}")
+
+
+def _run_data(args, config):
+    if getattr(args, "data", None):
+        config = config.replace(data={"dir": args.data})
+    return config
+
+
+def _val_images(config, n):
+    import numpy as np
+
+    from .data import make_datasets
+
+    _, val = make_datasets(config)
+    out, have = [], 0
+    for batch in val:
+        out.append(np.asarray(batch))
+        have += len(out[-1])
+        if have >= n:
+            break
+    return np.concatenate(out)[:n]
+
+
+def _stats(args, vae, config, n_images):
+    from .data import make_datasets
+    from .latent import cached_minmax_stats
+
+    def batches():
+        train, val = make_datasets(config, shuffle_train=False)
+        return train.concatenate(val)
+
+    return cached_minmax_stats(args.run, vae, batches, n_images)
+
+
+def cmd_figures(args):
+    from .figures import write_run_figures
+    from .runs import load_run
+
+    vae, config = load_run(args.run)
+    config = _run_data(args, config)
+    s = config.sample
+    val = _val_images(config, max(s.reconstructions, 2))
+    stats = _stats(args, vae, config, s.stats_images)
+    write_run_figures(args.run, vae, config, val, stats)
+    print(f"figures written to {args.run}/")
+
+
+def cmd_sample(args):
+    import numpy as np
+
+    from .figures import decode
+    from .latent import sample_minmax, sample_normal
+    from .runs import atomic_path, load_run
+
+    vae, config = load_run(args.run)
+    config = _run_data(args, config)
+    rng = np.random.default_rng(args.seed)
+    if args.mode == "minmax":
+        stats = _stats(args, vae, config, args.stats_images)
+        z = sample_minmax(stats["min"], stats["max"], args.n, rng)
+    else:
+        z = sample_normal(args.n, vae.latent_dim, rng)
+    images = decode(vae, z)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    from PIL import Image
+
+    for i, img in enumerate(images):
+        with atomic_path(out / f"sample_{i:04d}.png") as tmp:
+            Image.fromarray(np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)).save(tmp, format="PNG")
+    with atomic_path(out / "latents.npy") as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, z)
+    print(f"{args.n} {args.mode} samples and latents.npy in {out}/")
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="cartoon-vae", description=__doc__.splitlines()[0])
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("make-data", help="draw Cartoon Set-format faces (the embedded data set)")
+    s.add_argument("--out", default="data/synthetic")
+    s.add_argument("--n", type=int, default=2000)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    s.set_defaults(fn=cmd_make_data)
+
+    s = sub.add_parser("download-cartoonset", help="download and extract Google's Cartoon Set")
+    s.add_argument("--variant", choices=["10k", "100k"], default="10k")
+    s.add_argument("--out", default="data")
+    s.add_argument("--url", help="tarball URL (default: the dataset's public bucket)")
+    s.set_defaults(fn=cmd_download)
+
+    s = sub.add_parser("train", help="train a config into a run folder")
+    _add_config_args(s, required=False)
+    s.add_argument("--run-dir", help="run folder (default: runs/<config name>)")
+    s.add_argument("--resume", action="store_true", help="continue an existing run folder")
+    s.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("figures", help="write Fig. 4, Fig. 5 and the other figures of a run")
+    s.add_argument("--run", required=True)
+    s.add_argument("--data", help="data folder (default: the run's data.dir)")
+    s.set_defaults(fn=cmd_figures)
+
+    s = sub.add_parser("sample", help="decode new faces from min-max uniform or N(0, I) latents")
+    s.add_argument("--run", required=True)
+    s.add_argument("--n", type=int, default=10)
+    s.add_argument("--mode", choices=["minmax", "normal"], default="minmax")
+    s.add_argument("--stats-images", type=int, default=5000, help="images whose latent means give min/max")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", required=True)
+    s.add_argument("--data", help="data folder (default: the run's data.dir)")
+    s.set_defaults(fn=cmd_sample)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.command == "train" and not args.config and not args.resume:
+        build_parser().error("train: --config is required (or --resume with --run-dir)")
+    from .config import ConfigError
+    from .data import DataError
+    from .download import DownloadError
+    from .runs import RunError
+
+    expected = (ConfigError, DataError, RunError, DownloadError, FileExistsError)
+    try:
+        args.fn(args)
+    except expected as e:
+        if args.debug:
+            raise
+        print(f"cartoon-vae {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"cartoon-vae {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

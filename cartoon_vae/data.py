@@ -1,0 +1,238 @@
+"""Images and attributes: Cartoon Set (10k flat, 100k in folders 0/..9/) or any folder of PNG/JPEG.
+
+The loader is the paper's, ``keras.utils.image_dataset_from_directory``, with two
+changes that correctness needs:
+
+* Cartoon Set PNGs are RGBA with a transparent background, and the RGB under a
+  transparent pixel is arbitrary. Images are read as RGBA at ``data.load_size``
+  (500, Cartoon Set's own size, so that read is not a resize), composited onto
+  ``data.background``, and only then resized to ``data.image_size``. Resizing
+  first would smear the hidden RGB into the outlines; dropping alpha would show it.
+* Each image carries its index in the sorted file list as its integer label, so
+  attributes stay aligned with images through shuffling and skipped files.
+
+Unreadable files (empty, not an image, truncated) are found before training by a
+header and checksum scan (PIL ``verify``), logged with their count and names, and
+skipped; a decode error the scan missed is skipped too (``ignore_errors``), so a
+bad file never stops an epoch. A folder with no readable image is an error.
+
+Decoded, composited, resized images are cached as uint8 (in memory, or in a file
+cache for sets too big for memory), so only the first epoch decodes PNGs; the
+paper's ``Rescaling(1/255)`` is applied after the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("cartoon_vae")
+
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # what image_dataset_from_directory reads
+
+
+class DataError(ValueError):
+    """Bad input data. The message is one line naming the path."""
+
+
+def list_images(folder) -> list[str]:
+    """Image files under ``folder``, recursively, in image_dataset_from_directory's (alphanumeric) order."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise DataError(f"{folder}: data folder not found")
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder")
+    if not os.access(folder, os.R_OK | os.X_OK):
+        raise DataError(f"{folder}: data folder is not readable (permission denied)")
+    paths = []
+    for root, dirs, files in sorted(os.walk(folder), key=lambda item: item[0]):
+        paths += [os.path.join(root, f) for f in sorted(files) if f.lower().endswith(IMAGE_EXTENSIONS)]
+    if not paths:
+        raise DataError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)}) found")
+    return paths
+
+
+def find_unreadable(paths) -> dict[str, str]:
+    """``{path: reason}`` for files that are empty, not images, or fail PIL's checksum scan."""
+    from PIL import Image
+
+    bad = {}
+    for p in paths:
+        try:
+            if os.path.getsize(p) == 0:
+                bad[p] = "empty file"
+                continue
+            with Image.open(p) as im:
+                im.verify()
+        except PermissionError:
+            bad[p] = "permission denied"
+        except Exception as e:  # PIL raises many types for broken files
+            bad[p] = f"not a readable image ({type(e).__name__})"
+    return bad
+
+
+@dataclass(frozen=True)
+class Attributes:
+    """Attribute labels aligned with :func:`list_images` order.
+
+    Attributes:
+        names: attribute names, in the CSV's line order.
+        n_variants: (A,) number of variants of each attribute.
+        values: (N, A) int32 variant index per image; -1 where an image has no CSV.
+        paths: the N image paths.
+    """
+
+    names: tuple[str, ...]
+    n_variants: np.ndarray
+    values: np.ndarray
+    paths: tuple[str, ...]
+
+    @property
+    def labelled(self) -> np.ndarray:
+        """(N,) bool: which images have a CSV."""
+        return self.values[:, 0] >= 0 if self.values.size else np.zeros(len(self.paths), bool)
+
+    def column(self, name: str) -> np.ndarray:
+        if name not in self.names:
+            raise DataError(f"unknown attribute {name!r}; this data has: {', '.join(self.names)}")
+        return self.values[:, self.names.index(name)]
+
+
+def parse_attribute_csv(path) -> list[tuple[str, int, int]]:
+    """Lines of ``"name", variant_index, n_variants``. A malformed line raises DataError with file:line."""
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            parts = [p.strip() for p in line.strip().split(",")]
+            try:
+                name, index, count = parts
+                if not (len(name) >= 2 and name[0] == name[-1] == '"'):
+                    raise ValueError
+                name, index, count = name[1:-1], int(index), int(count)
+                if not 0 <= index < count:
+                    raise ValueError
+            except ValueError:
+                raise DataError(f"{path}:{lineno}: expected '\"name\", variant_index, n_variants' with "
+                                f"0 <= variant_index < n_variants, got {line.strip()!r}") from None
+            rows.append((name, index, count))
+    return rows
+
+
+def read_attributes(folder, paths=None) -> Attributes:
+    """Read the ``csX.csv`` beside each image into an :class:`Attributes` table.
+
+    Images without a CSV get -1. Every CSV must list the same attributes as the first.
+    """
+    paths = list_images(folder) if paths is None else list(paths)
+    names, counts, values = None, None, []
+    for p in paths:
+        csv = os.path.splitext(p)[0] + ".csv"
+        if not os.path.exists(csv):
+            values.append(None)
+            continue
+        rows = parse_attribute_csv(csv)
+        if names is None:
+            names, counts = tuple(r[0] for r in rows), np.array([r[2] for r in rows], np.int32)
+        elif tuple(r[0] for r in rows) != names:
+            raise DataError(f"{csv}: attributes {[r[0] for r in rows]} differ from the first CSV's {list(names)}")
+        values.append([r[1] for r in rows])
+    names = names or ()
+    table = np.full((len(paths), len(names)), -1, np.int32)
+    for i, v in enumerate(values):
+        if v is not None:
+            table[i] = v
+    return Attributes(names, counts if counts is not None else np.zeros(0, np.int32), table, tuple(paths))
+
+
+def _composite_and_resize(rgba, image_size, background, crop=1.0):
+    """RGBA (float 0..255, straight alpha) -> RGB over ``background`` -> central crop -> resized -> uint8."""
+    import tensorflow as tf
+
+    alpha = rgba[..., 3:] / 255.0
+    rgb = rgba[..., :3] * alpha + tf.constant(background, tf.float32) * (1.0 - alpha)
+    if crop < 1.0:
+        rgb = tf.image.central_crop(rgb, crop)
+    rgb = tf.image.resize(rgb, (image_size, image_size), method="area")
+    return tf.cast(tf.clip_by_value(tf.round(rgb), 0, 255), tf.uint8)
+
+
+def _cache(ds, cfg, split, paths):
+    if cfg.cache == "none":
+        return ds
+    if cfg.cache == "memory":
+        return ds.cache()
+    folder = Path(cfg.cache_dir or Path(cfg.dir) / ".cache")
+    folder.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha1(repr((paths, cfg.image_size, cfg.load_size, cfg.crop, cfg.background)).encode()).hexdigest()[:12]
+    return ds.cache(str(folder / f"{split}-{cfg.image_size}px-{key}"))
+
+
+def load_splits(cfg, verbose=True):
+    """(train, val) unbatched datasets of ``(uint8 image, index)`` and the sorted path list.
+
+    ``cfg`` is the ``data`` section. The split is image_dataset_from_directory's:
+    the file list shuffled once with ``cfg.seed``, the last ``val_fraction`` held out.
+    """
+    import keras
+    import tensorflow as tf
+
+    paths = list_images(cfg.dir)
+    bad = find_unreadable(paths)
+    if len(bad) == len(paths):
+        raise DataError(f"{cfg.dir}: none of the {len(paths)} image files is readable "
+                        f"(first: {paths[0]}: {bad[paths[0]]})")
+    if bad and verbose:
+        shown = "; ".join(f"{p}: {why}" for p, why in list(bad.items())[:5])
+        log.warning("skipping %d unreadable image file(s) in %s: %s%s", len(bad), cfg.dir, shown,
+                    " ..." if len(bad) > 5 else "")
+    if len(paths) < 2:
+        raise DataError(f"{cfg.dir}: needs at least 2 images for a train/validation split, found {len(paths)}")
+    train, val = keras.utils.image_dataset_from_directory(
+        cfg.dir, labels=list(range(len(paths))), label_mode="int", color_mode="rgba",
+        image_size=(cfg.load_size, cfg.load_size), interpolation="area", crop_to_aspect_ratio=True,
+        batch_size=None, shuffle=True, seed=cfg.seed, validation_split=cfg.val_fraction, subset="both",
+        verbose=False)
+    if len(train.file_paths) + len(val.file_paths) != len(paths):  # pragma: no cover - a folder changed under us
+        raise DataError(f"{cfg.dir}: the folder changed while it was being read")
+
+    def composite(rgba, index):
+        return _composite_and_resize(rgba, cfg.image_size, cfg.background, cfg.crop), index
+
+    def prepare(ds, split, split_paths):
+        ds = ds.map(composite, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return _cache(ds.ignore_errors(), cfg, split, split_paths)
+
+    return prepare(train, "train", train.file_paths), prepare(val, "val", val.file_paths), paths
+
+
+def make_datasets(config, with_index=False, shuffle_train=True):
+    """(train, val) batched ``tf.data`` datasets of float32 images in [0, 1] at ``data.image_size``.
+
+    Train is reshuffled every epoch (seeded) unless ``shuffle_train=False``; val keeps a fixed order. With
+    ``with_index=True`` each element is ``(images, indices)``, the indices pointing
+    into :func:`list_images` order (and so into :func:`read_attributes`).
+    """
+    import keras
+    import tensorflow as tf
+
+    cfg = config.data
+    train, val, _ = load_splits(cfg)
+    rescale = keras.layers.Rescaling(1.0 / 255)  # the paper's normalising layer
+
+    def normalise(images, indices):
+        return (rescale(images), indices) if with_index else rescale(images)
+
+    def finish(ds, shuffle):
+        if shuffle:
+            ds = ds.shuffle(cfg.shuffle_buffer, seed=cfg.seed, reshuffle_each_iteration=True)
+        ds = ds.batch(cfg.batch_size).map(normalise, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    return finish(train, shuffle=shuffle_train), finish(val, shuffle=False)

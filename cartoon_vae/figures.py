@@ -1,0 +1,116 @@
+"""The paper's figures and a few more, written as PNG.
+
+fig4_reconstruction.png  Fig. 4: held-out faces (top) above their reconstructions (bottom), decoded
+                         from the latent means.
+fig5_uniform_samples.png Fig. 5: 10 faces decoded from min-max uniform latents.
+samples_normal.png       10 faces decoded from z ~ N(0, I).
+interpolation.png        the straight line between two held-out faces' latent means.
+loss_curves.png          history.csv: loss, reconstruction MSE, KL (trained form and exact).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .runs import atomic_path
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_grid(images, path, rows, cols, row_labels=None, title=None, scale=1.6):
+    """Images (N, H, W, 3) in [0, 1] as a rows x cols grid, with optional row labels."""
+    plt = _plt()
+    images = np.clip(np.asarray(images, np.float32), 0, 1)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * scale, rows * scale + (0.4 if title else 0)),
+                             squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.set_xticks([]), ax.set_yticks([])
+        for s in ax.spines.values():
+            s.set_visible(False)
+        if k < len(images):
+            ax.imshow(images[k], interpolation="lanczos" if images.shape[1] < 128 else "antialiased")
+        if row_labels and k % cols == 0:
+            ax.set_ylabel(row_labels[k // cols], fontsize=10)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _save(fig, path):
+    plt = _plt()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
+def plot_loss_curves(rows, path):
+    """Four panels from history rows: loss, reconstruction MSE, KL (trained form), exact KL; train and val."""
+    plt = _plt()
+    epochs = [r["epoch"] for r in rows]
+    panels = [("loss", "loss (weighted sum)"), ("reconstruction_loss", "reconstruction MSE per image"),
+              ("kl_loss", "KL, trained form (nats)"), ("kl_exact", "exact KL, eq. 4 (nats)")]
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.4))
+    for ax, (key, label) in zip(axes, panels):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            ys = [r.get(prefix + key, np.nan) for r in rows]
+            ax.plot(epochs, ys, style, marker="o", ms=3, label="validation" if prefix else "train")
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if key in ("loss", "reconstruction_loss") and all(np.isfinite(r.get(key, np.nan)) and r[key] > 0
+                                                          for r in rows):
+            ax.set_yscale("log")
+    axes[0].legend()
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def decode(vae, z, batch_size=64):
+    return np.concatenate([np.asarray(vae.decode(z[i:i + batch_size])) for i in range(0, len(z), batch_size)])
+
+
+def reconstruct(vae, x):
+    """Deterministic reconstructions: decode the latent means."""
+    mean, _ = vae.encode(x, training=False)
+    return np.asarray(vae.decode(mean))
+
+
+def write_run_figures(run_dir, vae, config, val_images, stats, out_dir=None):
+    """Every figure of a run. ``val_images``: held-out faces; ``stats``: the min-max statistics."""
+    from .latent import interpolate, sample_minmax, sample_normal
+    from .train import read_history
+
+    run_dir = Path(run_dir)
+    out = Path(out_dir or run_dir)
+    s = config.sample
+    n_rec = min(s.reconstructions, len(val_images))
+    save_grid(np.concatenate([val_images[:n_rec], reconstruct(vae, val_images[:n_rec])]),
+              out / "fig4_reconstruction.png", 2, n_rec, ["original", "reconstruction"],
+              "Fig. 4: held-out faces and their reconstructions")
+    rng = np.random.default_rng(s.seed)
+    cols = (s.n + 1) // 2
+    z = sample_minmax(stats["min"], stats["max"], s.n, rng)
+    save_grid(decode(vae, z), out / "fig5_uniform_samples.png", 2, cols,
+              title=f"Fig. 5: min-max uniform latent sampling ({stats['count']} images' latent means)")
+    z = sample_normal(s.n, vae.latent_dim, np.random.default_rng(s.seed))
+    save_grid(decode(vae, z), out / "samples_normal.png", 2, cols, title="z ~ N(0, I)")
+    if len(val_images) >= 2:
+        mean, _ = vae.encode(val_images[:2], training=False)
+        mean = np.asarray(mean)
+        z = interpolate(mean[0], mean[1], s.interpolation_steps)
+        save_grid(decode(vae, z), out / "interpolation.png", 1, s.interpolation_steps,
+                  title="interpolation between two held-out faces (latent means)")
+    rows = read_history(run_dir / "history.csv")
+    if rows:
+        plot_loss_curves(rows, out / "loss_curves.png")

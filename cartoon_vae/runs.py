@@ -1,0 +1,68 @@
+"""Run folders: what is in them, and writing files so a crash never leaves a half-written one.
+
+A run folder holds:
+    config.yaml          the resolved config the run was trained with
+    checkpoints/last.keras, checkpoints/state.json
+                         the last complete epoch's model + optimizer state, and its epoch number
+    history.csv          one row per epoch: train and validation loss, reconstruction, KL, exact KL
+    logs/                TensorBoard logs
+    model.keras          the final model
+    loss_curves.png      the curves of history.csv
+    latent_stats.npz     cached per-dimension min/max of latent means (min-max sampling)
+    fig4_reconstruction.png, fig5_uniform_samples.png, samples_normal.png, interpolation.png
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+
+class RunError(ValueError):
+    """A run folder that is missing, incomplete, or would be overwritten. One line naming it."""
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    The temporary name keeps the suffix (Keras insists on ``.keras``) and starts with a dot.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text_atomic(path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+
+
+def require_model(run_dir) -> Path:
+    """The run's final model, or its last checkpoint; a clear error when neither exists."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: run folder not found")
+    for candidate in (run_dir / "model.keras", run_dir / "checkpoints" / "last.keras"):
+        if candidate.exists():
+            return candidate
+    raise RunError(f"{run_dir}: no model.keras or checkpoints/last.keras; train it first "
+                   f"(cartoon-vae train --run-dir {run_dir} --resume)")
+
+
+def load_run(run_dir):
+    """(model, config) of a run folder."""
+    import keras
+
+    from .config import load_config
+    from . import model  # noqa: F401  (registers the custom layers with Keras)
+
+    path = require_model(run_dir)
+    config = load_config(Path(run_dir) / "config.yaml")
+    return keras.models.load_model(path), config

@@ -1,0 +1,150 @@
+"""Training: ``model.fit`` with the custom train_step, and callbacks that keep a run folder whole.
+
+Example:
+    >>> from cartoon_vae.train import train
+    >>> train(load_config("configs/demo.yaml"), "runs/demo")
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import warnings
+from pathlib import Path
+
+import keras
+import yaml
+
+from .config import load_config
+from .data import make_datasets
+from .model import build_vae
+from .runs import RunError, atomic_path, write_text_atomic
+
+HISTORY_COLUMNS = ["epoch", "loss", "reconstruction_loss", "kl_loss", "kl_exact",
+                   "val_loss", "val_reconstruction_loss", "val_kl_loss", "val_kl_exact", "seconds"]
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or Inf."""
+
+
+class RunKeeper(keras.callbacks.Callback):
+    """After each epoch: the checkpoint, then history.csv, each written to a temporary name and renamed.
+
+    The checkpoint (``checkpoints/last.keras``: weights, optimizer state, the sampling
+    layer's RNG state) and ``checkpoints/state.json`` (the epoch) are the resume point;
+    history.csv is rewritten whole, so a resumed run has each epoch exactly once.
+    A NaN or Inf loss stops training, keeps the last good checkpoint, and raises.
+    """
+
+    def __init__(self, run_dir, rows):
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.rows = list(rows)
+        self.ckpt = self.run_dir / "checkpoints"
+        self.ckpt.mkdir(parents=True, exist_ok=True)
+        self.bad = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        import time
+        self.t0 = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.bad = (self.epoch_number, batch)
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        import time
+        if self.bad is not None:
+            return
+        logs = dict(logs or {})
+        if not all(math.isfinite(float(v)) for v in logs.values()):
+            self.bad = (epoch + 1, "end")
+            self.model.stop_training = True
+            return
+        with atomic_path(self.ckpt / "last.keras") as tmp:
+            self.model.save(tmp)
+        write_text_atomic(self.ckpt / "state.json", json.dumps({"epoch": epoch + 1}) + "\n")
+        row = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - self.t0, 3)}
+        row.update({k: float(logs[k]) for k in HISTORY_COLUMNS if k in logs})
+        self.rows.append(row)
+        write_history(self.run_dir / "history.csv", self.rows)
+
+    @property
+    def epoch_number(self):
+        return len(self.rows) + 1
+
+
+def read_history(path) -> list[dict]:
+    if not Path(path).exists():
+        return []
+    with open(path, newline="") as fh:
+        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
+                for row in csv.DictReader(fh)]
+
+
+def write_history(path, rows) -> None:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, HISTORY_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, out.getvalue())
+
+
+def train(config, run_dir, resume=False, verbose=1):
+    """Train ``config`` into ``run_dir`` (or continue it with ``resume``). Returns the model.
+
+    A new run refuses an existing folder; ``resume`` continues from the last complete
+    epoch with the folder's own config.yaml (so ``config`` is ignored except for
+    ``train.epochs``, which may be raised to train longer).
+    """
+    run_dir = Path(run_dir)
+    if resume:
+        if not (run_dir / "config.yaml").exists():
+            raise RunError(f"{run_dir}: nothing to resume (no config.yaml); start it without --resume")
+        saved = load_config(run_dir / "config.yaml")
+        config = saved.replace(train={"epochs": config.train.epochs}) if config is not None else saved
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        raise RunError(f"{run_dir}: run folder already exists; pass --resume to continue it, "
+                       f"or choose another --run-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+    state = run_dir / "checkpoints" / "state.json"
+    start = json.loads(state.read_text())["epoch"] if resume and state.exists() else 0
+    rows = [r for r in read_history(run_dir / "history.csv") if r["epoch"] <= start]
+    if start >= config.train.epochs and (run_dir / "model.keras").exists():
+        if verbose:
+            print(f"{run_dir}: already trained for {start} epochs (train.epochs={config.train.epochs})")
+        return keras.models.load_model(run_dir / "model.keras")
+
+    keras.utils.set_random_seed(config.train.seed)
+    train_ds, val_ds = make_datasets(config)
+    if start:
+        vae = keras.models.load_model(run_dir / "checkpoints" / "last.keras")
+        if verbose:
+            print(f"resuming {run_dir} after epoch {start}")
+    else:
+        vae = build_vae(config)
+    keeper = RunKeeper(run_dir, rows)
+    # The datasets skip unreadable files, so their length is unknown until the first epoch ends;
+    # Keras warns about that (and about its unused shuffle flag) on every run. Neither is a problem.
+    warnings.filterwarnings("ignore", message="Your input ran out of data")
+    warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
+    vae.fit(train_ds, validation_data=val_ds, epochs=config.train.epochs, initial_epoch=start,
+            steps_per_epoch=config.train.steps_per_epoch, verbose=verbose,
+            callbacks=[keeper, keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False)])
+    if keeper.bad is not None:
+        epoch, step = keeper.bad
+        raise NonFiniteLoss(f"{run_dir}: loss became NaN/Inf at epoch {epoch}, step {step}; "
+                            f"the last good checkpoint (epoch {len(keeper.rows)}) is kept in "
+                            f"{run_dir / 'checkpoints'}; try a lower train.learning_rate")
+    with atomic_path(run_dir / "model.keras") as tmp:
+        vae.save(tmp)
+    from .figures import plot_loss_curves
+    plot_loss_curves(keeper.rows, run_dir / "loss_curves.png")
+    return vae

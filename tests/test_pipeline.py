@@ -1,0 +1,97 @@
+"""End to end through the command line: make-data -> train -> figures -> sample, on a tiny set."""
+
+import csv
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cartoon_vae.cli import main
+from cartoon_vae.latent import interpolate, minmax_stats, sample_minmax
+
+from .conftest import ROOT
+
+PAPER = str(ROOT / "configs" / "paper.yaml")
+TINY = ["--set", "data.image_size=32", "--set", "data.load_size=128", "--set", "model.latent_dim=6",
+        "--set", "model.encoder_filters=[8,8,8,8,8]", "--set", "model.decoder_filters=[8,8,8,8]",
+        "--set", "data.batch_size=8", "--set", "train.epochs=2", "--set", "sample.stats_images=20",
+        "--set", "sample.reconstructions=4", "--set", "sample.interpolation_steps=5", "--set", "data.val_fraction=0.25"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    assert main(["make-data", "--out", str(root / "faces"), "--n", "24", "--seed", "1", "--workers", "1"]) == 0
+    assert main(["train", "--config", PAPER, "--data", str(root / "faces"), "--run-dir", str(root / "run"),
+                 *TINY]) == 0
+    assert main(["figures", "--run", str(root / "run")]) == 0
+    return root
+
+
+def test_run_folder_has_every_file(run):
+    r = run / "run"
+    for name in ["config.yaml", "model.keras", "history.csv", "loss_curves.png", "checkpoints/last.keras",
+                 "checkpoints/state.json", "fig4_reconstruction.png", "fig5_uniform_samples.png",
+                 "samples_normal.png", "interpolation.png", "latent_stats.npz"]:
+        assert (r / name).exists(), name
+    assert any((r / "logs").rglob("events.out.tfevents*"))
+    rows = list(csv.DictReader(open(r / "history.csv")))
+    assert [row["epoch"] for row in rows] == ["1", "2"]
+    assert {"loss", "val_loss", "reconstruction_loss", "kl_loss", "kl_exact", "val_kl_exact"} <= set(rows[0])
+    fig4 = Image.open(r / "fig4_reconstruction.png")
+    assert fig4.width > fig4.height > 100  # two rows of four faces
+
+
+def test_sample_minmax_writes_images_and_latents_within_the_cached_range(run, tmp_path):
+    assert main(["sample", "--run", str(run / "run"), "--n", "5", "--mode", "minmax", "--stats-images", "20",
+                 "--out", str(tmp_path / "s")]) == 0
+    z = np.load(tmp_path / "s" / "latents.npy")
+    stats = np.load(run / "run" / "latent_stats.npz")
+    assert z.shape == (5, 6) and np.all(z >= stats["min"]) and np.all(z <= stats["max"])
+    assert int(stats["count"]) == 20
+    pngs = sorted((tmp_path / "s").glob("*.png"))
+    assert len(pngs) == 5 and Image.open(pngs[0]).size == (32, 32)
+    assert main(["sample", "--run", str(run / "run"), "--n", "3", "--mode", "normal",
+                 "--out", str(tmp_path / "n")]) == 0
+    assert np.load(tmp_path / "n" / "latents.npy").shape == (3, 6)
+
+
+def test_refuses_to_overwrite_a_run(run, capsys):
+    before = (run / "run" / "model.keras").read_bytes()
+    code = main(["train", "--config", PAPER, "--data", str(run / "faces"), "--run-dir", str(run / "run"), *TINY])
+    err = capsys.readouterr().err
+    assert code == 2 and "already exists" in err and "--resume" in err and "Traceback" not in err
+    assert (run / "run" / "model.keras").read_bytes() == before
+
+
+def test_resume_of_a_finished_run_trains_further(run):
+    assert main(["train", "--run-dir", str(run / "run"), "--resume", "--set", "train.epochs=3"]) == 0
+    rows = list(csv.DictReader(open(run / "run" / "history.csv")))
+    assert [row["epoch"] for row in rows] == ["1", "2", "3"]
+
+
+def test_minmax_sampler_hand_computed():
+    lo, hi = np.array([0.0, -1.0]), np.array([2.0, 1.0])
+    u = np.random.default_rng(7).uniform(size=(3, 2))
+    z = sample_minmax(lo, hi, 3, np.random.default_rng(7))
+    np.testing.assert_allclose(z, [[2 * u[0, 0], -1 + 2 * u[0, 1]], [2 * u[1, 0], -1 + 2 * u[1, 1]],
+                                   [2 * u[2, 0], -1 + 2 * u[2, 1]]], rtol=1e-6)
+    # The reference code's u * (max - |min|) would give u * (1 - 1) = 0 in the second dimension.
+    assert np.all(np.abs(z[:, 1]) > 0)
+
+
+def test_minmax_stats_stream_over_batches():
+    class Enc:
+        def encode(self, x, training=False):
+            return x * 2.0, x
+
+    batches = [np.array([[1.0, -3.0]]), np.array([[0.5, 4.0], [2.0, 0.0]]), np.array([[9.0, 9.0]])]
+    s = minmax_stats(Enc(), batches, limit=3)
+    np.testing.assert_allclose(s["min"], [1.0, -6.0])
+    np.testing.assert_allclose(s["max"], [4.0, 8.0])
+    assert s["count"] == 3
+
+
+def test_interpolate_includes_both_ends():
+    z = interpolate([0.0, 0.0], [1.0, 2.0], 3)
+    np.testing.assert_allclose(z, [[0, 0], [0.5, 1], [1, 2]])
