@@ -114,3 +114,33 @@ def write_run_figures(run_dir, vae, config, val_images, stats, out_dir=None):
     rows = read_history(run_dir / "history.csv")
     if rows:
         plot_loss_curves(rows, out / "loss_curves.png")
+
+
+def load_faces(paths, size=128, background=(255, 255, 255)):
+    """Image files composited onto ``background`` and resized: (N, size, size, 3) in [0, 1]."""
+    from PIL import Image
+
+    out = []
+    for p in paths:
+        im = Image.open(p).convert("RGBA")
+        bg = Image.new("RGBA", im.size, tuple(background) + (255,))
+        bg.alpha_composite(im)
+        out.append(np.asarray(bg.convert("RGB").resize((size, size), Image.Resampling.LANCZOS), np.float32) / 255)
+    return np.stack(out)
+
+
+def compare_sets(left, right, path, titles, cols=4):
+    """Two sets of faces side by side, each a grid with ``cols`` columns."""
+    plt = _plt()
+
+    def tile(images):
+        rows = len(images) // cols
+        return np.concatenate([np.concatenate(list(images[r * cols:(r + 1) * cols]), axis=1) for r in range(rows)])
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 6.4))
+    for ax, images, title in zip(axes, (left, right), titles):
+        ax.imshow(tile(images))
+        ax.set_title(title, fontsize=11)
+        ax.axis("off")
+    fig.tight_layout()
+    _save(fig, path)
