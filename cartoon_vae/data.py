@@ -170,15 +170,32 @@ def _cache(ds, cfg, split, paths):
         return ds.cache()
     folder = Path(cfg.cache_dir or Path(cfg.dir) / ".cache")
     folder.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha1(repr((paths, cfg.image_size, cfg.load_size, cfg.crop, cfg.background)).encode()).hexdigest()[:12]
-    return ds.cache(str(folder / f"{split}-{cfg.image_size}px-{key}"))
+    recipe = (paths, cfg.image_size, cfg.load_size, cfg.crop, cfg.background)
+    key = hashlib.sha1(repr(recipe).encode()).hexdigest()[:12]
+    prefix = folder / f"{split}-{cfg.image_size}px-{key}"
+    # A process killed while writing the cache leaves a lock file and no index; TF would refuse
+    # to start. One process per cache is assumed: the stale lock goes, the cache is rewritten.
+    for lock in folder.glob(f"{prefix.name}*.lockfile"):
+        lock.unlink()
+    return ds.cache(str(prefix))
 
 
-def load_splits(cfg, verbose=True):
-    """(train, val) unbatched datasets of ``(uint8 image, index)`` and the sorted path list.
+@dataclass
+class Splits:
+    """Unbatched ``(uint8 image, index)`` datasets and their sizes (readable files only)."""
 
-    ``cfg`` is the ``data`` section. The split is image_dataset_from_directory's:
-    the file list shuffled once with ``cfg.seed``, the last ``val_fraction`` held out.
+    train: object
+    val: object
+    paths: list
+    n_train: int
+    n_val: int
+
+
+def load_splits(cfg, verbose=True) -> Splits:
+    """The train and validation splits of ``cfg.dir`` (``cfg`` is the ``data`` section).
+
+    The split is image_dataset_from_directory's: the file list shuffled once with
+    ``cfg.seed``, the last ``val_fraction`` held out.
     """
     import keras
     import tensorflow as tf
@@ -209,30 +226,56 @@ def load_splits(cfg, verbose=True):
         ds = ds.map(composite, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return _cache(ds.ignore_errors(), cfg, split, split_paths)
 
-    return prepare(train, "train", train.file_paths), prepare(val, "val", val.file_paths), paths
+    def readable(split_paths):
+        return sum(p not in bad for p in split_paths)
+
+    return Splits(prepare(train, "train", train.file_paths), prepare(val, "val", val.file_paths), paths,
+                  readable(train.file_paths), readable(val.file_paths))
 
 
-def make_datasets(config, with_index=False, shuffle_train=True):
-    """(train, val) batched ``tf.data`` datasets of float32 images in [0, 1] at ``data.image_size``.
-
-    Train is reshuffled every epoch (seeded) unless ``shuffle_train=False``; val keeps a fixed order. With
-    ``with_index=True`` each element is ``(images, indices)``, the indices pointing
-    into :func:`list_images` order (and so into :func:`read_attributes`).
-    """
+def _normalised(batches, with_index):
+    """Apply the paper's Rescaling(1/255) to uint8 batches; prefetch."""
     import keras
     import tensorflow as tf
 
-    cfg = config.data
-    train, val, _ = load_splits(cfg)
     rescale = keras.layers.Rescaling(1.0 / 255)  # the paper's normalising layer
 
     def normalise(images, indices):
         return (rescale(images), indices) if with_index else rescale(images)
 
-    def finish(ds, shuffle):
-        if shuffle:
-            ds = ds.shuffle(cfg.shuffle_buffer, seed=cfg.seed, reshuffle_each_iteration=True)
-        ds = ds.batch(cfg.batch_size).map(normalise, num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.prefetch(tf.data.AUTOTUNE)
+    return batches.map(normalise, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
-    return finish(train, shuffle=shuffle_train), finish(val, shuffle=False)
+
+def make_datasets(config, with_index=False, shuffle_train=True):
+    """(train, val) batched ``tf.data`` datasets of float32 images in [0, 1] at ``data.image_size``.
+
+    Train is reshuffled every epoch (seeded) unless ``shuffle_train=False``; val keeps a
+    fixed order. With ``with_index=True`` each element is ``(images, indices)``, the
+    indices pointing into :func:`list_images` order (and so into :func:`read_attributes`).
+    """
+    cfg = config.data
+    s = load_splits(cfg)
+    train = s.train.shuffle(cfg.shuffle_buffer, seed=cfg.seed, reshuffle_each_iteration=True) if shuffle_train \
+        else s.train
+    return (_normalised(train.batch(cfg.batch_size), with_index),
+            _normalised(s.val.batch(cfg.batch_size), with_index))
+
+
+def make_training_datasets(config, first_epoch=0):
+    """(train stream, val, batches per epoch) for ``model.fit`` of epochs ``first_epoch`` .. ``train.epochs``.
+
+    Epoch e of the train stream is the training split shuffled with the seed
+    ``data.seed * 1000003 + e`` and batched on its own (no batch mixes two epochs), so a
+    run resumed at epoch e sees exactly the batches an uninterrupted run would have
+    seen. The epochs are concatenated, so each one's iterator (and a file cache's
+    writer) starts only when the previous epoch is finished.
+    """
+    cfg = config.data
+    s = load_splits(cfg)
+    epochs = [s.train.shuffle(cfg.shuffle_buffer, seed=cfg.seed * 1_000_003 + e).batch(cfg.batch_size)
+              for e in range(first_epoch, max(config.train.epochs, first_epoch + 1))]
+    stream = epochs[0]
+    for epoch in epochs[1:]:
+        stream = stream.concatenate(epoch)
+    return _normalised(stream, False), _normalised(s.val.batch(cfg.batch_size), False), \
+        -(-s.n_train // cfg.batch_size)

@@ -11,6 +11,9 @@ import csv
 import io
 import json
 import math
+import os
+import signal
+import time
 import warnings
 from pathlib import Path
 
@@ -18,7 +21,7 @@ import keras
 import yaml
 
 from .config import load_config
-from .data import make_datasets
+from .data import make_training_datasets
 from .model import build_vae
 from .runs import RunError, atomic_path, write_text_atomic
 
@@ -28,6 +31,14 @@ HISTORY_COLUMNS = ["epoch", "loss", "reconstruction_loss", "kl_loss", "kl_exact"
 
 class NonFiniteLoss(RuntimeError):
     """The loss became NaN or Inf."""
+
+
+def _fault(where: str, epoch: int) -> None:
+    """Fault injection for the crash tests: CARTOON_VAE_FAULT="step:2" SIGKILLs this process during
+    a training step of epoch 2, "checkpoint:2" after epoch 2's checkpoint is written to its
+    temporary name but before it is renamed. Unset (always, outside tests), it does nothing."""
+    if os.environ.get("CARTOON_VAE_FAULT") == f"{where}:{epoch}":
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class RunKeeper(keras.callbacks.Callback):
@@ -48,17 +59,17 @@ class RunKeeper(keras.callbacks.Callback):
         self.bad = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        import time
         self.t0 = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
+        if batch == 1:
+            _fault("step", self.epoch_number)
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             self.bad = (self.epoch_number, batch)
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        import time
         if self.bad is not None:
             return
         logs = dict(logs or {})
@@ -68,6 +79,7 @@ class RunKeeper(keras.callbacks.Callback):
             return
         with atomic_path(self.ckpt / "last.keras") as tmp:
             self.model.save(tmp)
+            _fault("checkpoint", epoch + 1)
         write_text_atomic(self.ckpt / "state.json", json.dumps({"epoch": epoch + 1}) + "\n")
         row = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - self.t0, 3)}
         row.update({k: float(logs[k]) for k in HISTORY_COLUMNS if k in logs})
@@ -95,12 +107,16 @@ def write_history(path, rows) -> None:
     write_text_atomic(path, out.getvalue())
 
 
-def train(config, run_dir, resume=False, verbose=1):
+def train(config, run_dir, resume=False, verbose=1, callbacks=()):
     """Train ``config`` into ``run_dir`` (or continue it with ``resume``). Returns the model.
 
     A new run refuses an existing folder; ``resume`` continues from the last complete
     epoch with the folder's own config.yaml (so ``config`` is ignored except for
-    ``train.epochs``, which may be raised to train longer).
+    ``train.epochs``, which may be raised to train longer). ``callbacks`` are added to fit's.
+
+    Raises:
+        RunError: the folder exists (without ``resume``) or has nothing to resume.
+        NonFiniteLoss: the loss became NaN or Inf; the last good checkpoint is kept.
     """
     run_dir = Path(run_dir)
     if resume:
@@ -123,7 +139,7 @@ def train(config, run_dir, resume=False, verbose=1):
         return keras.models.load_model(run_dir / "model.keras")
 
     keras.utils.set_random_seed(config.train.seed)
-    train_ds, val_ds = make_datasets(config)
+    train_ds, val_ds, steps = make_training_datasets(config, first_epoch=start)
     if start:
         vae = keras.models.load_model(run_dir / "checkpoints" / "last.keras")
         if verbose:
@@ -131,13 +147,13 @@ def train(config, run_dir, resume=False, verbose=1):
     else:
         vae = build_vae(config)
     keeper = RunKeeper(run_dir, rows)
-    # The datasets skip unreadable files, so their length is unknown until the first epoch ends;
-    # Keras warns about that (and about its unused shuffle flag) on every run. Neither is a problem.
-    warnings.filterwarnings("ignore", message="Your input ran out of data")
+    # Keras warns about its shuffle flag, unused with a tf.data input (which is shuffled already), and
+    # when a dataset of unknown length (ours skip unreadable files) ends: the validation set, every run.
     warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
+    warnings.filterwarnings("ignore", message="Your input ran out of data")
     vae.fit(train_ds, validation_data=val_ds, epochs=config.train.epochs, initial_epoch=start,
-            steps_per_epoch=config.train.steps_per_epoch, verbose=verbose,
-            callbacks=[keeper, keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False)])
+            steps_per_epoch=config.train.steps_per_epoch or steps, verbose=verbose,
+            callbacks=[*callbacks, keeper, keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False)])
     if keeper.bad is not None:
         epoch, step = keeper.bad
         raise NonFiniteLoss(f"{run_dir}: loss became NaN/Inf at epoch {epoch}, step {step}; "

@@ -88,11 +88,26 @@ def test_order_matches_image_dataset_from_directory(faces):
 def test_split_is_deterministic_and_disjoint(faces):
     a = load_splits(_cfg(faces).data)
     b = load_splits(_cfg(faces).data)
-    ta, va = set(_all(a[0].batch(4))[1]), set(_all(a[1].batch(4))[1])
-    tb, vb = set(_all(b[0].batch(4))[1]), set(_all(b[1].batch(4))[1])
+    ta, va = set(_all(a.train.batch(4))[1]), set(_all(a.val.batch(4))[1])
+    tb, vb = set(_all(b.train.batch(4))[1]), set(_all(b.val.batch(4))[1])
     assert (ta, va) == (tb, vb) and not ta & va and ta | va == set(range(16)) and len(va) == 4
+    assert (a.n_train, a.n_val) == (12, 4)
     other = load_splits(_cfg(faces, "data.seed=1").data)
-    assert set(_all(other[1].batch(4))[1]) != va
+    assert set(_all(other.val.batch(4))[1]) != va
+
+
+def test_training_stream_is_seeded_by_epoch(faces):
+    from cartoon_vae.data import make_training_datasets
+
+    def first_epochs(first, k):
+        stream, _, steps = make_training_datasets(_cfg(faces, "train.epochs=3"), first_epoch=first)
+        assert steps == 3
+        batches = [np.asarray(x) for x in stream.take(steps * k)]
+        return [np.concatenate(batches[e * steps:(e + 1) * steps]) for e in range(k)]
+
+    from_zero, from_two = first_epochs(0, 3), first_epochs(2, 1)
+    np.testing.assert_array_equal(from_zero[2], from_two[0])  # epoch 2 is the same whenever it starts
+    assert not np.array_equal(from_zero[0], from_zero[1])     # and epochs differ in order
 
 
 def test_attributes_align_with_images(faces):
