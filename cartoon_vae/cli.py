@@ -34,6 +34,20 @@ def cmd_make_data(args):
     print(f"{args.n} faces in {out}")
 
 
+def cmd_check_data(args):
+    from .data import find_unreadable, list_images, read_attributes
+
+    paths = list_images(args.data)
+    bad = find_unreadable(paths)
+    attrs = read_attributes(args.data, paths)
+    print(f"{args.data}: {len(paths)} image files, {len(bad)} unreadable, "
+          f"{int(attrs.labelled.sum())} with attribute CSVs")
+    for p, why in bad.items():
+        print(f"  unreadable: {p}: {why}")
+    for name, n in zip(attrs.names, attrs.n_variants):
+        print(f"  {name}: {n} variants")
+
+
 def cmd_download(args):
     from .download import download_cartoonset
 
@@ -43,10 +57,13 @@ def cmd_download(args):
 
 def cmd_train(args):
     from .config import load_config
+    from .runs import RunError
     from .train import train
 
     run_dir = Path(args.run_dir or Path("runs") / Path(args.config).stem)
     if args.resume and args.config is None:
+        if not (run_dir / "config.yaml").exists():
+            raise RunError(f"{run_dir}: nothing to resume (no config.yaml); start it with --config")
         config = load_config(run_dir / "config.yaml", args.set)
     else:
         config = _load(args) if args.config else None
@@ -128,17 +145,35 @@ def cmd_sample(args):
     print(f"{args.n} {args.mode} samples and latents.npy in {out}/")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit code 2), like every other bad input."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _count(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return value
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog="cartoon-vae", description=__doc__.splitlines()[0])
+    p = _Parser(prog="cartoon-vae", description=__doc__.splitlines()[0])
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     s = sub.add_parser("make-data", help="draw Cartoon Set-format faces (the embedded data set)")
     s.add_argument("--out", default="data/synthetic")
-    s.add_argument("--n", type=int, default=2000)
+    s.add_argument("--n", type=_count, default=2000)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     s.set_defaults(fn=cmd_make_data)
+
+    s = sub.add_parser("check-data", help="check a data folder: images, unreadable files, attribute CSVs")
+    s.add_argument("--data", required=True)
+    s.set_defaults(fn=cmd_check_data)
 
     s = sub.add_parser("download-cartoonset", help="download and extract Google's Cartoon Set")
     s.add_argument("--variant", choices=["10k", "100k"], default="10k")
@@ -159,9 +194,9 @@ def build_parser():
 
     s = sub.add_parser("sample", help="decode new faces from min-max uniform or N(0, I) latents")
     s.add_argument("--run", required=True)
-    s.add_argument("--n", type=int, default=10)
+    s.add_argument("--n", type=_count, default=10)
     s.add_argument("--mode", choices=["minmax", "normal"], default="minmax")
-    s.add_argument("--stats-images", type=int, default=5000, help="images whose latent means give min/max")
+    s.add_argument("--stats-images", type=_count, default=5000, help="images whose latent means give min/max")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True)
     s.add_argument("--data", help="data folder (default: the run's data.dir)")
@@ -178,7 +213,7 @@ def main(argv=None):
     from .download import DownloadError
     from .runs import RunError
 
-    expected = (ConfigError, DataError, RunError, DownloadError, FileExistsError)
+    expected = (ConfigError, DataError, RunError, DownloadError)
     try:
         args.fn(args)
     except expected as e:
@@ -186,6 +221,18 @@ def main(argv=None):
             raise
         print(f"cartoon-vae {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # unwritable folder, disk full, ...: name the file
+        if args.debug:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"cartoon-vae {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:  # NaN/Inf loss: not bad input, but no traceback either
+        from .train import NonFiniteLoss
+        if args.debug or not isinstance(e, NonFiniteLoss):
+            raise
+        print(f"cartoon-vae {args.command}: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"cartoon-vae {args.command}: interrupted", file=sys.stderr)
         return 130

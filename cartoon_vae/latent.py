@@ -92,6 +92,8 @@ def cached_minmax_stats(run_dir, vae, batches_fn, n_images, refresh=False) -> di
             raise RunError(f"{path}: unreadable latent statistics ({e}); delete it to recompute") from None
         if str(cached.get("fingerprint")) == fingerprint and int(cached.get("requested", -1)) == n_images:
             return {"min": cached["min"], "max": cached["max"], "count": int(cached["count"])}
+        why = "another model" if str(cached.get("fingerprint")) != fingerprint else "another image count"
+        print(f"{path}: statistics of {why}; recomputing them for this model from {n_images} images")
     stats = minmax_stats(vae, batches_fn(), n_images)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:

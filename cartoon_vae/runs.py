@@ -2,8 +2,8 @@
 
 A run folder holds:
     config.yaml          the resolved config the run was trained with
-    checkpoints/last.keras, checkpoints/state.json
-                         the last complete epoch's model + optimizer state, and its epoch number
+    checkpoints/epoch_NNNN.keras
+                         the last two complete epochs: model, optimizer state, sampling RNG state
     history.csv          one row per epoch: train and validation loss, reconstruction, KL, exact KL
     logs/                TensorBoard logs
     model.keras          the final model
@@ -34,6 +34,8 @@ def atomic_path(path):
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as e:  # name the file the user knows, not the temporary one
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from e
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -49,11 +51,13 @@ def require_model(run_dir) -> Path:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: run folder not found")
-    for candidate in (run_dir / "model.keras", run_dir / "checkpoints" / "last.keras"):
-        if candidate.exists():
-            return candidate
-    raise RunError(f"{run_dir}: no model.keras or checkpoints/last.keras; train it first "
-                   f"(cartoon-vae train --run-dir {run_dir} --resume)")
+    if (run_dir / "model.keras").exists():
+        return run_dir / "model.keras"
+    done = sorted((run_dir / "checkpoints").glob("epoch_[0-9][0-9][0-9][0-9].keras"))
+    if done:
+        return done[-1]
+    raise RunError(f"{run_dir}: no model.keras and no checkpoint; train it first "
+                   f"(cartoon-vae train --config ... --run-dir {run_dir})")
 
 
 def load_run(run_dir):
@@ -65,4 +69,8 @@ def load_run(run_dir):
 
     path = require_model(run_dir)
     config = load_config(Path(run_dir) / "config.yaml")
-    return keras.models.load_model(path), config
+    try:
+        return keras.models.load_model(path), config
+    except Exception as e:  # Keras raises many types for a broken file
+        raise RunError(f"{path}: cannot load the model ({type(e).__name__}); "
+                       f"retrain, or delete it to fall back to the last checkpoint") from None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 import signal
@@ -42,18 +41,21 @@ def _fault(where: str, epoch: int) -> None:
 
 
 class RunKeeper(keras.callbacks.Callback):
-    """After each epoch: the checkpoint, then history.csv, each written to a temporary name and renamed.
+    """After each epoch: history.csv, then the checkpoint, each written to a temporary name and renamed.
 
-    The checkpoint (``checkpoints/last.keras``: weights, optimizer state, the sampling
-    layer's RNG state) and ``checkpoints/state.json`` (the epoch) are the resume point;
-    history.csv is rewritten whole, so a resumed run has each epoch exactly once.
-    A NaN or Inf loss stops training, keeps the last good checkpoint, and raises.
+    Checkpoints are ``checkpoints/epoch_NNNN.keras`` (weights, optimizer state and the
+    sampling layer's RNG state); the highest-numbered one is the resume point and the
+    last ``keep`` are kept. history.csv is rewritten whole with the row of epoch N just
+    before epoch N's checkpoint, and a resumed run drops rows past its checkpoint, so a
+    kill at any moment leaves each epoch in the history exactly once.
+    A NaN or Inf loss stops training without a checkpoint, keeping the last good one.
     """
 
-    def __init__(self, run_dir, rows):
+    def __init__(self, run_dir, rows, keep=2):
         super().__init__()
         self.run_dir = Path(run_dir)
         self.rows = list(rows)
+        self.keep = keep
         self.ckpt = self.run_dir / "checkpoints"
         self.ckpt.mkdir(parents=True, exist_ok=True)
         self.bad = None
@@ -66,7 +68,7 @@ class RunKeeper(keras.callbacks.Callback):
             _fault("step", self.epoch_number)
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            self.bad = (self.epoch_number, batch)
+            self.bad = (self.epoch_number, batch + 1)
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
@@ -77,18 +79,29 @@ class RunKeeper(keras.callbacks.Callback):
             self.bad = (epoch + 1, "end")
             self.model.stop_training = True
             return
-        with atomic_path(self.ckpt / "last.keras") as tmp:
-            self.model.save(tmp)
-            _fault("checkpoint", epoch + 1)
-        write_text_atomic(self.ckpt / "state.json", json.dumps({"epoch": epoch + 1}) + "\n")
         row = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - self.t0, 3)}
         row.update({k: float(logs[k]) for k in HISTORY_COLUMNS if k in logs})
         self.rows.append(row)
         write_history(self.run_dir / "history.csv", self.rows)
+        _fault("history", epoch + 1)
+        with atomic_path(checkpoint_path(self.run_dir, epoch + 1)) as tmp:
+            self.model.save(tmp)
+            _fault("checkpoint", epoch + 1)
+        for old in checkpoints(self.run_dir)[:-self.keep]:
+            old.unlink()
 
     @property
     def epoch_number(self):
         return len(self.rows) + 1
+
+
+def checkpoint_path(run_dir, epoch) -> Path:
+    return Path(run_dir) / "checkpoints" / f"epoch_{epoch:04d}.keras"
+
+
+def checkpoints(run_dir) -> list[Path]:
+    """Complete checkpoints of a run, oldest first (temporary files start with a dot and are not listed)."""
+    return sorted((Path(run_dir) / "checkpoints").glob("epoch_[0-9][0-9][0-9][0-9].keras"))
 
 
 def read_history(path) -> list[dict]:
@@ -130,8 +143,10 @@ def train(config, run_dir, resume=False, verbose=1, callbacks=()):
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
 
-    state = run_dir / "checkpoints" / "state.json"
-    start = json.loads(state.read_text())["epoch"] if resume and state.exists() else 0
+    for stale in run_dir.rglob(".tmp-*"):  # what a killed process was writing
+        stale.unlink()
+    done = checkpoints(run_dir) if resume else []
+    start = int(done[-1].stem.split("_")[1]) if done else 0
     rows = [r for r in read_history(run_dir / "history.csv") if r["epoch"] <= start]
     if start >= config.train.epochs and (run_dir / "model.keras").exists():
         if verbose:
@@ -141,7 +156,7 @@ def train(config, run_dir, resume=False, verbose=1, callbacks=()):
     keras.utils.set_random_seed(config.train.seed)
     train_ds, val_ds, steps = make_training_datasets(config, first_epoch=start)
     if start:
-        vae = keras.models.load_model(run_dir / "checkpoints" / "last.keras")
+        vae = keras.models.load_model(done[-1])
         if verbose:
             print(f"resuming {run_dir} after epoch {start}")
     else:
@@ -158,7 +173,7 @@ def train(config, run_dir, resume=False, verbose=1, callbacks=()):
         epoch, step = keeper.bad
         raise NonFiniteLoss(f"{run_dir}: loss became NaN/Inf at epoch {epoch}, step {step}; "
                             f"the last good checkpoint (epoch {len(keeper.rows)}) is kept in "
-                            f"{run_dir / 'checkpoints'}; try a lower train.learning_rate")
+                            f"{run_dir / 'checkpoints'}; try a lower train.learning_rate, then --resume")
     with atomic_path(run_dir / "model.keras") as tmp:
         vae.save(tmp)
     from .figures import plot_loss_curves

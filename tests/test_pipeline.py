@@ -30,8 +30,8 @@ def run(tmp_path_factory):
 
 def test_run_folder_has_every_file(run):
     r = run / "run"
-    for name in ["config.yaml", "model.keras", "history.csv", "loss_curves.png", "checkpoints/last.keras",
-                 "checkpoints/state.json", "fig4_reconstruction.png", "fig5_uniform_samples.png",
+    for name in ["config.yaml", "model.keras", "history.csv", "loss_curves.png", "checkpoints/epoch_0001.keras",
+                 "checkpoints/epoch_0002.keras", "fig4_reconstruction.png", "fig5_uniform_samples.png",
                  "samples_normal.png", "interpolation.png", "latent_stats.npz"]:
         assert (r / name).exists(), name
     assert any((r / "logs").rglob("events.out.tfevents*"))
