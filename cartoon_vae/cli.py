@@ -204,8 +204,29 @@ def build_parser():
     return p
 
 
+def _import_tensorflow_quietly():
+    """Import TensorFlow with the process's stderr closed: its C++ start-up logs CUDA probes at INFO
+    level before any setting can silence them, and a command's error must be its only stderr line.
+    A failing import still raises, after stderr is back."""
+    if "tensorflow" in sys.modules:
+        return
+    import os
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if not args.debug:
+        _import_tensorflow_quietly()
     if args.command == "train" and not args.config and not args.resume:
         build_parser().error("train: --config is required (or --resume with --run-dir)")
     from .config import ConfigError

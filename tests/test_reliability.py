@@ -237,3 +237,11 @@ def test_latent_statistics_of_another_model_are_recomputed(ws, tmp_path, capsys)
     assert "statistics of another model; recomputing" in capsys.readouterr().out
     z = np.load(tmp_path / "b" / "latents.npy")
     assert np.all(z < 50)  # drawn from the recomputed range, not the planted one
+
+
+def test_console_command_prints_only_the_error_line(tmp_path):
+    """A real process: TensorFlow's start-up logging must not add lines around the error."""
+    p = subprocess.run([sys.executable, "-m", "cartoon_vae.cli", "figures", "--run", str(tmp_path / "nope")],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert p.returncode == 2
+    assert p.stderr == f"cartoon-vae figures: error: {tmp_path / 'nope'}: run folder not found\n"
