@@ -159,6 +159,77 @@ def _count(text):
     return value
 
 
+def cmd_train_probe(args):
+    from .probe import train_probe
+
+    info = train_probe(_load(args), args.out, epochs=args.epochs)
+    print(f"probe saved to {args.out}/ ; held-out accuracy per attribute (chance in brackets):")
+    for n, acc in info["heldout_accuracy"].items():
+        print(f"  {n:22s} {acc:.3f}  ({info['chance'][n]:.3f})")
+
+
+def cmd_evaluate(args):
+    from .evaluate import evaluate_run
+
+    m = evaluate_run(args.run, args.probe, settings={"samples": args.samples})
+    print(Path(args.run, "metrics.md").read_text())
+    print(f"written: {args.run}/metrics.json, {args.run}/metrics.md")
+    return m
+
+
+def cmd_edit(args):
+    import json
+
+    import numpy as np
+
+    from .data import DataError, make_datasets, read_attributes
+    from .edit import attribute_direction, edit_latents, edit_scores
+    from .evaluate import encode_split
+    from .figures import decode, save_grid
+    from .runs import load_run, write_text_atomic
+
+    vae, config = load_run(args.run)
+    config = _run_data(args, config)
+    attrs = read_attributes(config.data.dir)
+    labels = attrs.column(args.attribute)
+    n_variants = int(attrs.n_variants[attrs.names.index(args.attribute)])
+    for name, value in (("--to", args.to), ("--from", args.from_)):
+        if value is not None and not 0 <= value < n_variants:
+            raise DataError(f"{name} {value}: {args.attribute} has variants 0..{n_variants - 1}")
+    strengths = [float(v) for v in args.strengths.split(",")]
+    train_ds, val_ds = make_datasets(config, with_index=True, shuffle_train=False)
+    _, train_means, _, train_idx = encode_split(vae, train_ds, keep_images=False)
+    try:
+        direction = attribute_direction(train_means, labels[train_idx], args.to, args.from_)
+    except ValueError as e:
+        raise DataError(f"{config.data.dir}: {args.attribute}: {e}") from None
+    _, val_means, _, val_idx = encode_split(vae, val_ds, keep_images=False)
+    rows = np.flatnonzero(labels[val_idx] != args.to)[: args.faces]
+    z = edit_latents(val_means[rows], direction, strengths)
+    images = decode(vae, z.reshape(-1, z.shape[-1]))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"edit_{args.attribute}_to{args.to}"
+    save_grid(images, out / f"{name}.png", len(rows), len(strengths), col_labels=[f"{s:+g}" for s in strengths],
+              title=f"{args.attribute} -> {args.to}" + (f" (from {args.from_})" if args.from_ is not None else ""))
+    report = {"attribute": args.attribute, "to": args.to, "from": args.from_, "strengths": strengths,
+              "faces": int(len(rows))}
+    if args.probe:
+        from .probe import Probe
+
+        probe = Probe.load(args.probe)
+        probe.check_compatible(config)
+        _, base = probe.features_and_predictions(decode(vae, val_means[rows]))
+        report["scores"] = {}
+        for j, s in enumerate(strengths):
+            _, edited = probe.features_and_predictions(images.reshape(len(rows), len(strengths), *images.shape[1:])[:, j])
+            report["scores"][f"{s:+g}"] = edit_scores(edited, base, args.attribute, args.to)
+            print(f"strength {s:+g}: success {report['scores'][f'{s:+g}']['success']:.3f}, "
+                  f"preservation {report['scores'][f'{s:+g}']['preservation']:.3f}")
+    write_text_atomic(out / f"{name}.json", json.dumps(report, indent=1) + "\n")
+    print(f"written: {out / (name + '.png')}, {out / (name + '.json')}")
+
+
 def build_parser():
     p = _Parser(prog="cartoon-vae", description=__doc__.splitlines()[0])
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -201,6 +272,32 @@ def build_parser():
     s.add_argument("--out", required=True)
     s.add_argument("--data", help="data folder (default: the run's data.dir)")
     s.set_defaults(fn=cmd_sample)
+
+    s = sub.add_parser("train-probe", help="train the attribute probe (features for FD_attr/KID_attr, edit scores)")
+    s.add_argument("--config", default="configs/demo.yaml", help="image size and crop to train at")
+    s.add_argument("--data", help="labelled data folder (sets data.dir)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    s.add_argument("--out", required=True)
+    s.add_argument("--epochs", type=_count, default=15)
+    s.set_defaults(fn=cmd_train_probe)
+
+    s = sub.add_parser("evaluate", help="measure a run: reconstructions, latent space, samples, edits")
+    s.add_argument("--run", required=True)
+    s.add_argument("--probe", required=True)
+    s.add_argument("--samples", type=_count, default=1000, help="samples per mode (minmax, normal)")
+    s.set_defaults(fn=cmd_evaluate)
+
+    s = sub.add_parser("edit", help="edit held-out faces along an attribute direction")
+    s.add_argument("--run", required=True)
+    s.add_argument("--attribute", required=True)
+    s.add_argument("--to", type=int, required=True)
+    s.add_argument("--from", dest="from_", type=int, default=None)
+    s.add_argument("--strengths", default="-2,-1,0,1,2")
+    s.add_argument("--faces", type=_count, default=6)
+    s.add_argument("--probe", help="probe folder: also measure success and preservation")
+    s.add_argument("--out", required=True)
+    s.add_argument("--data", help="data folder (default: the run's data.dir)")
+    s.set_defaults(fn=cmd_edit)
     return p
 
 

@@ -233,6 +233,16 @@ def load_splits(cfg, verbose=True) -> Splits:
                   readable(train.file_paths), readable(val.file_paths))
 
 
+def quiet_fit_warnings():
+    """Silence two Keras warnings that every ``fit`` on these datasets raises and that mean nothing here:
+    its shuffle flag is unused with a tf.data input (shuffled already), and a dataset of unknown length
+    (ours skip unreadable files) "runs out of data" at the end of each validation pass."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
+    warnings.filterwarnings("ignore", message="Your input ran out of data")
+
+
 def _normalised(batches, with_index):
     """Apply the paper's Rescaling(1/255) to uint8 batches; prefetch."""
     import keras

@@ -26,8 +26,8 @@ def _plt():
     return plt
 
 
-def save_grid(images, path, rows, cols, row_labels=None, title=None, scale=1.6):
-    """Images (N, H, W, 3) in [0, 1] as a rows x cols grid, with optional row labels."""
+def save_grid(images, path, rows, cols, row_labels=None, title=None, scale=1.6, col_labels=None):
+    """Images (N, H, W, 3) in [0, 1] as a rows x cols grid, with optional row and column labels."""
     plt = _plt()
     images = np.clip(np.asarray(images, np.float32), 0, 1)
     fig, axes = plt.subplots(rows, cols, figsize=(cols * scale, rows * scale + (0.4 if title else 0)),
@@ -40,6 +40,8 @@ def save_grid(images, path, rows, cols, row_labels=None, title=None, scale=1.6):
             ax.imshow(images[k], interpolation="lanczos" if images.shape[1] < 128 else "antialiased")
         if row_labels and k % cols == 0:
             ax.set_ylabel(row_labels[k // cols], fontsize=10)
+        if col_labels and k < cols:
+            ax.set_title(col_labels[k], fontsize=10)
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()

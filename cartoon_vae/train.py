@@ -13,14 +13,13 @@ import math
 import os
 import signal
 import time
-import warnings
 from pathlib import Path
 
 import keras
 import yaml
 
 from .config import load_config
-from .data import make_training_datasets
+from .data import make_training_datasets, quiet_fit_warnings
 from .model import build_vae
 from .runs import RunError, atomic_path, write_text_atomic
 
@@ -162,10 +161,7 @@ def train(config, run_dir, resume=False, verbose=1, callbacks=()):
     else:
         vae = build_vae(config)
     keeper = RunKeeper(run_dir, rows)
-    # Keras warns about its shuffle flag, unused with a tf.data input (which is shuffled already), and
-    # when a dataset of unknown length (ours skip unreadable files) ends: the validation set, every run.
-    warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
-    warnings.filterwarnings("ignore", message="Your input ran out of data")
+    quiet_fit_warnings()
     vae.fit(train_ds, validation_data=val_ds, epochs=config.train.epochs, initial_epoch=start,
             steps_per_epoch=config.train.steps_per_epoch or steps, verbose=verbose,
             callbacks=[*callbacks, keeper, keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False)])

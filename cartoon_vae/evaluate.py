@@ -1,0 +1,181 @@
+"""Measured quality of a run: reconstructions, the latent space, samples, and attribute edits.
+
+``evaluate_run`` writes ``metrics.json`` and ``metrics.md`` in the run folder. Every
+count and seed is fixed and written in the output. Reconstructions decode the latent
+means (deterministic). Real images for the sample metrics are the held-out split.
+
+Example:
+    >>> metrics = evaluate_run("runs/demo", "probes/demo")
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .edit import attribute_direction, edit_latents, edit_scores
+from .figures import decode
+from .latent import cached_minmax_stats, interpolate, sample_minmax, sample_normal
+from .losses import kl_exact, kl_poly_bound
+from .metrics import (active_units, frechet_distance, interpolation_unevenness, kernel_inception_distance,
+                      precision_recall, total_variation)
+from .runs import write_text_atomic
+
+SETTINGS = {"samples": 1000, "sample_seed": 0, "kid_subsets": 10, "kid_subset_size": 100, "pr_k": 3,
+            "edit_faces": 100, "edit_target": 1, "edit_strength": 1.0, "interpolation_pairs": 20,
+            "interpolation_steps": 10, "max_images": 2000}
+
+
+def encode_split(vae, dataset, limit=None, keep_images=True):
+    """Images (optional), latent means and log-variances, and file indices of a ``with_index`` dataset."""
+    images, means, log_vars, indices = [], [], [], []
+    seen = 0
+    for x, idx in dataset:
+        x, idx = np.asarray(x), np.asarray(idx)
+        if limit is not None:
+            x, idx = x[: limit - seen], idx[: limit - seen]
+        m, lv = vae.encode(x, training=False)
+        means.append(np.asarray(m))
+        log_vars.append(np.asarray(lv))
+        indices.append(idx)
+        if keep_images:
+            images.append(x)
+        seen += len(x)
+        if limit is not None and seen >= limit:
+            break
+    cat = np.concatenate
+    return (cat(images) if keep_images else None), cat(means), cat(log_vars), cat(indices)
+
+
+def _ssim_psnr(x, y):
+    import tensorflow as tf
+
+    return (np.asarray(tf.image.ssim(tf.constant(x), tf.constant(y), max_val=1.0)),
+            np.asarray(tf.image.psnr(tf.constant(x), tf.constant(y), max_val=1.0)))
+
+
+def _sample_block(probe, real_feats, real_preds, images, s):
+    feats, preds = probe.features_and_predictions(images)
+    # k-NN radii depend on the set size, so precision and recall compare equal numbers of each.
+    precision, recall = precision_recall(real_feats, feats[: len(real_feats)], k=s["pr_k"])
+    tv = {n: total_variation(np.bincount(preds[n], minlength=k) + 1e-12, np.bincount(real_preds[n], minlength=k)
+                             + 1e-12) for n, k in probe.n_variants.items()}
+    return {"fd_attr": frechet_distance(real_feats, feats),
+            "kid_attr": kernel_inception_distance(real_feats, feats, s["kid_subsets"], s["kid_subset_size"],
+                                                  s["sample_seed"]),
+            "precision": precision, "recall": recall,
+            "attribute_tv_mean": float(np.mean(list(tv.values()))), "attribute_tv": tv}
+
+
+def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
+    from .data import make_datasets, read_attributes
+    from .probe import Probe
+    from .runs import load_run
+
+    s = {**SETTINGS, **(settings or {})}
+    run_dir = Path(run_dir)
+    vae, config = load_run(run_dir)
+    probe = Probe.load(probe_dir)
+    probe.check_compatible(config)
+    attrs = read_attributes(config.data.dir)
+    train_ds, val_ds = make_datasets(config, with_index=True, shuffle_train=False)
+    x, means, log_vars, idx = encode_split(vae, val_ds, s["max_images"])
+    labels = attrs.values[idx] if attrs.names else None
+
+    recon = np.concatenate([np.asarray(vae.decode(means[i:i + 128])) for i in range(0, len(means), 128)])
+    ssim, psnr = _ssim_psnr(x, recon)
+    out = {"run": str(run_dir), "probe": str(probe_dir), "heldout_images": int(len(x)), "settings": s,
+           "reconstruction": {"mse": float(np.mean((x - recon) ** 2)), "psnr": float(psnr.mean()),
+                              "ssim": float(ssim.mean())},
+           "latent": {"kl_exact_nats_per_image": float(np.mean(np.asarray(kl_exact(means, log_vars)))),
+                      "kl_poly_bound_nats_per_image": float(np.mean(np.asarray(kl_poly_bound(means, log_vars)))),
+                      "variance_above_one_fraction": float(np.mean(np.exp(log_vars) > 1.0)),
+                      "active_units": active_units(means), "latent_dim": int(means.shape[1])}}
+
+    real_feats, real_preds = probe.features_and_predictions(x)
+    _, recon_preds = probe.features_and_predictions(recon)
+    if labels is not None:
+        per = {}
+        for k, n in enumerate(attrs.names):
+            if n in probe.names:
+                acc_o = float(np.mean(real_preds[n] == labels[:, k]))
+                acc_r = float(np.mean(recon_preds[n] == labels[:, k]))
+                per[n] = {"originals": acc_o, "reconstructions": acc_r, "relative": acc_r / max(acc_o, 1e-9)}
+        out["probe_accuracy"] = {"relative_mean": float(np.mean([v["relative"] for v in per.values()])),
+                                 "per_attribute": per}
+
+    rng_seed = s["sample_seed"]
+    stats = cached_minmax_stats(run_dir, vae, lambda: make_datasets(config, shuffle_train=False)[0],
+                                config.sample.stats_images)
+    minmax = decode(vae, sample_minmax(stats["min"], stats["max"], s["samples"], np.random.default_rng(rng_seed)))
+    normal = decode(vae, sample_normal(s["samples"], vae.latent_dim, np.random.default_rng(rng_seed)))
+    out["samples"] = {"minmax": _sample_block(probe, real_feats, real_preds, minmax, s),
+                      "normal": _sample_block(probe, real_feats, real_preds, normal, s),
+                      "real_heldout_vs_itself_note": "FD_attr/KID_attr are distances to the held-out real images"}
+
+    pairs = min(s["interpolation_pairs"], len(means) // 2)
+    uneven = [interpolation_unevenness(decode(vae, interpolate(means[2 * i], means[2 * i + 1],
+                                                               s["interpolation_steps"]))) for i in range(pairs)]
+    out["latent"]["interpolation_unevenness"] = float(np.mean(uneven))
+
+    if labels is not None:
+        out["editing"] = evaluate_edits(vae, probe, attrs, train_ds, means, labels, s)
+    if write:
+        write_text_atomic(run_dir / "metrics.json", json.dumps(out, indent=1) + "\n")
+        write_text_atomic(run_dir / "metrics.md", metrics_markdown(out))
+    return out
+
+
+def evaluate_edits(vae, probe, attrs, train_ds, val_means, val_labels, s) -> dict:
+    """Per attribute: edit held-out faces towards variant ``edit_target`` by the mean-difference direction."""
+    _, train_means, _, train_idx = encode_split(vae, train_ds, keep_images=False)
+    train_labels = attrs.values[train_idx]
+    to, per = s["edit_target"], {}
+    for k, name in enumerate(attrs.names):
+        if name not in probe.names:
+            continue
+        rows = np.flatnonzero((val_labels[:, k] != to) & (val_labels[:, k] >= 0))[: s["edit_faces"]]
+        if not len(rows):
+            continue
+        direction = attribute_direction(train_means, train_labels[:, k], to)
+        z = edit_latents(val_means[rows], direction, [0.0, s["edit_strength"]])
+        _, base = probe.features_and_predictions(decode(vae, z[:, 0]))
+        _, edited = probe.features_and_predictions(decode(vae, z[:, 1]))
+        per[name] = {**edit_scores(edited, base, name, to), "faces": int(len(rows))}
+    return {"target_variant": to, "strength": s["edit_strength"],
+            "success_mean": float(np.mean([v["success"] for v in per.values()])),
+            "preservation_mean": float(np.mean([v["preservation"] for v in per.values()])), "per_attribute": per}
+
+
+def metrics_markdown(m) -> str:
+    r, lat, smp = m["reconstruction"], m["latent"], m["samples"]
+    lines = [f"# Metrics of {m['run']}", "",
+             f"Held-out images: {m['heldout_images']}; probe: {m['probe']}; samples per mode: "
+             f"{m['settings']['samples']} (seed {m['settings']['sample_seed']}).", "",
+             "| reconstruction MSE | PSNR (dB) | SSIM | exact KL (nats/image) | active units | interpolation unevenness |",
+             "|---|---|---|---|---|---|",
+             f"| {r['mse']:.5f} | {r['psnr']:.2f} | {r['ssim']:.3f} | {lat['kl_exact_nats_per_image']:.1f} | "
+             f"{lat['active_units']} / {lat['latent_dim']} | {lat['interpolation_unevenness']:.3f} |", "",
+             "| samples | FD_attr | KID_attr | precision | recall | attribute TV (mean) |", "|---|---|---|---|---|---|"]
+    for mode in ("minmax", "normal"):
+        b = smp[mode]
+        lines.append(f"| {mode} | {b['fd_attr']:.2f} | {b['kid_attr']['mean']:.4f} +- {b['kid_attr']['std']:.4f} | "
+                     f"{b['precision']:.3f} | {b['recall']:.3f} | {b['attribute_tv_mean']:.3f} |")
+    if "probe_accuracy" in m:
+        lines += ["", f"Probe accuracy on reconstructions relative to originals (mean over attributes): "
+                      f"{m['probe_accuracy']['relative_mean']:.3f}", "",
+                  "| attribute | probe acc. originals | reconstructions | edit success | edit preservation |",
+                  "|---|---|---|---|---|"]
+        edits = m.get("editing", {}).get("per_attribute", {})
+        for n, v in m["probe_accuracy"]["per_attribute"].items():
+            e = edits.get(n, {})
+            lines.append(f"| {n} | {v['originals']:.3f} | {v['reconstructions']:.3f} | "
+                         f"{e.get('success', float('nan')):.3f} | {e.get('preservation', float('nan')):.3f} |")
+    if "editing" in m:
+        e = m["editing"]
+        lines += ["", f"Edits: towards variant {e['target_variant']} at strength {e['strength']} (the full "
+                      f"mean difference); success {e['success_mean']:.3f}, preservation {e['preservation_mean']:.3f} "
+                      f"(means over attributes)."]
+    return "\n".join(lines) + "\n"

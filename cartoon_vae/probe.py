@@ -1,0 +1,136 @@
+"""The attribute probe: a small CNN that reads every Cartoon Set attribute from an image.
+
+It is this project's feature extractor (there is no ImageNet network to download):
+its penultimate layer ("features") gives FD_attr / KID_attr / precision / recall,
+and its softmax heads judge attribute accuracy of reconstructions, attribute
+histograms of samples, and the success of attribute edits.
+
+A probe folder holds ``probe.keras`` and ``probe.json`` (attribute names and variant
+counts, the data settings it was trained with, and its held-out accuracy).
+
+Example:
+    >>> probe = Probe.load("probes/demo")
+    >>> feats, preds = probe.features_and_predictions(images)   # preds: {name: (n,) variant}
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .runs import RunError, atomic_path, write_text_atomic
+
+
+def build_probe(image_size, names, n_variants, width=32, features=128):
+    """Conv blocks -> global average pool -> Dense("features") -> one softmax head per attribute."""
+    import keras
+    from keras import layers
+
+    image = keras.Input((image_size, image_size, 3), name="image")
+    x = image
+    for i, f in enumerate([width, width * 2, width * 4, width * 4], start=1):
+        x = layers.Conv2D(f, 3, strides=2, padding="same", name=f"conv_{i}")(x)
+        # momentum 0.9, not Keras' 0.99: a probe trains for few steps, and slow moving statistics
+        # would leave its inference-mode normalisation far from the data.
+        x = layers.BatchNormalization(momentum=0.9, name=f"bn_{i}")(x)
+        x = layers.ReLU(name=f"relu_{i}")(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    feats = layers.Dense(features, activation="relu", name="features")(x)
+    heads = {name: layers.Dense(int(n), activation="softmax", name=name)(feats) for name, n in zip(names, n_variants)}
+    return keras.Model(image, heads, name="attribute_probe")
+
+
+def labelled_splits(config):
+    """(train, val) datasets of (images, {attribute: label}) for the labelled images of ``config.data.dir``."""
+    import tensorflow as tf
+
+    from .data import DataError, make_datasets, read_attributes
+
+    attrs = read_attributes(config.data.dir)
+    if not attrs.names:
+        raise DataError(f"{config.data.dir}: no attribute CSVs beside the images; the probe needs them")
+    table = tf.constant(attrs.values)
+    labelled = tf.constant(attrs.labelled)
+
+    def with_labels(images, index):
+        keep = tf.gather(labelled, index)
+        rows = tf.gather(table, tf.boolean_mask(index, keep))
+        return tf.boolean_mask(images, keep), {n: rows[:, k] for k, n in enumerate(attrs.names)}
+
+    train, val = make_datasets(config, with_index=True)
+    return train.map(with_labels), val.map(with_labels), attrs
+
+
+def train_probe(config, out, epochs=15, learning_rate=2e-3, verbose=1) -> dict:
+    """Train a probe on ``config.data`` (images resized and cropped as the config says) into ``out``."""
+    import keras
+
+    out = Path(out)
+    if (out / "probe.keras").exists():
+        raise RunError(f"{out}: a probe is already there; choose another --out")
+    from .data import quiet_fit_warnings
+
+    keras.utils.set_random_seed(config.train.seed)
+    quiet_fit_warnings()
+    train, val, attrs = labelled_splits(config)
+    model = build_probe(config.data.image_size, attrs.names, attrs.n_variants)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss={n: "sparse_categorical_crossentropy" for n in attrs.names},
+                  metrics={n: "accuracy" for n in attrs.names})
+    model.fit(train, validation_data=val, epochs=epochs, verbose=verbose)
+    result = model.evaluate(val, verbose=0, return_dict=True)
+    accuracy = {n: float(result[f"{n}_accuracy"]) for n in attrs.names}
+    chance = {n: float(1.0 / k) for n, k in zip(attrs.names, attrs.n_variants)}
+    info = {"names": list(attrs.names), "n_variants": [int(k) for k in attrs.n_variants],
+            "image_size": config.data.image_size, "crop": config.data.crop, "data_dir": str(config.data.dir),
+            "epochs": epochs, "heldout_accuracy": accuracy, "chance": chance}
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "probe.keras") as tmp:
+        model.save(tmp)
+    write_text_atomic(out / "probe.json", json.dumps(info, indent=1) + "\n")
+    return info
+
+
+class Probe:
+    """A trained probe: features and per-attribute predictions for images in [0, 1]."""
+
+    def __init__(self, model, info):
+        import keras
+
+        self.model, self.info = model, info
+        self.names = info["names"]
+        self.n_variants = dict(zip(self.names, info["n_variants"]))
+        self._both = keras.Model(model.input, [model.get_layer("features").output, model.output])
+
+    @classmethod
+    def load(cls, folder):
+        import keras
+
+        folder = Path(folder)
+        if not (folder / "probe.keras").exists() or not (folder / "probe.json").exists():
+            raise RunError(f"{folder}: no probe here (probe.keras, probe.json); train one with "
+                           f"cartoon-vae train-probe --data DIR --out {folder}")
+        return cls(keras.models.load_model(folder / "probe.keras"), json.loads((folder / "probe.json").read_text()))
+
+    def check_compatible(self, config):
+        if abs(self.info["crop"] - config.data.crop) > 1e-9:
+            raise RunError(f"probe was trained with data.crop={self.info['crop']}, the run uses "
+                           f"{config.data.crop}; train a probe with the run's config")
+
+    def features_and_predictions(self, images, batch_size=128):
+        """(n, d) features and {attribute: (n,) predicted variant}; images are resized to the probe's size."""
+        import tensorflow as tf
+
+        size = self.info["image_size"]
+        feats, preds = [], {n: [] for n in self.names}
+        for i in range(0, len(images), batch_size):
+            x = tf.convert_to_tensor(np.asarray(images[i:i + batch_size], np.float32))
+            if x.shape[1] != size:
+                x = tf.image.resize(x, (size, size), method="area")
+            f, heads = self._both(x, training=False)
+            feats.append(np.asarray(f))
+            for n in self.names:
+                preds[n].append(np.asarray(heads[n]).argmax(-1))
+        return np.concatenate(feats), {n: np.concatenate(v) for n, v in preds.items()}

@@ -1,0 +1,64 @@
+"""FD, KID, precision/recall, TV, active units and interpolation evenness on hand-computed cases."""
+
+import numpy as np
+import pytest
+
+from cartoon_vae.metrics import (active_units, frechet_distance, interpolation_unevenness,
+                                 kernel_inception_distance, mmd2_unbiased, precision_recall, total_variation)
+
+
+def test_frechet_distance_of_identical_sets_is_zero():
+    x = np.random.default_rng(0).normal(size=(500, 8))
+    assert frechet_distance(x, x) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_frechet_distance_closed_form_for_shifted_and_scaled_gaussians():
+    # N(0, I) vs N(m, 4I) in d dims: |m|^2 + d(1 + 4 - 2*2) = |m|^2 + d
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(200_000, 3))
+    b = 2.0 * rng.normal(size=(200_000, 3)) + np.array([1.0, 2.0, 0.0])
+    assert frechet_distance(a, b) == pytest.approx(5.0 + 3.0, rel=0.02)
+
+
+def test_mmd2_is_unbiased_on_a_known_case():
+    # Two samples from the same distribution: the unbiased estimate averages to 0 (a biased one would not).
+    rng = np.random.default_rng(2)
+    values = [mmd2_unbiased(rng.normal(size=(20, 4)), rng.normal(size=(20, 4))) for _ in range(400)]
+    assert abs(np.mean(values)) < 3 * np.std(values) / np.sqrt(len(values))
+    # Hand-computed: 1-d points, kernel (xy + 1)^3. x = {0, 1}, y = {2}: y has n = 1, so use n = 2 copies.
+    x, y = np.array([[0.0], [1.0]]), np.array([[2.0], [2.0]])
+    kxx, kyy, kxy = 1.0, 125.0, (1 + 27 + 1 + 27) / 4  # k(0,1) = 1, k(2,2) = 125, k(0,2) = 1, k(1,2) = 27
+    assert mmd2_unbiased(x, y) == pytest.approx(kxx + kyy - 2 * kxy)
+
+
+def test_kid_reports_subset_settings():
+    rng = np.random.default_rng(3)
+    k = kernel_inception_distance(rng.normal(size=(50, 4)), rng.normal(size=(60, 4)) + 3, subsets=5, subset_size=40)
+    assert k["subset_size"] == 40 and k["subsets"] == 5 and k["mean"] > 0.5
+
+
+def test_precision_recall_on_toy_clouds():
+    rng = np.random.default_rng(4)
+    real = rng.normal(size=(300, 2))
+    assert precision_recall(real, real.copy(), k=3) == (1.0, 1.0)
+    collapsed = real[:300] * 0.05                       # realistic but covers only the centre
+    p, r = precision_recall(real, collapsed, k=3)
+    assert p > 0.9 and r < 0.3
+    far = rng.normal(size=(300, 2)) + 20                 # neither realistic nor covering
+    assert precision_recall(real, far, k=3) == (0.0, 0.0)
+
+
+def test_total_variation_and_active_units():
+    assert total_variation([1, 1, 0], [0, 1, 1]) == pytest.approx(0.5)
+    assert total_variation([2, 2], [5, 5]) == 0.0
+    means = np.zeros((100, 4))
+    means[:, 0] = np.linspace(-1, 1, 100)   # variance 0.34: active
+    means[:, 1] = np.linspace(-0.1, 0.1, 100)  # variance 0.0034: inactive
+    assert active_units(means) == 1
+
+
+def test_interpolation_unevenness():
+    even = np.linspace(0, 1, 10)[:, None] * np.ones((10, 5))
+    assert interpolation_unevenness(even) == pytest.approx(0.0, abs=1e-9)
+    jump = np.concatenate([np.zeros((5, 5)), np.ones((5, 5))])
+    assert interpolation_unevenness(jump) == pytest.approx(np.sqrt(8))  # one step of 9 carries everything
