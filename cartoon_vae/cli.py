@@ -230,6 +230,13 @@ def cmd_edit(args):
     print(f"written: {out / (name + '.png')}, {out / (name + '.json')}")
 
 
+def cmd_ablate(args):
+    from .ablate import run_ablation
+
+    run_ablation(args.config)
+    print("written: docs/results.md (see results in the config's `results` key)")
+
+
 def build_parser():
     p = _Parser(prog="cartoon-vae", description=__doc__.splitlines()[0])
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -298,6 +305,10 @@ def build_parser():
     s.add_argument("--out", required=True)
     s.add_argument("--data", help="data folder (default: the run's data.dir)")
     s.set_defaults(fn=cmd_edit)
+
+    s = sub.add_parser("ablate", help="test the paper's claims: train variants x seeds, evaluate, write results")
+    s.add_argument("--config", default="configs/ablation.yaml")
+    s.set_defaults(fn=cmd_ablate)
     return p
 
 

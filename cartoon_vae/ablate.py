@@ -1,0 +1,187 @@
+"""The paper's claims, tested: train variants on identical data with several seeds, measure, judge.
+
+``configs/ablation.yaml`` names a base config, the variants (``--set`` overrides) and
+the seeds; every run trains into ``runs_dir/VARIANT/seedN`` (a finished run is reused,
+an unfinished one resumed), is evaluated with one probe, and ``docs/results.md`` gets a
+table of mean +- std over seeds and a verdict per claim, with its evidence.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from .config import ConfigError, load_config
+from .runs import write_text_atomic
+
+ABLATION_KEYS = {"base", "data", "seeds", "set", "variants", "runs_dir", "probe", "probe_epochs", "results",
+                 "samples"}
+
+
+def load_ablation(path) -> dict:
+    """The ablation YAML, checked: unknown keys and malformed variants are one-line ConfigErrors."""
+    path = Path(path)
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: YAML syntax error: {getattr(e, 'problem', e)}") from None
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{path}: expected a mapping with keys {', '.join(sorted(ABLATION_KEYS))}")
+    unknown = set(spec) - ABLATION_KEYS
+    if unknown:
+        raise ConfigError(f"{path}: {sorted(unknown)[0]}: unknown key (valid: {', '.join(sorted(ABLATION_KEYS))})")
+    for v in spec.get("variants", []):
+        if not isinstance(v, dict) or "name" not in v:
+            raise ConfigError(f"{path}: variants: each needs a name and a list under set, got {v!r}")
+    if not spec.get("variants") or not spec.get("seeds"):
+        raise ConfigError(f"{path}: variants and seeds must be non-empty lists")
+    return spec
+
+
+def run_ablation(path, verbose=1) -> dict:
+    from .evaluate import evaluate_run
+    from .probe import train_probe
+    from .train import NonFiniteLoss, read_history, train
+
+    spec = load_ablation(path)
+    runs_dir = Path(spec.get("runs_dir", "runs/ablation"))
+    base = [*spec.get("set", []), *([f"data.dir={spec['data']}"] if spec.get("data") else [])]
+    probe_dir = Path(spec.get("probe", runs_dir / "probe"))
+    if not (probe_dir / "probe.keras").exists():
+        train_probe(load_config(spec["base"], base), probe_dir, epochs=spec.get("probe_epochs", 15), verbose=verbose)
+    rows = {}
+    for variant in spec["variants"]:
+        for seed in spec["seeds"]:
+            run = runs_dir / variant["name"] / f"seed{seed}"
+            overrides = [*base, *variant.get("set", []), f"train.seed={seed}", f"model.seed={seed}"]
+            config = load_config(spec["base"], overrides)
+            record = {"variant": variant["name"], "seed": seed, "run": str(run), "diverged": False}
+            try:
+                if not (run / "model.keras").exists():
+                    train(config, run, resume=(run / "config.yaml").exists(), verbose=verbose)
+                metrics = evaluate_run(run, probe_dir, settings={"samples": spec.get("samples", 500)})
+                record.update(_summary(metrics, read_history(run / "history.csv")))
+            except NonFiniteLoss as e:
+                record.update(diverged=True, error=str(e))
+            rows.setdefault(variant["name"], []).append(record)
+            if verbose:
+                print(json.dumps(record))
+    results = Path(spec.get("results", "docs/results.md"))
+    results.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(results, results_markdown(spec, rows, path))
+    write_text_atomic(results.with_suffix(".json"), json.dumps(rows, indent=1) + "\n")
+    return rows
+
+
+def _summary(m, history) -> dict:
+    seconds = [r["seconds"] for r in history[1:]] or [r["seconds"] for r in history]  # epoch 1 also decodes PNGs
+    last = history[-1]
+    return {
+        "seconds_per_epoch": float(np.mean(seconds)),
+        "final_val_kl_exact": last["val_kl_exact"], "final_val_kl_trained": last["val_kl_loss"],
+        "final_val_reconstruction": last["val_reconstruction_loss"],
+        "mse": m["reconstruction"]["mse"], "ssim": m["reconstruction"]["ssim"],
+        "kl_exact_heldout": m["latent"]["kl_exact_nats_per_image"],
+        "kl_poly_heldout": m["latent"]["kl_poly_bound_nats_per_image"],
+        "variance_above_one": m["latent"]["variance_above_one_fraction"],
+        "active_units": m["latent"]["active_units"], "unevenness": m["latent"]["interpolation_unevenness"],
+        "fd_minmax": m["samples"]["minmax"]["fd_attr"], "fd_normal": m["samples"]["normal"]["fd_attr"],
+        "kid_minmax": m["samples"]["minmax"]["kid_attr"]["mean"], "kid_normal": m["samples"]["normal"]["kid_attr"]["mean"],
+        "precision_minmax": m["samples"]["minmax"]["precision"], "precision_normal": m["samples"]["normal"]["precision"],
+        "recall_minmax": m["samples"]["minmax"]["recall"], "recall_normal": m["samples"]["normal"]["recall"],
+        "edit_success": m.get("editing", {}).get("success_mean", math.nan),
+        "edit_preservation": m.get("editing", {}).get("preservation_mean", math.nan),
+    }
+
+
+COLUMNS = [("seconds_per_epoch", "s/epoch", 2), ("final_val_kl_exact", "exact KL (val)", 1),
+           ("final_val_kl_trained", "trained KL (val)", 1), ("mse", "rec. MSE", 4), ("ssim", "SSIM", 3),
+           ("active_units", "active units", 1), ("unevenness", "interp. unevenness", 3),
+           ("fd_minmax", "FD_attr min-max", 1), ("fd_normal", "FD_attr N(0,I)", 1),
+           ("kid_minmax", "KID_attr min-max", 2), ("kid_normal", "KID_attr N(0,I)", 2),
+           ("precision_minmax", "prec. min-max", 3), ("precision_normal", "prec. N(0,I)", 3),
+           ("recall_minmax", "recall min-max", 3), ("recall_normal", "recall N(0,I)", 3),
+           ("edit_success", "edit success", 3), ("edit_preservation", "edit preserv.", 3)]
+
+
+def _stat(records, key):
+    values = np.array([r[key] for r in records if not r["diverged"]], float)
+    return (float(values.mean()), float(values.std())) if len(values) else (math.nan, math.nan)
+
+
+def _cell(records, key, digits):
+    mean, std = _stat(records, key)
+    return f"{mean:.{digits}f} +- {std:.{digits}f}"
+
+
+def results_markdown(spec, rows, path) -> str:
+    names = list(rows)
+    seeds = spec["seeds"]
+    lines = ["# The paper's claims, tested", "",
+             f"Produced by `cartoon-vae ablate --config {path}` (base config `{spec['base']}`, overrides "
+             f"`{' '.join(spec.get('set', []))}`, data `{spec.get('data', 'as in the base config')}`), "
+             f"seeds {seeds}: mean +- std over seeds. Every variant trains on the same images and split; the seed "
+             f"sets weight initialisation and the sampling noise. Metrics are `cartoon-vae evaluate`'s on the "
+             f"held-out split ({spec.get('samples', 500)} samples per mode); FD_attr/KID_attr use the attribute "
+             f"probe's features, not an ImageNet network, and are comparable only within this table. "
+             f"Seconds per epoch exclude epoch 1 (which also decodes the PNGs).", "",
+             "| variant | diverged | " + " | ".join(c[1] for c in COLUMNS) + " |",
+             "|---|---|" + "---|" * len(COLUMNS)]
+    for n in names:
+        diverged = sum(r["diverged"] for r in rows[n])
+        lines.append(f"| {n} | {diverged}/{len(rows[n])} | " + " | ".join(_cell(rows[n], k, d) for k, _, d in COLUMNS)
+                     + " |")
+    lines += ["", "## Verdicts", ""] + _verdicts(rows)
+    return "\n".join(lines) + "\n"
+
+
+def _compare(rows, a, b, key):
+    (ma, sa), (mb, sb) = _stat(rows[a], key), _stat(rows[b], key)
+    return ma, sa, mb, sb, abs(ma - mb) > 2 * max(sa, sb, 1e-12)
+
+
+def _verdicts(rows) -> list[str]:
+    if "exact" not in rows or "poly_bound" not in rows:
+        return ["(The verdicts need variants named `exact` and `poly_bound`.)"]
+    out = []
+    ma, sa, mb, sb, sig = _compare(rows, "exact", "poly_bound", "seconds_per_epoch")
+    faster = sig and mb < ma
+    out.append(f"**(a) The bound makes training much faster — {'supported' if faster and mb < 0.8 * ma else 'not supported'}.** "
+               f"Seconds per epoch: exact {ma:.2f} +- {sa:.2f}, bound {mb:.2f} +- {sb:.2f} "
+               f"(ratio {mb / ma:.2f}). The KL term is a few hundred element-wise operations per image against "
+               f"millions of multiply-adds in the convolutions, so its form cannot move the epoch time.")
+    ma, sa, mb, sb, sig = _compare(rows, "exact", "poly_bound", "unevenness")
+    smoother = sig and mb < ma
+    out.append(f"**(b) The bound makes the latent space smoother — {'supported' if smoother else 'not supported'}.** "
+               f"Interpolation unevenness (std / mean of the image change per equal latent step, lower = smoother): "
+               f"exact {ma:.3f} +- {sa:.3f}, bound {mb:.3f} +- {sb:.3f}"
+               f"{'' if sig else ' (within two standard deviations)'}.")
+    de, db = (sum(r["diverged"] for r in rows[n]) for n in ("exact", "poly_bound"))
+    ma, sa, mb, sb, _ = _compare(rows, "exact", "poly_bound", "final_val_reconstruction")
+    out.append(f"**(c) The bound makes training more stable — {'supported' if db < de else 'not supported'}.** "
+               f"Diverged runs: exact {de}, bound {db}. Final validation reconstruction MSE across seeds: exact "
+               f"{ma:.4f} +- {sa:.4f}, bound {mb:.4f} +- {sb:.4f}.")
+    kp, _ = _stat(rows["poly_bound"], "kl_poly_heldout")
+    ke, _ = _stat(rows["poly_bound"], "kl_exact_heldout")
+    above, _ = _stat(rows["poly_bound"], "variance_above_one")
+    out.append(f"**(d) Eq. 5 is a lower bound of the KL — wrong as stated.** Per dimension it is a lower bound only "
+               f"where sigma^2 <= 1 and an upper bound on 1 < sigma^2 < 2 (proof in the README, both sides tested). "
+               f"In the bound-trained models it is below the exact KL in aggregate ({kp:.1f} vs {ke:.1f} nats per "
+               f"held-out image) because {100 * (1 - above):.1f}% of posterior variances are below 1; and it is a "
+               f"loose bound: it caps a collapsing variance's cost at 0.25 nats per dimension, where the exact KL "
+               f"grows without limit.")
+    fm, sfm = _stat(rows["poly_bound"], "fd_minmax")
+    fn, sfn = _stat(rows["poly_bound"], "fd_normal")
+    pm, _ = _stat(rows["poly_bound"], "precision_minmax")
+    pn, _ = _stat(rows["poly_bound"], "precision_normal")
+    better = fm < fn - 2 * max(sfm, sfn)
+    out.append(f"**(e) Min-max uniform sampling gives realistic faces — {'supported relative to N(0, I)' if better else 'not better than N(0, I)'}.** "
+               f"With the bound: FD_attr min-max {fm:.1f} +- {sfm:.1f} vs N(0, I) {fn:.1f} +- {sfn:.1f}; precision "
+               f"{pm:.3f} vs {pn:.3f}. See the table for the exact-KL variants.")
+    return out
