@@ -231,10 +231,11 @@ def cmd_edit(args):
 
 
 def cmd_ablate(args):
-    from .ablate import run_ablation
+    from .ablate import load_ablation, report_only, run_ablation
 
-    run_ablation(args.config)
-    print("written: docs/results.md (see results in the config's `results` key)")
+    results = load_ablation(args.config).get("results", "docs/results.md")
+    report_only(args.config) if args.report_only else run_ablation(args.config)
+    print(f"written: {results} and {Path(results).with_suffix('.json')}")
 
 
 def build_parser():
@@ -308,6 +309,7 @@ def build_parser():
 
     s = sub.add_parser("ablate", help="test the paper's claims: train variants x seeds, evaluate, write results")
     s.add_argument("--config", default="configs/ablation.yaml")
+    s.add_argument("--report-only", action="store_true", help="rebuild the report from stored results.json")
     s.set_defaults(fn=cmd_ablate)
     return p
 
