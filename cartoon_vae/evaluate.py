@@ -84,7 +84,7 @@ def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
     x, means, log_vars, idx = encode_split(vae, val_ds, s["max_images"])
     labels = attrs.values[idx] if attrs.names else None
 
-    recon = np.concatenate([np.asarray(vae.decode(means[i:i + 128])) for i in range(0, len(means), 128)])
+    recon = decode(vae, means)
     ssim, psnr = _ssim_psnr(x, recon)
     out = {"run": str(run_dir), "probe": str(probe_dir), "heldout_images": int(len(x)), "settings": s,
            "reconstruction": {"mse": float(np.mean((x - recon) ** 2)), "psnr": float(psnr.mean()),

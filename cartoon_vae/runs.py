@@ -46,6 +46,15 @@ def write_text_atomic(path, text: str) -> None:
         Path(tmp).write_text(text)
 
 
+def checkpoint_path(run_dir, epoch) -> Path:
+    return Path(run_dir) / "checkpoints" / f"epoch_{epoch:04d}.keras"
+
+
+def checkpoints(run_dir) -> list[Path]:
+    """Complete checkpoints of a run, oldest first (temporary files start with a dot and are not listed)."""
+    return sorted((Path(run_dir) / "checkpoints").glob("epoch_[0-9][0-9][0-9][0-9].keras"))
+
+
 def require_model(run_dir) -> Path:
     """The run's final model, or its last checkpoint; a clear error when neither exists."""
     run_dir = Path(run_dir)
@@ -53,7 +62,7 @@ def require_model(run_dir) -> Path:
         raise RunError(f"{run_dir}: run folder not found")
     if (run_dir / "model.keras").exists():
         return run_dir / "model.keras"
-    done = sorted((run_dir / "checkpoints").glob("epoch_[0-9][0-9][0-9][0-9].keras"))
+    done = checkpoints(run_dir)
     if done:
         return done[-1]
     raise RunError(f"{run_dir}: no model.keras and no checkpoint; train it first "

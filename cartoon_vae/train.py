@@ -21,7 +21,7 @@ import yaml
 from .config import load_config
 from .data import make_training_datasets, quiet_fit_warnings
 from .model import build_vae
-from .runs import RunError, atomic_path, write_text_atomic
+from .runs import RunError, atomic_path, checkpoint_path, checkpoints, write_text_atomic
 
 HISTORY_COLUMNS = ["epoch", "loss", "reconstruction_loss", "kl_loss", "kl_exact",
                    "val_loss", "val_reconstruction_loss", "val_kl_loss", "val_kl_exact", "seconds"]
@@ -92,15 +92,6 @@ class RunKeeper(keras.callbacks.Callback):
     @property
     def epoch_number(self):
         return len(self.rows) + 1
-
-
-def checkpoint_path(run_dir, epoch) -> Path:
-    return Path(run_dir) / "checkpoints" / f"epoch_{epoch:04d}.keras"
-
-
-def checkpoints(run_dir) -> list[Path]:
-    """Complete checkpoints of a run, oldest first (temporary files start with a dot and are not listed)."""
-    return sorted((Path(run_dir) / "checkpoints").glob("epoch_[0-9][0-9][0-9][0-9].keras"))
 
 
 def read_history(path) -> list[dict]:
