@@ -337,7 +337,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if not args.debug:
         _import_tensorflow_quietly()
-    if args.command == "train" and not args.config and not args.resume:
+    if args.command == "train" and not args.config and not (args.resume and args.run_dir):
         build_parser().error("train: --config is required (or --resume with --run-dir)")
     from .config import ConfigError
     from .data import DataError

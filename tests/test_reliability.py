@@ -188,6 +188,7 @@ BAD_INPUT = [
     (["check-data", "--data", "{w}/bad_csv"], ["cs000001.csv:2", "variant_index"]),
     (["train", "--config", PAPER, "--data", "{faces}", "--run-dir", "{w}/run"], ["run", "already exists", "--resume"]),
     (["train", "--resume", "--run-dir", "{w}/empty"], ["empty", "nothing to resume"]),
+    (["train", "--resume"], ["--config is required", "--run-dir"]),
     (["figures", "--run", "{w}/no_such_run"], ["no_such_run", "run folder not found"]),
     (["figures", "--run", "{w}/no_ckpt"], ["no_ckpt", "no model.keras and no checkpoint"]),
     (["figures", "--run", "{w}/broken"], ["broken/model.keras", "cannot load the model"]),
