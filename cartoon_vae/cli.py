@@ -238,6 +238,26 @@ def cmd_ablate(args):
     print(f"written: {results} and {Path(results).with_suffix('.json')}")
 
 
+def cmd_benchmark(args):
+    import json
+
+    from .benchmark import format_table, run_benchmark
+    from .runs import RunError, write_text_atomic
+
+    if args.out and Path(args.out).exists() and not args.force:
+        raise RunError(f"{args.out}: already exists; pass --force to overwrite it")
+    if args.data:
+        from .data import list_images
+        list_images(args.data)  # a bad folder fails now, not after the first phases
+    results = run_benchmark(quick=args.quick, data_dir=args.data, variants=args.variants)
+    print()
+    print(format_table(results))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(args.out, json.dumps(results, indent=1) + "\n")
+        print(f"written: {args.out}")
+
+
 def build_parser():
     p = _Parser(prog="cartoon-vae", description=__doc__.splitlines()[0])
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -311,6 +331,16 @@ def build_parser():
     s.add_argument("--config", default="configs/ablation.yaml")
     s.add_argument("--report-only", action="store_true", help="rebuild the report from stored results.json")
     s.set_defaults(fn=cmd_ablate)
+
+    s = sub.add_parser("benchmark", help="training speed against the paper's reference loop, input pipeline, "
+                                         "generation, memory")
+    s.add_argument("--quick", action="store_true", help="fewer images and epochs, no step variants (minutes)")
+    s.add_argument("--out", help="write the results as JSON here")
+    s.add_argument("--force", action="store_true", help="overwrite --out")
+    s.add_argument("--data", help="image folder (default: faces drawn by the embedded generator)")
+    s.add_argument("--variants", action=argparse.BooleanOptionalAction, default=None,
+                   help="also time the step under rejected settings (default: on unless --quick)")
+    s.set_defaults(fn=cmd_benchmark)
     return p
 
 

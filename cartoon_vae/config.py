@@ -84,6 +84,7 @@ class TrainConfig:
     learning_rate: float = field(default=5e-4, metadata=_check(lambda v: v > 0, "a number > 0"))
     seed: int = 0
     steps_per_epoch: Optional[int] = field(default=None, metadata=_positive_int())
+    distribute: Literal["none", "mirrored", "multi_worker"] = "none"
 
 
 @dataclass(frozen=True)

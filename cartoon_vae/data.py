@@ -271,7 +271,7 @@ def make_datasets(config, with_index=False, shuffle_train=True):
             _normalised(s.val.batch(cfg.batch_size), with_index))
 
 
-def make_training_datasets(config, first_epoch=0):
+def make_training_datasets(config, first_epoch=0, replicas=1):
     """(train stream, val, batches per epoch) for ``model.fit`` of epochs ``first_epoch`` .. ``train.epochs``.
 
     Epoch e of the train stream is the training split shuffled with the seed
@@ -279,13 +279,18 @@ def make_training_datasets(config, first_epoch=0):
     run resumed at epoch e sees exactly the batches an uninterrupted run would have
     seen. The epochs are concatenated, so each one's iterator (and a file cache's
     writer) starts only when the previous epoch is finished.
+
+    With ``replicas`` > 1 (tf.distribute) a validation split smaller than a batch is
+    batched in a multiple of ``replicas`` first: Keras builds the model from the first
+    validation batch and fails when it does not split evenly across the replicas.
     """
     cfg = config.data
     s = load_splits(cfg)
-    epochs = [s.train.shuffle(cfg.shuffle_buffer, seed=cfg.seed * 1_000_003 + e).batch(cfg.batch_size)
+    val_batch = cfg.batch_size if s.n_val >= cfg.batch_size else max(replicas, s.n_val - s.n_val % replicas)
+    epochs = [s.train.shuffle(cfg.shuffle_buffer, seed=cfg.seed * 1_000_003 + e, reshuffle_each_iteration=False)
+              .batch(cfg.batch_size)
               for e in range(first_epoch, max(config.train.epochs, first_epoch + 1))]
     stream = epochs[0]
     for epoch in epochs[1:]:
         stream = stream.concatenate(epoch)
-    return _normalised(stream, False), _normalised(s.val.batch(cfg.batch_size), False), \
-        -(-s.n_train // cfg.batch_size)
+    return _normalised(stream, False), _normalised(s.val.batch(val_batch), False), -(-s.n_train // cfg.batch_size)

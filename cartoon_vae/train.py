@@ -110,6 +110,24 @@ def write_history(path, rows) -> None:
     write_text_atomic(path, out.getvalue())
 
 
+def distribution_strategy(name):
+    """The tf.distribute strategy of ``train.distribute``.
+
+    * ``none``: TensorFlow's default (one device).
+    * ``mirrored``: ``MirroredStrategy``, a replica per GPU of this machine (or per logical
+      CPU device where there is no GPU); each step splits ``data.batch_size`` across them.
+    * ``multi_worker``: ``MultiWorkerMirroredStrategy`` across the hosts that the
+      ``TF_CONFIG`` environment variable lists; every host runs the same command.
+    """
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
 def train(config, run_dir, resume=False, verbose=1, callbacks=()):
     """Train ``config`` into ``run_dir`` (or continue it with ``resume``). Returns the model.
 
@@ -143,14 +161,17 @@ def train(config, run_dir, resume=False, verbose=1, callbacks=()):
             print(f"{run_dir}: already trained for {start} epochs (train.epochs={config.train.epochs})")
         return keras.models.load_model(run_dir / "model.keras")
 
-    keras.utils.set_random_seed(config.train.seed)
-    train_ds, val_ds, steps = make_training_datasets(config, first_epoch=start)
-    if start:
-        vae = keras.models.load_model(done[-1])
-        if verbose:
-            print(f"resuming {run_dir} after epoch {start}")
-    else:
-        vae = build_vae(config)
+    keras.utils.set_random_seed(config.train.seed)  # before the datasets: TF's global seed enters their shuffles
+    strategy = distribution_strategy(config.train.distribute)
+    train_ds, val_ds, steps = make_training_datasets(config, first_epoch=start,
+                                                     replicas=strategy.num_replicas_in_sync)
+    with strategy.scope():
+        if start:
+            vae = keras.models.load_model(done[-1])
+            if verbose:
+                print(f"resuming {run_dir} after epoch {start}")
+        else:
+            vae = build_vae(config)
     keeper = RunKeeper(run_dir, rows)
     quiet_fit_warnings()
     vae.fit(train_ds, validation_data=val_ds, epochs=config.train.epochs, initial_epoch=start,

@@ -2,6 +2,7 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as cartoon_vae/__init__.py: tests run what users run
 
 from pathlib import Path  # noqa: E402
 

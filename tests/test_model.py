@@ -72,3 +72,28 @@ def test_keras_file_round_trip_gives_identical_outputs(tmp_path, paper_config_pa
     np.testing.assert_array_equal(np.asarray(loaded.encode(x)[0]), np.asarray(vae.encode(x)[0]))
     # Same input, same seed state: the sampled reconstructions are identical too.
     np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(vae(x)))
+
+
+def test_fused_batch_norm_matches_keras_batch_norm():
+    import tensorflow as tf
+
+    from cartoon_vae.model import FusedBatchNormalization
+
+    x = tf.constant(np.random.RandomState(0).normal(2.0, 3.0, (4, 6, 6, 5)).astype("float32"))
+    fused, plain = FusedBatchNormalization(), keras.layers.BatchNormalization()
+    fused.build(x.shape), plain.build(x.shape)
+    rng = np.random.RandomState(1)
+    weights = [rng.uniform(0.5, 1.5, 5).astype("float32") for _ in range(4)]
+    fused.set_weights(weights), plain.set_weights(weights)
+    w = tf.constant(rng.normal(size=x.shape).astype("float32"))  # so no gradient is ~0 by symmetry
+    results = []
+    for layer in (fused, plain):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(y * w)
+        grads = tape.gradient(loss, [x, *layer.trainable_weights])
+        layer(x, training=True)  # a second update of the moving averages
+        results.append([y, *grads, *layer.non_trainable_weights, layer(x, training=False)])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
