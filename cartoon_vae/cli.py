@@ -71,6 +71,13 @@ def cmd_train(args):
     print(f"trained model: {run_dir / 'model.keras'}")
 
 
+def cmd_prepare(args):
+    from .data import prepare
+
+    out = prepare(_load(args), args.out, shard_images=args.shard_images)
+    print(f"train on it with --data {out} (or data.dir: {out}) and the same config")
+
+
 def _run_data(args, config):
     if getattr(args, "data", None):
         config = config.replace(data={"dir": args.data})
@@ -285,6 +292,13 @@ def build_parser():
     s.add_argument("--run-dir", help="run folder (default: runs/<config name>)")
     s.add_argument("--resume", action="store_true", help="continue an existing run folder")
     s.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("prepare", help="decode and resize a data folder once into TFRecord shards that training "
+                                       "streams (sets bigger than memory)")
+    _add_config_args(s)
+    s.add_argument("--out", required=True, help="folder to create")
+    s.add_argument("--shard-images", type=_count, default=1024, help="images per shard file")
+    s.set_defaults(fn=cmd_prepare)
 
     s = sub.add_parser("figures", help="write Fig. 4, Fig. 5 and the other figures of a run")
     s.add_argument("--run", required=True)

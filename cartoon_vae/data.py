@@ -41,8 +41,12 @@ class DataError(ValueError):
 
 
 def list_images(folder) -> list[str]:
-    """Image files under ``folder``, recursively, in image_dataset_from_directory's (alphanumeric) order."""
+    """Image files under ``folder``, recursively, in image_dataset_from_directory's (alphanumeric) order.
+    For a folder written by :func:`prepare`: the source images it was made from, in the same order."""
     folder = Path(folder)
+    manifest = prepared_manifest(folder)
+    if manifest is not None:
+        return list(manifest["paths"])
     if not folder.exists():
         raise DataError(f"{folder}: data folder not found")
     if not folder.is_dir():
@@ -195,11 +199,15 @@ def load_splits(cfg, verbose=True) -> Splits:
     """The train and validation splits of ``cfg.dir`` (``cfg`` is the ``data`` section).
 
     The split is image_dataset_from_directory's: the file list shuffled once with
-    ``cfg.seed``, the last ``val_fraction`` held out.
+    ``cfg.seed``, the last ``val_fraction`` held out. A folder written by :func:`prepare`
+    is streamed from its shards (``cache`` does not apply: nothing is held in memory).
     """
     import keras
     import tensorflow as tf
 
+    manifest = prepared_manifest(cfg.dir)
+    if manifest is not None:
+        return _prepared_splits(cfg, manifest)
     paths = list_images(cfg.dir)
     bad = find_unreadable(paths)
     if len(bad) == len(paths):
@@ -231,6 +239,107 @@ def load_splits(cfg, verbose=True) -> Splits:
 
     return Splits(prepare(train, "train", train.file_paths), prepare(val, "val", val.file_paths), paths,
                   readable(train.file_paths), readable(val.file_paths))
+
+
+PREPARED = "prepared.json"
+_RECIPE = ("image_size", "load_size", "crop", "background", "seed", "val_fraction")  # what a prepared set fixes
+
+
+def prepared_manifest(folder):
+    """The manifest of a folder written by :func:`prepare`, or None for an image folder."""
+    path = Path(folder) / PREPARED
+    if not path.is_file():
+        return None
+    import json
+
+    try:
+        manifest = json.loads(path.read_text())
+        missing = [k for k in (*_RECIPE, "paths", "train", "val", "n_train", "n_val") if k not in manifest]
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not a readable manifest ({e})") from None
+    if missing:
+        raise DataError(f"{path}: manifest lacks {', '.join(missing)}; run cartoon-vae prepare again")
+    return manifest
+
+
+def _prepared_splits(cfg, manifest) -> Splits:
+    import tensorflow as tf
+
+    folder = Path(cfg.dir)
+    for key in _RECIPE:
+        want, have = getattr(cfg, key), manifest[key]
+        if (list(want) if isinstance(want, tuple) else want) != have:
+            raise DataError(f"{folder / PREPARED}: prepared with data.{key}={have}, the config has {want}; "
+                            f"run cartoon-vae prepare again for this config")
+    size = cfg.image_size
+    features = {"image": tf.io.FixedLenFeature([], tf.string), "index": tf.io.FixedLenFeature([], tf.int64)}
+
+    def parse(record):
+        example = tf.io.parse_single_example(record, features)
+        image = tf.reshape(tf.io.decode_raw(example["image"], tf.uint8), (size, size, 3))
+        return image, tf.cast(example["index"], tf.int32)
+
+    def stream(shards):
+        missing = [name for name in shards if not (folder / name).is_file()]
+        if missing:
+            raise DataError(f"{folder / missing[0]}: shard listed in {PREPARED} is missing")
+        files = tf.data.Dataset.from_tensor_slices([str(folder / name) for name in shards])
+        records = files.flat_map(lambda f: tf.data.TFRecordDataset(f, buffer_size=8 << 20))  # in written order
+        return records.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    return Splits(stream(manifest["train"]), stream(manifest["val"]), list(manifest["paths"]),
+                  manifest["n_train"], manifest["n_val"])
+
+
+def prepare(config, out, shard_images=1024, log=print) -> Path:
+    """Decode, composite, crop and resize every image of ``config.data.dir`` once, into ``out``.
+
+    Writes ``train-NNNNN.tfrecord`` and ``val-NNNNN.tfrecord`` shards of ``shard_images``
+    raw uint8 images each (with their index in the source's file order) and ``prepared.json``,
+    which records the recipe (size, crop, background, split) and the source paths.
+    Training, latent statistics and evaluation then stream the shards with ``data.dir``
+    set to ``out``. The folder is written under a temporary name and renamed when complete,
+    so a killed run leaves nothing that looks prepared; an existing ``out`` is refused.
+    """
+    import json
+    import shutil
+
+    import tensorflow as tf
+
+    out = Path(out)
+    if out.exists():
+        raise DataError(f"{out}: already exists; remove it or choose another --out")
+    cfg = config.replace(data={"cache": "none"}).data
+    s = load_splits(cfg)
+    tmp = out.with_name(f".tmp-{out.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    manifest = {**{k: (list(v) if isinstance(v, tuple) else v) for k in _RECIPE for v in [getattr(cfg, k)]},
+                "source": str(cfg.dir), "paths": [os.path.abspath(p) for p in s.paths], "train": [], "val": [], "n_train": 0, "n_val": 0}
+    for split, ds in (("train", s.train), ("val", s.val)):
+        writer, count = None, 0
+        for image, index in ds.prefetch(tf.data.AUTOTUNE).as_numpy_iterator():
+            if count % shard_images == 0:
+                if writer:
+                    writer.close()
+                manifest[split].append(f"{split}-{len(manifest[split]):05d}.tfrecord")
+                writer = tf.io.TFRecordWriter(str(tmp / manifest[split][-1]))
+            example = tf.train.Example(features=tf.train.Features(feature={
+                "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image.tobytes()])),
+                "index": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(index)]))}))
+            writer.write(example.SerializeToString())
+            count += 1
+            if count % shard_images == 0 and log:
+                log(f"{split}: {count} images written")
+        if writer:
+            writer.close()
+        manifest[f"n_{split}"] = count
+    (tmp / PREPARED).write_text(json.dumps(manifest, indent=1) + "\n")
+    tmp.rename(out)
+    if log:
+        log(f"{out}: {manifest['n_train']} train and {manifest['n_val']} validation images at "
+            f"{cfg.image_size}x{cfg.image_size} in {len(manifest['train']) + len(manifest['val'])} shards")
+    return out
 
 
 def quiet_fit_warnings():

@@ -207,3 +207,36 @@ def test_paper_config_batches_on_generated_faces(faces):
     train, _ = make_datasets(load_config(PAPER, [f"data.dir={faces}"]))
     x = np.asarray(next(iter(train)))
     assert x.shape == (15, 256, 256, 3)  # 16 faces, 10% (1) held out and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+
+
+def test_prepared_shards_stream_the_same_images_and_labels(faces, tmp_path):
+    from cartoon_vae.data import make_training_datasets, prepare
+
+    cfg = _cfg(faces, "train.epochs=2")
+    out = prepare(cfg, tmp_path / "prepared", shard_images=3, log=None)
+    assert len(list(out.glob("train-*.tfrecord"))) == 4 and (out / "prepared.json").is_file()
+    folder, shards = load_splits(cfg.data), load_splits(cfg.replace(data={"dir": str(out)}).data)
+    for split in ("train", "val"):
+        (x1, i1), (x2, i2) = (_all(getattr(s, split).batch(5)) for s in (folder, shards))
+        np.testing.assert_array_equal(i1, i2)
+        np.testing.assert_array_equal(x1, x2)
+    assert list_images(out) == [os.path.abspath(p) for p in list_images(faces)]
+    assert read_attributes(out).values.tolist() == read_attributes(faces).values.tolist()
+    # Training streams it with the same per-epoch shuffles as the folder.
+    a, b = (make_training_datasets(c)[0] for c in (cfg, cfg.replace(data={"dir": str(out)})))
+    for xa, xb in zip(a, b, strict=True):
+        np.testing.assert_array_equal(np.asarray(xa), np.asarray(xb))
+
+
+def test_prepared_folder_refuses_another_recipe_and_is_not_overwritten(faces, tmp_path):
+    from cartoon_vae.data import prepare
+
+    cfg = _cfg(faces)
+    out = prepare(cfg, tmp_path / "prepared", log=None)
+    with pytest.raises(DataError, match=r"prepared with data.image_size=64, the config has 32"):
+        load_splits(cfg.replace(data={"dir": str(out), "image_size": 32}).data)
+    with pytest.raises(DataError, match="already exists"):
+        prepare(cfg, out, log=None)
+    (out / "train-00000.tfrecord").unlink()
+    with pytest.raises(DataError, match="train-00000.tfrecord: shard listed in prepared.json is missing"):
+        load_splits(cfg.replace(data={"dir": str(out)}).data)
