@@ -46,7 +46,7 @@ from .config import load_config
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {  # images (files) and epochs per training measurement; the first epoch is warm-up
     "quick": {"images": {256: 256, "demo": 512}, "epochs": 2, "generation_reps": 3},
-    "full": {"images": {256: 1024, "demo": 2000}, "epochs": 3, "generation_reps": 10},
+    "full": {"images": {256: 768, "demo": 2000}, "epochs": 3, "generation_reps": 10},
 }
 
 
