@@ -245,6 +245,11 @@ PREPARED = "prepared.json"
 _RECIPE = ("image_size", "load_size", "crop", "background", "seed", "val_fraction")  # what a prepared set fixes
 
 
+def _recipe(cfg) -> dict:
+    """The ``data`` keys a prepared set fixes, as they are stored in its manifest (JSON lists, not tuples)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k in _RECIPE for v in [getattr(cfg, k)]}
+
+
 def prepared_manifest(folder):
     """The manifest of a folder written by :func:`prepare`, or None for an image folder."""
     path = Path(folder) / PREPARED
@@ -266,9 +271,9 @@ def _prepared_splits(cfg, manifest) -> Splits:
     import tensorflow as tf
 
     folder = Path(cfg.dir)
-    for key in _RECIPE:
-        want, have = getattr(cfg, key), manifest[key]
-        if (list(want) if isinstance(want, tuple) else want) != have:
+    for key, want in _recipe(cfg).items():
+        have = manifest[key]
+        if want != have:
             raise DataError(f"{folder / PREPARED}: prepared with data.{key}={have}, the config has {want}; "
                             f"run cartoon-vae prepare again for this config")
     size = cfg.image_size
@@ -314,7 +319,7 @@ def prepare(config, out, shard_images=1024, log=print) -> Path:
     tmp = out.with_name(f".tmp-{out.name}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    manifest = {**{k: (list(v) if isinstance(v, tuple) else v) for k in _RECIPE for v in [getattr(cfg, k)]},
+    manifest = {**_recipe(cfg),
                 "source": str(cfg.dir), "paths": [os.path.abspath(p) for p in s.paths], "train": [], "val": [], "n_train": 0, "n_val": 0}
     for split, ds in (("train", s.train), ("val", s.val)):
         writer, count = None, 0
