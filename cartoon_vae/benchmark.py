@@ -372,7 +372,7 @@ def _subset(data_dir, n, out):
     return len(paths)
 
 
-def run_benchmark(quick=False, data_dir=None, paper_config="configs/paper.yaml", demo_config="configs/demo.yaml",
+def run_benchmark(quick=False, data_dir=None, paper_config="configs/paper.yaml", demo_config="configs/demo-paper.yaml",
                   variants=None, log=print, plan=None) -> dict:
     """Run every phase; return the results (see the module docstring). ``variants`` defaults to
     ``not quick``; ``plan`` replaces the image counts and epochs of :data:`SETTINGS` (tests)."""

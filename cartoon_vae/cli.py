@@ -14,7 +14,7 @@ import cartoon_vae  # noqa: F401  (sets the Keras backend before anything import
 
 
 def _add_config_args(p, required=True):
-    p.add_argument("--config", required=required, help="YAML config, e.g. configs/demo.yaml")
+    p.add_argument("--config", required=required, help="YAML config, e.g. configs/recommended.yaml")
     p.add_argument("--data", help="data folder (sets data.dir)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set train.epochs=5 (repeatable)")
@@ -100,14 +100,11 @@ def _val_images(config, n):
 
 
 def _stats(args, vae, config, n_images):
+    """The run's min-max statistics over its training split (never the held-out faces)."""
     from .data import make_datasets
     from .latent import cached_minmax_stats
 
-    def batches():
-        train, val = make_datasets(config, shuffle_train=False)
-        return train.concatenate(val)
-
-    return cached_minmax_stats(args.run, vae, batches, n_images)
+    return cached_minmax_stats(args.run, vae, lambda: make_datasets(config, shuffle_train=False)[0], n_images)
 
 
 def cmd_figures(args):
@@ -126,8 +123,9 @@ def cmd_figures(args):
 def cmd_sample(args):
     import numpy as np
 
+    from .data import make_datasets
     from .figures import decode
-    from .latent import sample_minmax, sample_normal
+    from .latent import cached_gmm, sample_gmm, sample_minmax, sample_normal
     from .runs import atomic_path, load_run
 
     vae, config = load_run(args.run)
@@ -136,6 +134,9 @@ def cmd_sample(args):
     if args.mode == "minmax":
         stats = _stats(args, vae, config, args.stats_images)
         z = sample_minmax(stats["min"], stats["max"], args.n, rng)
+    elif args.mode == "gmm":
+        gmm = cached_gmm(args.run, vae, lambda: make_datasets(config, shuffle_train=False)[0], args.stats_images)
+        z = sample_gmm(gmm, args.n, rng)
     else:
         z = sample_normal(args.n, vae.latent_dim, rng)
     images = decode(vae, z)
@@ -169,7 +170,7 @@ def _count(text):
 def cmd_train_probe(args):
     from .probe import train_probe
 
-    info = train_probe(_load(args), args.out, epochs=args.epochs)
+    info = train_probe(_load(args), args.out, epochs=args.epochs, mix_runs=args.mix_run)
     print(f"probe saved to {args.out}/ ; held-out accuracy per attribute (chance in brackets):")
     for n, acc in info["heldout_accuracy"].items():
         print(f"  {n:22s} {acc:.3f}  ({info['chance'][n]:.3f})")
@@ -190,7 +191,7 @@ def cmd_edit(args):
     import numpy as np
 
     from .data import DataError, make_datasets, read_attributes
-    from .edit import attribute_direction, edit_latents, edit_scores
+    from .edit import edit_by_strength, edit_scores, edit_to_probability, fit_direction, hold
     from .evaluate import encode_split
     from .figures import decode, save_grid
     from .runs import load_run, write_text_atomic
@@ -198,41 +199,63 @@ def cmd_edit(args):
     vae, config = load_run(args.run)
     config = _run_data(args, config)
     attrs = read_attributes(config.data.dir)
+    for name in [args.attribute, *args.hold]:
+        if name not in attrs.names:
+            raise DataError(f"{config.data.dir}: no attribute {name!r} (have: {', '.join(attrs.names)})")
     labels = attrs.column(args.attribute)
     n_variants = int(attrs.n_variants[attrs.names.index(args.attribute)])
     for name, value in (("--to", args.to), ("--from", args.from_)):
         if value is not None and not 0 <= value < n_variants:
             raise DataError(f"{name} {value}: {args.attribute} has variants 0..{n_variants - 1}")
-    strengths = [float(v) for v in args.strengths.split(",")]
+    if not 0.5 < args.p < 1:
+        raise DataError(f"--p {args.p}: must be in (0.5, 1)")
+    strengths = [float(v) for v in args.strengths.split(",")] if args.strengths else []
     train_ds, val_ds = make_datasets(config, with_index=True, shuffle_train=False)
     _, train_means, _, train_idx = encode_split(vae, train_ds, keep_images=False)
     try:
-        direction = attribute_direction(train_means, labels[train_idx], args.to, args.from_)
+        direction = fit_direction(train_means, labels[train_idx], args.to, args.from_)
     except ValueError as e:
         raise DataError(f"{config.data.dir}: {args.attribute}: {e}") from None
-    _, val_means, _, val_idx = encode_split(vae, val_ds, keep_images=False)
-    rows = np.flatnonzero(labels[val_idx] != args.to)[: args.faces]
-    z = edit_latents(val_means[rows], direction, strengths)
-    images = decode(vae, z.reshape(-1, z.shape[-1]))
+    if args.hold:
+        others = [fit_direction(train_means, attrs.column(n)[train_idx], v)
+                  for n in args.hold for v in range(int(attrs.n_variants[attrs.names.index(n)]))
+                  if (attrs.column(n)[train_idx] == v).any()]
+        direction = hold(direction, others)
+    val_x, val_means, _, val_idx = encode_split(vae, val_ds)
+    rows = np.flatnonzero((labels[val_idx] != args.to) & (labels[val_idx] >= 0))[: args.faces]
+    if args.from_ is not None:
+        rows = np.flatnonzero(labels[val_idx] == args.from_)[: args.faces]
+    if not len(rows):
+        raise DataError(f"{config.data.dir}: no held-out face to edit towards {args.attribute}={args.to}")
+    columns = {"original": val_x[rows], "reconstruction": decode(vae, val_means[rows])}
+    for s, z in zip(strengths, np.moveaxis(edit_by_strength(val_means[rows], direction, strengths), 1, 0)):
+        columns[f"{s:+g} sd"] = decode(vae, z)
+    columns[f"p = {args.p:g}"] = decode(vae, edit_to_probability(val_means[rows], direction, args.p))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = f"edit_{args.attribute}_to{args.to}"
-    save_grid(images, out / f"{name}.png", len(rows), len(strengths), col_labels=[f"{s:+g}" for s in strengths],
-              title=f"{args.attribute} -> {args.to}" + (f" (from {args.from_})" if args.from_ is not None else ""))
+    grid = np.stack(list(columns.values()), 1).reshape(-1, *val_x.shape[1:])
+    save_grid(grid, out / f"{name}.png", len(rows), len(columns), col_labels=list(columns),
+              title=f"{args.attribute} -> {args.to}" + (f" (from {args.from_})" if args.from_ is not None else "")
+              + (f", holding {', '.join(args.hold)}" if args.hold else ""))
     report = {"attribute": args.attribute, "to": args.to, "from": args.from_, "strengths": strengths,
-              "faces": int(len(rows))}
+              "p": args.p, "hold": args.hold, "faces": int(len(rows)),
+              "classifier_train_accuracy": direction["train_accuracy"]}
     if args.probe:
         from .probe import Probe
 
         probe = Probe.load(args.probe)
         probe.check_compatible(config)
-        _, base = probe.features_and_predictions(decode(vae, val_means[rows]))
+        base_images = columns["reconstruction"]
+        _, base = probe.features_and_predictions(base_images)
         report["scores"] = {}
-        for j, s in enumerate(strengths):
-            _, edited = probe.features_and_predictions(images.reshape(len(rows), len(strengths), *images.shape[1:])[:, j])
-            report["scores"][f"{s:+g}"] = edit_scores(edited, base, args.attribute, args.to)
-            print(f"strength {s:+g}: success {report['scores'][f'{s:+g}']['success']:.3f}, "
-                  f"preservation {report['scores'][f'{s:+g}']['preservation']:.3f}")
+        for label, images in list(columns.items())[2:]:
+            _, edited = probe.features_and_predictions(images)
+            score = edit_scores(edited, base, args.attribute, args.to, images, base_images)
+            report["scores"][label] = {**score, "succeeded": int(np.sum(edited[args.attribute] == args.to))}
+            print(f"{label:>8}: target read on {report['scores'][label]['succeeded']} of {len(rows)} faces "
+                  f"(gain {score['gain']:+.3f}), preservation {score['preservation']:.3f}, "
+                  f"pixel change {score['pixel_change']:.4f}")
     write_text_atomic(out / f"{name}.json", json.dumps(report, indent=1) + "\n")
     print(f"written: {out / (name + '.png')}, {out / (name + '.json')}")
 
@@ -305,36 +328,48 @@ def build_parser():
     s.add_argument("--data", help="data folder (default: the run's data.dir)")
     s.set_defaults(fn=cmd_figures)
 
-    s = sub.add_parser("sample", help="decode new faces from min-max uniform or N(0, I) latents")
+    s = sub.add_parser("sample", help="decode new faces from min-max uniform, N(0, I) or Gaussian-mixture latents")
     s.add_argument("--run", required=True)
     s.add_argument("--n", type=_count, default=10)
-    s.add_argument("--mode", choices=["minmax", "normal"], default="minmax")
-    s.add_argument("--stats-images", type=_count, default=5000, help="images whose latent means give min/max")
+    s.add_argument("--mode", choices=["minmax", "normal", "gmm"], default="minmax",
+                   help="minmax: the paper's Fig. 5; normal: the prior N(0, I); gmm: a Gaussian mixture fitted "
+                        "to the training codes (usually the most faithful)")
+    s.add_argument("--stats-images", type=_count, default=5000,
+                   help="training images whose latent means give min/max or the mixture")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True)
     s.add_argument("--data", help="data folder (default: the run's data.dir)")
     s.set_defaults(fn=cmd_sample)
 
     s = sub.add_parser("train-probe", help="train the attribute probe (features for FD_attr/KID_attr, edit scores)")
-    s.add_argument("--config", default="configs/demo.yaml", help="image size and crop to train at")
+    s.add_argument("--config", default="configs/recommended.yaml", help="image size and crop to train at")
     s.add_argument("--data", help="labelled data folder (sets data.dir)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     s.add_argument("--out", required=True)
     s.add_argument("--epochs", type=_count, default=15)
+    s.add_argument("--mix-run", action="append", default=[], metavar="RUN",
+                   help="also train on this run's reconstructions of the training faces, so the probe reads "
+                        "decoded faces (repeatable)")
     s.set_defaults(fn=cmd_train_probe)
 
     s = sub.add_parser("evaluate", help="measure a run: reconstructions, latent space, samples, edits")
     s.add_argument("--run", required=True)
     s.add_argument("--probe", required=True)
-    s.add_argument("--samples", type=_count, default=1000, help="samples per mode (minmax, normal)")
+    s.add_argument("--samples", type=_count, default=1000, help="samples per mode (minmax, normal, gmm)")
     s.set_defaults(fn=cmd_evaluate)
 
-    s = sub.add_parser("edit", help="edit held-out faces along an attribute direction")
+    s = sub.add_parser("edit", help="edit held-out faces along an attribute classifier's latent direction")
     s.add_argument("--run", required=True)
     s.add_argument("--attribute", required=True)
-    s.add_argument("--to", type=int, required=True)
-    s.add_argument("--from", dest="from_", type=int, default=None)
-    s.add_argument("--strengths", default="-2,-1,0,1,2")
+    s.add_argument("--to", type=int, required=True, help="target variant")
+    s.add_argument("--from", dest="from_", type=int, default=None, help="edit faces of this variant only, and "
+                                                                         "contrast with it (default: all others)")
+    s.add_argument("--strengths", default="1,2,3",
+                   help="columns moved by these many standard deviations of the codes along the direction")
+    s.add_argument("--p", type=float, default=0.9, help="last column: moved until the classifier reads the "
+                                                         "target at this probability")
+    s.add_argument("--hold", type=lambda t: [a for a in t.split(",") if a], default=[],
+                   help="comma-separated attributes whose classifiers the edit leaves unchanged (projection)")
     s.add_argument("--faces", type=_count, default=6)
     s.add_argument("--probe", help="probe folder: also measure success and preservation")
     s.add_argument("--out", required=True)

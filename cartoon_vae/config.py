@@ -68,6 +68,7 @@ class ModelConfig:
     kernel_size: int = field(default=3, metadata=_positive_int())
     leaky_relu_slope: float = field(default=0.3, metadata=_check(lambda v: 0 <= v < 1, "a number in [0, 1)"))
     reparam: Literal["std", "paper_variance"] = "std"
+    bounded_variance: Optional[bool] = None  # None: the sigmoid-bounded head iff loss.kl is poly_bound
     seed: int = 0
 
 
@@ -76,6 +77,9 @@ class LossConfig:
     kl: Literal["exact", "poly_bound"] = "poly_bound"
     reconstruction_weight: float = field(default=1000.0, metadata=_check(lambda v: v > 0, "a number > 0"))
     kl_weight: float = field(default=1.0, metadata=_check(lambda v: v >= 0, "a number >= 0"))
+    reconstruction: Literal["weighted_mse", "calibrated_gaussian"] = "weighted_mse"
+    free_bits: float = field(default=0.0, metadata=_check(lambda v: v >= 0, "a number >= 0 (nats per dimension)"))
+    kl_warmup_epochs: int = field(default=0, metadata=_check(lambda v: v >= 0, "an integer >= 0"))
 
 
 @dataclass(frozen=True)

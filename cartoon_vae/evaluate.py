@@ -15,17 +15,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .edit import attribute_direction, edit_latents, edit_scores
+from .edit import edit_scores, edit_to_probability, fit_direction
 from .figures import decode
-from .latent import cached_minmax_stats, interpolate, sample_minmax, sample_normal
+from .latent import cached_gmm, cached_minmax_stats, interpolate, sample_gmm, sample_minmax, sample_normal
 from .losses import kl_exact, kl_poly_bound
 from .metrics import (active_units, frechet_distance, interpolation_unevenness, kernel_inception_distance,
                       precision_recall, total_variation)
 from .runs import write_text_atomic
 
 SETTINGS = {"samples": 1000, "sample_seed": 0, "kid_subsets": 10, "kid_subset_size": 100, "pr_k": 3,
-            "edit_faces": 100, "edit_target": 1, "edit_strength": 1.0, "interpolation_pairs": 20,
-            "interpolation_steps": 10, "max_images": 2000}
+            "edit_faces": 100, "edit_target": 1, "edit_probability": 0.9, "interpolation_pairs": 20,
+            "interpolation_steps": 10, "max_images": 2000, "edit_readable": 0.8, "showcase_faces": 6,
+            "showcase": {"glasses": -1, "hair_color": 4}}  # -1: the last variant ("none" for glasses)
 
 
 def encode_split(vae, dataset, limit=None, keep_images=True):
@@ -106,14 +107,9 @@ def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
         out["probe_accuracy"] = {"relative_mean": float(np.mean([v["relative"] for v in per.values()])),
                                  "per_attribute": per}
 
-    rng_seed = s["sample_seed"]
-    stats = cached_minmax_stats(run_dir, vae, lambda: make_datasets(config, shuffle_train=False)[0],
-                                config.sample.stats_images)
-    minmax = decode(vae, sample_minmax(stats["min"], stats["max"], s["samples"], np.random.default_rng(rng_seed)))
-    normal = decode(vae, sample_normal(s["samples"], vae.latent_dim, np.random.default_rng(rng_seed)))
-    out["samples"] = {"minmax": _sample_block(probe, real_feats, real_preds, minmax, s),
-                      "normal": _sample_block(probe, real_feats, real_preds, normal, s),
-                      "real_heldout_vs_itself_note": "FD_attr/KID_attr are distances to the held-out real images"}
+    out["samples"] = {mode: _sample_block(probe, real_feats, real_preds, decode(vae, z), s)
+                      for mode, z in sample_latents(run_dir, vae, config, s["samples"], s["sample_seed"]).items()}
+    out["samples"]["note"] = "FD_attr/KID_attr are distances to the held-out real images"
 
     pairs = min(s["interpolation_pairs"], len(means) // 2)
     uneven = [interpolation_unevenness(decode(vae, interpolate(means[2 * i], means[2 * i + 1],
@@ -121,32 +117,72 @@ def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
     out["latent"]["interpolation_unevenness"] = float(np.mean(uneven))
 
     if labels is not None:
-        out["editing"] = evaluate_edits(vae, probe, attrs, train_ds, means, labels, s)
+        readable = {n for n, v in out["probe_accuracy"]["per_attribute"].items()
+                    if v["reconstructions"] >= s["edit_readable"]}
+        out["editing"] = evaluate_edits(vae, probe, attrs, train_ds, means, labels, s, readable)
     if write:
         write_text_atomic(run_dir / "metrics.json", json.dumps(out, indent=1) + "\n")
         write_text_atomic(run_dir / "metrics.md", metrics_markdown(out))
     return out
 
 
-def evaluate_edits(vae, probe, attrs, train_ds, val_means, val_labels, s) -> dict:
-    """Per attribute: edit held-out faces towards variant ``edit_target`` by the mean-difference direction."""
+def sample_latents(run_dir, vae, config, n, seed) -> dict:
+    """``n`` latent codes from each sampler: the paper's min-max box, the prior N(0, I), and the
+    Gaussian mixture fitted to the training codes. The fits use training images only (never the
+    held-out faces the samples are scored against) and are cached in the run folder."""
+    from .data import make_datasets
+
+    def train_batches():
+        return make_datasets(config, shuffle_train=False)[0]
+
+    stats = cached_minmax_stats(run_dir, vae, train_batches, config.sample.stats_images)
+    gmm = cached_gmm(run_dir, vae, train_batches, config.sample.stats_images)
+    return {"minmax": sample_minmax(stats["min"], stats["max"], n, np.random.default_rng(seed)),
+            "normal": sample_normal(n, vae.latent_dim, np.random.default_rng(seed)),
+            "gmm": sample_gmm(gmm, n, np.random.default_rng(seed))}
+
+
+def evaluate_edits(vae, probe, attrs, train_ds, val_means, val_labels, s, readable=None) -> dict:
+    """Per attribute: held-out faces not already at variant ``edit_target`` are moved along the
+    classifier direction (:mod:`cartoon_vae.edit`) until it reads the target at ``edit_probability``.
+    Success, its gain over the unedited decodes, preservation and pixel change per attribute; the
+    headline means are over the attributes in ``readable`` (the probe reads them on reconstructions
+    at >= ``edit_readable``: elsewhere the probe, not the edit, would be measured). ``showcase``
+    edits (e.g. glasses -> none) count the faces whose edit succeeds out of ``showcase_faces``."""
     _, train_means, _, train_idx = encode_split(vae, train_ds, keep_images=False)
     train_labels = attrs.values[train_idx]
-    to, per = s["edit_target"], {}
+    per, showcase = {}, {}
     for k, name in enumerate(attrs.names):
         if name not in probe.names:
             continue
-        rows = np.flatnonzero((val_labels[:, k] != to) & (val_labels[:, k] >= 0))[: s["edit_faces"]]
-        if not len(rows):
-            continue
-        direction = attribute_direction(train_means, train_labels[:, k], to)
-        z = edit_latents(val_means[rows], direction, [0.0, s["edit_strength"]])
-        _, base = probe.features_and_predictions(decode(vae, z[:, 0]))
-        _, edited = probe.features_and_predictions(decode(vae, z[:, 1]))
-        per[name] = {**edit_scores(edited, base, name, to), "faces": int(len(rows))}
-    return {"target_variant": to, "strength": s["edit_strength"],
-            "success_mean": float(np.mean([v["success"] for v in per.values()])),
-            "preservation_mean": float(np.mean([v["preservation"] for v in per.values()])), "per_attribute": per}
+        targets = [(s["edit_target"], s["edit_faces"], per)]
+        if name in s["showcase"]:
+            to = s["showcase"][name] % int(attrs.n_variants[k])
+            targets.append((to, s["showcase_faces"], showcase))
+        for to, n_faces, table in targets:
+            rows = np.flatnonzero((val_labels[:, k] != to) & (val_labels[:, k] >= 0))[:n_faces]
+            if not len(rows):
+                continue
+            direction = fit_direction(train_means, train_labels[:, k], to)
+            base_images = decode(vae, val_means[rows])
+            edited_images = decode(vae, edit_to_probability(val_means[rows], direction, s["edit_probability"]))
+            _, base = probe.features_and_predictions(base_images)
+            _, edited = probe.features_and_predictions(edited_images)
+            score = edit_scores(edited, base, name, to, edited_images, base_images)
+            table[name] = {**score, "to": int(to), "faces": int(len(rows)),
+                           "succeeded": int(np.sum(edited[name] == to)),
+                           "classifier_train_accuracy": direction["train_accuracy"]}
+    readable = set(per) if readable is None else readable & set(per)
+
+    def mean(key, names):
+        return float(np.mean([per[n][key] for n in names])) if names else float("nan")
+
+    return {"target_variant": s["edit_target"], "probability": s["edit_probability"],
+            "readable_attributes": sorted(readable),
+            **{f"{key}_mean": mean(key, sorted(readable)) for key in ("success", "gain", "preservation",
+                                                                      "pixel_change")},
+            **{f"{key}_mean_all": mean(key, sorted(per)) for key in ("success", "gain", "preservation")},
+            "per_attribute": per, "showcase": showcase}
 
 
 def metrics_markdown(m) -> str:
@@ -159,23 +195,33 @@ def metrics_markdown(m) -> str:
              f"| {r['mse']:.5f} | {r['psnr']:.2f} | {r['ssim']:.3f} | {lat['kl_exact_nats_per_image']:.1f} | "
              f"{lat['active_units']} / {lat['latent_dim']} | {lat['interpolation_unevenness']:.3f} |", "",
              "| samples | FD_attr | KID_attr | precision | recall | attribute TV (mean) |", "|---|---|---|---|---|---|"]
-    for mode in ("minmax", "normal"):
+    for mode in ("minmax", "normal", "gmm"):
         b = smp[mode]
         lines.append(f"| {mode} | {b['fd_attr']:.2f} | {b['kid_attr']['mean']:.4f} +- {b['kid_attr']['std']:.4f} | "
                      f"{b['precision']:.3f} | {b['recall']:.3f} | {b['attribute_tv_mean']:.3f} |")
     if "probe_accuracy" in m:
         lines += ["", f"Probe accuracy on reconstructions relative to originals (mean over attributes): "
                       f"{m['probe_accuracy']['relative_mean']:.3f}", "",
-                  "| attribute | probe acc. originals | reconstructions | edit success | edit preservation |",
-                  "|---|---|---|---|---|"]
+                  "| attribute | probe acc. originals | reconstructions | edit success | gain | preservation "
+                  "| pixel change |", "|---|---|---|---|---|---|---|"]
         edits = m.get("editing", {}).get("per_attribute", {})
+        nan = float("nan")
         for n, v in m["probe_accuracy"]["per_attribute"].items():
             e = edits.get(n, {})
-            lines.append(f"| {n} | {v['originals']:.3f} | {v['reconstructions']:.3f} | "
-                         f"{e.get('success', float('nan')):.3f} | {e.get('preservation', float('nan')):.3f} |")
+            lines.append(f"| {n} | {v['originals']:.3f} | {v['reconstructions']:.3f} | {e.get('success', nan):.3f} | "
+                         f"{e.get('gain', nan):+.3f} | {e.get('preservation', nan):.3f} | "
+                         f"{e.get('pixel_change', nan):.4f} |")
     if "editing" in m:
         e = m["editing"]
-        lines += ["", f"Edits: towards variant {e['target_variant']} at strength {e['strength']} (the full "
-                      f"mean difference); success {e['success_mean']:.3f}, preservation {e['preservation_mean']:.3f} "
-                      f"(means over attributes)."]
+        lines += ["", f"Edits: each held-out face moved along the attribute classifier's direction until it reads "
+                      f"variant {e['target_variant']} at p = {e['probability']}. Over the "
+                      f"{len(e['readable_attributes'])} attributes the probe reads at >= "
+                      f"{m['settings']['edit_readable']} on reconstructions: success {e['success_mean']:.3f}, "
+                      f"gain over the unedited decodes {e['gain_mean']:+.3f}, preservation "
+                      f"{e['preservation_mean']:.3f}, mean absolute pixel change {e['pixel_change_mean']:.4f}. "
+                      f"Over all attributes: success {e['success_mean_all']:.3f}, gain {e['gain_mean_all']:+.3f}, "
+                      f"preservation {e['preservation_mean_all']:.3f}."]
+        for n, v in e["showcase"].items():
+            lines.append(f"- {n} -> {v['to']}: the probe reads the target on {v['succeeded']} of {v['faces']} "
+                         f"held-out faces (preservation {v['preservation']:.3f}).")
     return "\n".join(lines) + "\n"

@@ -1,4 +1,5 @@
-"""Latent-space tools over numpy arrays: min-max statistics, the paper's uniform sampling, N(0, I), interpolation.
+"""Latent-space tools over numpy arrays: min-max statistics, the paper's uniform sampling, N(0, I),
+a Gaussian mixture fitted to the codes, interpolation.
 
 Min-max sampling (the paper's Fig. 5): take the per-dimension min and max of the
 latent codes of ``stats_images`` images, draw u ~ U(0, 1) of shape (n, latent_dim),
@@ -6,6 +7,11 @@ and decode z = min + u * (max - min). The codes are the encoder's **means**, not
 sampled z: the means are what the encoder says about each image; sampled z adds the
 posterior noise, whose extremes would widen the box with values that describe no
 image (and make the statistics random from run to run).
+
+Mixture sampling (ex-post density estimation, Ghosh et al. 2020): a VAE's decoder has seen the
+*aggregate posterior* (the codes of the training images), which need not fill N(0, I) nor the
+min-max box. A Gaussian mixture fitted to the training codes, with its component count chosen by
+held-out log-likelihood, samples where the decoder has been trained.
 
 Example:
     >>> stats = minmax_stats(vae, images)          # streamed over batches
@@ -62,6 +68,43 @@ def sample_normal(n, latent_dim, rng) -> np.ndarray:
     return rng.standard_normal((n, latent_dim)).astype(np.float32)
 
 
+def fit_gmm(codes, components=(1, 2, 4, 8, 16, 32), heldout=0.2, seed=0) -> dict:
+    """A full-covariance Gaussian mixture fitted to (n, d) codes (scikit-learn's EM).
+
+    The component count is the one of ``components`` with the highest mean log-likelihood on a
+    held-out ``heldout`` fraction of the codes; the mixture of that size is then refitted on all
+    codes. Returns plain arrays (``weights``, ``means``, ``covariances``) and the selection table.
+    """
+    from sklearn.mixture import GaussianMixture
+
+    codes = np.asarray(codes, np.float64)
+    if len(codes) < 10:
+        raise ValueError(f"need at least 10 codes to fit a mixture, got {len(codes)}")
+    order = np.random.default_rng(seed).permutation(len(codes))
+    cut = max(1, int(round(len(codes) * heldout)))
+    test, train = codes[order[:cut]], codes[order[cut:]]
+    scores = {}
+    for k in components:
+        if k * 2 > len(train):
+            break
+        g = GaussianMixture(k, covariance_type="full", reg_covar=1e-4, random_state=seed, max_iter=200).fit(train)
+        scores[int(k)] = float(g.score(test))
+    best = max(scores, key=scores.get)
+    g = GaussianMixture(best, covariance_type="full", reg_covar=1e-4, random_state=seed, max_iter=200).fit(codes)
+    return {"weights": g.weights_, "means": g.means_, "covariances": g.covariances_,
+            "components": best, "heldout_loglik": scores}
+
+
+def sample_gmm(gmm, n, rng) -> np.ndarray:
+    """n draws from a mixture returned by :func:`fit_gmm`: a component by its weight, then its Gaussian."""
+    weights = np.asarray(gmm["weights"], np.float64)
+    k = rng.choice(len(weights), size=n, p=weights / weights.sum())
+    chol = np.linalg.cholesky(np.asarray(gmm["covariances"], np.float64))
+    eps = rng.standard_normal((n, chol.shape[-1]))
+    z = np.asarray(gmm["means"])[k] + np.einsum("nij,nj->ni", chol[k], eps)
+    return z.astype(np.float32)
+
+
 def interpolate(z0, z1, steps) -> np.ndarray:
     """``steps`` points on the straight line from z0 to z1, both ends included."""
     t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
@@ -76,6 +119,27 @@ def model_fingerprint(vae) -> str:
     return h.hexdigest()[:16]
 
 
+def _cached(path, fingerprint, requested, compute, what):
+    """A fit of this model's latent codes kept in an .npz: reused only if the fingerprint and the
+    requested image count match, otherwise computed by ``compute()`` (a dict of arrays) and replaced."""
+    path = Path(path)
+    if path.exists():
+        try:
+            with np.load(path) as f:
+                cached = {k: f[k] for k in f.files}
+        except (OSError, ValueError) as e:
+            raise RunError(f"{path}: unreadable {what} ({e}); delete it to recompute") from None
+        if str(cached.get("fingerprint")) == fingerprint and int(cached.get("requested", -1)) == requested:
+            return {k: v for k, v in cached.items() if k not in ("fingerprint", "requested")}
+        why = "another model" if str(cached.get("fingerprint")) != fingerprint else "another image count"
+        print(f"{path}: {what} of {why}; recomputing them for this model from {requested} images")
+    result = compute()
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **result, requested=requested, fingerprint=fingerprint)
+    return result
+
+
 def cached_minmax_stats(run_dir, vae, batches_fn, n_images, refresh=False) -> dict:
     """The run's min-max statistics, computed once and cached in ``latent_stats.npz``.
 
@@ -83,20 +147,20 @@ def cached_minmax_stats(run_dir, vae, batches_fn, n_images, refresh=False) -> di
     the same number of images; otherwise it is recomputed and replaced.
     """
     path = Path(run_dir) / "latent_stats.npz"
-    fingerprint = model_fingerprint(vae)
-    if path.exists() and not refresh:
-        try:
-            with np.load(path) as f:
-                cached = {k: f[k] for k in f.files}
-        except (OSError, ValueError) as e:
-            raise RunError(f"{path}: unreadable latent statistics ({e}); delete it to recompute") from None
-        if str(cached.get("fingerprint")) == fingerprint and int(cached.get("requested", -1)) == n_images:
-            return {"min": cached["min"], "max": cached["max"], "count": int(cached["count"])}
-        why = "another model" if str(cached.get("fingerprint")) != fingerprint else "another image count"
-        print(f"{path}: statistics of {why}; recomputing them for this model from {n_images} images")
-    stats = minmax_stats(vae, batches_fn(), n_images)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, min=stats["min"], max=stats["max"], count=stats["count"], requested=n_images,
-                     fingerprint=fingerprint)
-    return stats
+    if refresh and path.exists():
+        path.unlink()
+    stats = _cached(path, model_fingerprint(vae), n_images, lambda: minmax_stats(vae, batches_fn(), n_images),
+                    "latent statistics")
+    return {"min": stats["min"], "max": stats["max"], "count": int(stats["count"])}
+
+
+def cached_gmm(run_dir, vae, batches_fn, n_images) -> dict:
+    """The run's Gaussian mixture over the latent means of up to ``n_images`` training images
+    (:func:`fit_gmm`), cached in ``latent_gmm.npz`` like the min-max statistics."""
+    def compute():
+        codes = np.concatenate(list(encode_means(vae, batches_fn(), n_images)))
+        g = fit_gmm(codes)
+        return {"weights": g["weights"], "means": g["means"], "covariances": g["covariances"],
+                "count": len(codes), "components": g["components"]}
+
+    return _cached(Path(run_dir) / "latent_gmm.npz", model_fingerprint(vae), n_images, compute, "latent mixture")

@@ -15,6 +15,8 @@ upper bound; the two agree at sigma^2 = 1. As sigma^2 -> 0 the exact KL grows
 without limit while eq. 5 stays below 0.25 nats per dimension.
 """
 
+import math
+
 from keras import ops
 
 
@@ -23,9 +25,19 @@ def reconstruction_mse(x, x_hat):
     return ops.mean(ops.square(x - x_hat), axis=tuple(range(1, len(x.shape))))
 
 
+def kl_exact_per_dim(mean, log_var):
+    """Eq. 4 term by term: -0.5 * (1 - mu^2 - sigma^2 + log sigma^2), shape (batch, latent_dim)."""
+    return -0.5 * (1.0 - ops.square(mean) - ops.exp(log_var) + log_var)
+
+
+def kl_poly_bound_per_dim(mean, log_var):
+    """Eq. 5 term by term: 0.5 * (mu^2 + 0.5 * (sigma^2 - 1)^2), shape (batch, latent_dim)."""
+    return 0.5 * (ops.square(mean) + 0.5 * ops.square(ops.exp(log_var) - 1.0))
+
+
 def kl_exact(mean, log_var):
     """Eq. 4: KL[N(mean, sigma^2) || N(0, I)] = -0.5 * sum(1 - mu^2 - sigma^2 + log sigma^2), in nats."""
-    return -0.5 * ops.sum(1.0 - ops.square(mean) - ops.exp(log_var) + log_var, axis=-1)
+    return ops.sum(kl_exact_per_dim(mean, log_var), axis=-1)
 
 
 def kl_poly_bound(mean, log_var):
@@ -36,10 +48,32 @@ def kl_poly_bound(mean, log_var):
     when this form is trained. It is <= :func:`kl_exact` for sigma^2 <= 1 and >= it
     for sigma^2 >= 1 (module docstring).
     """
-    return 0.5 * ops.sum(ops.square(mean) + 0.5 * ops.square(ops.exp(log_var) - 1.0), axis=-1)
+    return ops.sum(kl_poly_bound_per_dim(mean, log_var), axis=-1)
 
 
 KL_FORMS = {"exact": kl_exact, "poly_bound": kl_poly_bound}
+KL_PER_DIM = {"exact": kl_exact_per_dim, "poly_bound": kl_poly_bound_per_dim}
+
+
+def free_bits_kl(kl_per_dim, free_bits):
+    """Free bits (Kingma et al. 2016): sum_d max(lambda, E_batch[KL_d]), a floor of ``free_bits`` nats
+    per latent dimension on the batch's mean KL. Below the floor a dimension's KL has no gradient, so
+    the encoder is not pushed to switch it off. Returns a scalar (the batch's value, not per image)."""
+    return ops.sum(ops.maximum(ops.mean(kl_per_dim, axis=0), free_bits))
+
+
+def calibrated_gaussian_nll(mse, pixels, min_log_sigma=-6.0):
+    """Per-image negative log-likelihood of a Gaussian decoder whose one shared variance is set to
+    its optimum, the batch's mean squared error (sigma-VAE, Rybkin et al. 2021):
+
+        -log p(x | z) = D/2 * (mse / sigma^2 + log(2 pi sigma^2)),  sigma^2 = mean over the batch of mse,
+
+    with D = ``pixels`` (values per image). This weights the reconstruction by D / (2 sigma^2): the
+    weight grows as the decoder improves, instead of a fixed number chosen by hand. log sigma is kept
+    at or above ``min_log_sigma`` so a perfect batch cannot make the loss unbounded.
+    """
+    log_sigma = ops.maximum(0.5 * ops.log(ops.mean(mse) + 1e-12), min_log_sigma)
+    return 0.5 * pixels * (mse / ops.exp(2.0 * log_sigma) + 2.0 * log_sigma + math.log(2.0 * math.pi))
 
 
 def reparameterize(mean, log_var, eps, reparam="std"):

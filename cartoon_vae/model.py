@@ -195,10 +195,13 @@ class CartoonVAE(keras.Model):
     def __init__(self, image_size=256, latent_dim=200, encoder_filters=(32, 64, 64, 64, 64),
                  decoder_filters=(64, 64, 64, 32), kernel_size=3, leaky_relu_slope=0.3, reparam="std",
                  kl="poly_bound", reconstruction_weight=1000.0, kl_weight=1.0, seed=None, fused_batch_norm=True,
+                 reconstruction="weighted_mse", free_bits=0.0, kl_warmup_epochs=0, bounded_variance=None,
                  **kwargs):
         super().__init__(**kwargs)
         if kl not in losses.KL_FORMS:
             raise ValueError(f"kl must be one of {sorted(losses.KL_FORMS)}, got {kl!r}")
+        if reconstruction not in ("weighted_mse", "calibrated_gaussian"):
+            raise ValueError(f"reconstruction must be 'weighted_mse' or 'calibrated_gaussian', got {reconstruction!r}")
         self.image_size = int(image_size)
         self.latent_dim = int(latent_dim)
         self.encoder_filters = tuple(encoder_filters)
@@ -211,16 +214,22 @@ class CartoonVAE(keras.Model):
         self.kl_weight = float(kl_weight)
         self.seed = seed
         self.fused_batch_norm = bool(fused_batch_norm)
+        self.reconstruction = reconstruction
+        self.free_bits = float(free_bits)
+        self.kl_warmup_epochs = int(kl_warmup_epochs)
+        self.kl_warmup_steps = 0  # set by training (kl_warmup_epochs x steps per epoch); 0: no warm-up
+        # The bounded variance head goes with eq. 5 unless said otherwise (None: bounded iff poly_bound).
+        self.bounded_variance = (kl == "poly_bound") if bounded_variance is None else bool(bounded_variance)
         batch_norm = FusedBatchNormalization if fused_batch_norm else layers.BatchNormalization
         if tf.distribute.get_strategy().num_replicas_in_sync > 1:  # built under a multi-device strategy:
             batch_norm = functools.partial(batch_norm, synchronized=True)  # statistics of the global batch
 
         self.encoder = build_encoder(image_size, latent_dim, self.encoder_filters, kernel_size, leaky_relu_slope,
-                                     max_variance=2.0 if kl == "poly_bound" else None, batch_norm=batch_norm)
+                                     max_variance=2.0 if self.bounded_variance else None, batch_norm=batch_norm)
         self.sampling = Sampling(reparam, seed=seed, name="sampling")
         self.decoder = build_decoder(image_size, latent_dim, self.decoder_filters, self.encoder_filters[-1],
                                      kernel_size, leaky_relu_slope, batch_norm=batch_norm)
-        self._kl_fn = losses.KL_FORMS[kl]
+        self._kl_per_dim = losses.KL_PER_DIM[kl]
         self.trackers = {name: keras.metrics.Mean(name=name)
                          for name in ("loss", "reconstruction_loss", "kl_loss", "kl_exact")}
 
@@ -246,25 +255,50 @@ class CartoonVAE(keras.Model):
         return self.decode(self.sampling([mean, log_var]), training=training)
 
     def compute_terms(self, x, training=False):
-        """Per-image loss terms (see the class docstring), each of shape (batch,)."""
+        """Per-image loss terms (see the class docstring), each of shape (batch,), and the per-dimension
+        KL of the trained form, ``kl_per_dim`` (batch, latent_dim)."""
         mean, log_var = self.encode(x, training=training)
         x_hat = self.decode(self.sampling([mean, log_var]), training=training)
         x_hat = ops.cast(x_hat, x.dtype)
         mean, log_var = ops.cast(mean, "float32"), ops.cast(log_var, "float32")
         rec = losses.reconstruction_mse(x, x_hat)
-        kl = self._kl_fn(mean, log_var)
+        kl_per_dim = self._kl_per_dim(mean, log_var)
+        kl = ops.sum(kl_per_dim, axis=-1)
         return {
-            "loss": self.reconstruction_weight * rec + self.kl_weight * kl,
+            "loss": self.reconstruction_term(rec) + self.kl_weight * kl,
             "reconstruction_loss": rec,
             "kl_loss": kl,
             "kl_exact": losses.kl_exact(mean, log_var),
+            "kl_per_dim": kl_per_dim,
         }
+
+    def reconstruction_term(self, mse):
+        """The per-image reconstruction term of the objective: ``reconstruction_weight`` x MSE (the
+        reference code), or the calibrated Gaussian decoder's negative log-likelihood (sigma-VAE)."""
+        if self.reconstruction == "calibrated_gaussian":
+            return losses.calibrated_gaussian_nll(mse, float(self.image_size * self.image_size * 3))
+        return self.reconstruction_weight * mse
+
+    def objective(self, terms):
+        """The batch's training loss: mean reconstruction term + kl_weight x warm-up x KL, where the KL
+        is the batch mean or, with ``free_bits`` > 0, the free-bits sum of per-dimension floors."""
+        n = _global_batch_size(terms["loss"])
+        rec = ops.sum(self.reconstruction_term(terms["reconstruction_loss"])) / n
+        if self.free_bits > 0:
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync  # the replicas' gradients are summed
+            kl = losses.free_bits_kl(terms["kl_per_dim"], self.free_bits) / replicas
+        else:
+            kl = ops.sum(terms["kl_loss"]) / n
+        if self.kl_warmup_steps > 0:
+            step = ops.cast(self.optimizer.iterations + 1, "float32")
+            kl = kl * ops.minimum(1.0, step / float(self.kl_warmup_steps))
+        return rec + self.kl_weight * kl
 
     def train_step(self, data):
         x = data[0] if isinstance(data, (tuple, list)) else data
         with tf.GradientTape() as tape:
             terms = self.compute_terms(x, training=True)
-            loss = ops.sum(terms["loss"]) / _global_batch_size(terms["loss"])  # the batch mean
+            loss = self.objective(terms)
             scaled = self.optimizer.scale_loss(loss) if hasattr(self.optimizer, "scale_loss") else loss
         grads = tape.gradient(scaled, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
@@ -275,8 +309,8 @@ class CartoonVAE(keras.Model):
         return self._record(self.compute_terms(x, training=False))
 
     def _record(self, terms):
-        for name, value in terms.items():  # a Mean of per-image values: a replica with no image adds nothing
-            self.trackers[name].update_state(value)
+        for name, tracker in self.trackers.items():  # a Mean of per-image values: a replica with no image adds nothing
+            tracker.update_state(terms[name])
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def get_config(self):
@@ -287,6 +321,8 @@ class CartoonVAE(keras.Model):
             "kernel_size": self.kernel_size, "leaky_relu_slope": self.leaky_relu_slope,
             "reparam": self.reparam, "kl": self.kl, "reconstruction_weight": self.reconstruction_weight,
             "kl_weight": self.kl_weight, "seed": self.seed, "fused_batch_norm": self.fused_batch_norm,
+            "reconstruction": self.reconstruction, "free_bits": self.free_bits,
+            "kl_warmup_epochs": self.kl_warmup_epochs, "bounded_variance": self.bounded_variance,
         }
 
 
@@ -308,7 +344,8 @@ def build_vae(config, compile=True, fused_batch_norm=True) -> CartoonVAE:
         image_size=config.data.image_size, latent_dim=m.latent_dim, encoder_filters=m.encoder_filters,
         decoder_filters=m.decoder_filters, kernel_size=m.kernel_size, leaky_relu_slope=m.leaky_relu_slope,
         reparam=m.reparam, kl=l.kl, reconstruction_weight=l.reconstruction_weight, kl_weight=l.kl_weight,
-        seed=m.seed, fused_batch_norm=fused_batch_norm, name="cartoon_vae")
+        seed=m.seed, fused_batch_norm=fused_batch_norm, reconstruction=l.reconstruction, free_bits=l.free_bits,
+        kl_warmup_epochs=l.kl_warmup_epochs, bounded_variance=m.bounded_variance, name="cartoon_vae")
     vae.build((None, config.data.image_size, config.data.image_size, 3))
     if compile:
         vae.compile(optimizer=keras.optimizers.Adam(learning_rate=config.train.learning_rate))

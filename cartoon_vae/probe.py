@@ -63,8 +63,44 @@ def labelled_splits(config):
     return train.map(with_labels), val.map(with_labels), attrs
 
 
-def train_probe(config, out, epochs=15, learning_rate=2e-3, verbose=1) -> dict:
-    """Train a probe on ``config.data`` (images resized and cropped as the config says) into ``out``."""
+def with_reconstructions(train, runs, batch_size, seed=0):
+    """The labelled training batches of ``train`` plus, for each run folder in ``runs``, the same
+    faces as that run's VAE reconstructs them (decoding the latent means), shuffled together.
+
+    A probe trained on originals alone reads a VAE's softer reconstructions worse than the faces
+    themselves, and then every edit score measures the probe as much as the edit; with the
+    reconstructions mixed in it learns to read decoded faces too. Images are held as uint8.
+    """
+    import tensorflow as tf
+
+    from .figures import decode
+    from .runs import load_run
+
+    images, labels = [], []
+    for x, y in train:
+        images.append(np.round(np.asarray(x) * 255).astype(np.uint8))
+        labels.append({n: np.asarray(v) for n, v in y.items()})
+    x = np.concatenate(images)
+    y = {n: np.concatenate([b[n] for b in labels]) for n in labels[0]}
+    parts = [x]
+    for run in runs:
+        vae, _ = load_run(run)
+        if vae.image_size != x.shape[1]:
+            raise RunError(f"{run}: its model is {vae.image_size}x{vae.image_size}, the probe's data "
+                           f"{x.shape[1]}x{x.shape[1]}; mix in runs trained with the probe's config")
+        means = np.concatenate([np.asarray(vae.encode(x[i:i + 256].astype(np.float32) / 255)[0])
+                                for i in range(0, len(x), 256)])
+        parts.append(np.round(decode(vae, means) * 255).astype(np.uint8))
+    y = {n: np.tile(v, len(parts)) for n, v in y.items()}
+    ds = tf.data.Dataset.from_tensor_slices((np.concatenate(parts), y))
+    ds = ds.shuffle(len(x) * len(parts), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    return ds.map(lambda a, b: (tf.cast(a, tf.float32) / 255.0, b)).prefetch(tf.data.AUTOTUNE)
+
+
+def train_probe(config, out, epochs=15, learning_rate=2e-3, verbose=1, mix_runs=()) -> dict:
+    """Train a probe on ``config.data`` (images resized and cropped as the config says) into ``out``;
+    with ``mix_runs``, on those runs' reconstructions of the training faces too
+    (:func:`with_reconstructions`)."""
     import keras
 
     out = Path(out)
@@ -75,6 +111,8 @@ def train_probe(config, out, epochs=15, learning_rate=2e-3, verbose=1) -> dict:
     keras.utils.set_random_seed(config.train.seed)
     quiet_fit_warnings()
     train, val, attrs = labelled_splits(config)
+    if mix_runs:
+        train = with_reconstructions(train, mix_runs, config.data.batch_size, config.train.seed)
     model = build_probe(config.data.image_size, attrs.names, attrs.n_variants)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss={n: "sparse_categorical_crossentropy" for n in attrs.names},
@@ -85,7 +123,8 @@ def train_probe(config, out, epochs=15, learning_rate=2e-3, verbose=1) -> dict:
     chance = {n: float(1.0 / k) for n, k in zip(attrs.names, attrs.n_variants)}
     info = {"names": list(attrs.names), "n_variants": [int(k) for k in attrs.n_variants],
             "image_size": config.data.image_size, "crop": config.data.crop, "data_dir": str(config.data.dir),
-            "epochs": epochs, "heldout_accuracy": accuracy, "chance": chance}
+            "epochs": epochs, "mixed_reconstructions_of": [str(r) for r in mix_runs],
+            "heldout_accuracy": accuracy, "chance": chance}
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "probe.keras") as tmp:
         model.save(tmp)

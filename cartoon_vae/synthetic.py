@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: bold glasses frames, tinted lenses, dark sunglasses
 SIZE = 500
 SS = 2  # supersampling factor: draw at 1000x1000, downsample to 500x500
 
@@ -330,10 +330,12 @@ def _draw_brows(d, f):
 
 
 def _draw_glasses(img, d, f, style):
+    """Bold frames as in the real set (about 9 px at 500, so still 1-2 px at a 64-px model size),
+    lenses lightly tinted with the frame colour; the aviators are dark sunglasses."""
     a = f.a
     colour = _rgba(GLASSES[a["glasses_color"]])
-    lens = (255, 255, 255, 45)
-    w = _w(4.5)
+    lens = colour[:3] + (60,)
+    w = _w(9)
     for side in (-1, 1):
         ex, ey = f.cx + side * 46, f.eye_y
         tint = lens
@@ -344,15 +346,15 @@ def _draw_glasses(img, d, f, style):
         elif style == 2:  # cat-eye
             pts = _chaikin([(ex - side * 30, ey - 14), (ex + side * 38, ey - 26), (ex + side * 30, ey + 18),
                             (ex - side * 26, ey + 18)], 2)
-        elif style == 3:  # thin rectangles
+        elif style == 3:  # narrow rectangles
             pts = _chaikin([(ex - 30, ey - 16), (ex + 30, ey - 16), (ex + 30, ey + 18), (ex - 30, ey + 18)], 1)
-        else:             # big tinted aviators
+        else:             # big dark aviator sunglasses
             pts = _chaikin([(ex - 30, ey - 22), (ex + 30, ey - 22), (ex + 26, ey + 22), (ex, ey + 34),
                             (ex - 26, ey + 22)], 2)
-            tint = colour[:3] + (110,)
+            tint = _darker(colour, 0.25)[:3] + (225,)
         _translucent(img, pts, tint)
         spts = [(_s(x), _s(y)) for x, y in pts]
-        d.line(spts + [spts[0]], fill=colour, width=_w(2.5) if style == 3 else w, joint="curve")
+        d.line(spts + [spts[0]], fill=colour, width=_w(6) if style == 3 else w, joint="curve")
         d.line([(_s(ex + side * 28), _s(ey - 8)), (_s(f.cx + side * (f.hw + 6)), _s(ey - 12))], fill=colour, width=w)
     d.arc([_s(f.cx - 18), _s(f.eye_y - 16), _s(f.cx + 18), _s(f.eye_y + 4)], 200, 340, fill=colour, width=w)
 

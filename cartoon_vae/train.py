@@ -2,7 +2,7 @@
 
 Example:
     >>> from cartoon_vae.train import train
-    >>> train(load_config("configs/demo.yaml"), "runs/demo")
+    >>> train(load_config("configs/recommended.yaml"), "runs/demo")
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from .model import build_vae
 from .runs import RunError, atomic_path, checkpoint_path, checkpoints, write_text_atomic
 
 HISTORY_COLUMNS = ["epoch", "loss", "reconstruction_loss", "kl_loss", "kl_exact",
-                   "val_loss", "val_reconstruction_loss", "val_kl_loss", "val_kl_exact", "seconds"]
+                   "val_loss", "val_reconstruction_loss", "val_kl_loss", "val_kl_exact",
+                   "val_active_units", "val_kl_dim_min", "val_kl_dim_median", "val_kl_dim_max", "seconds"]
 
 
 class NonFiniteLoss(RuntimeError):
@@ -37,6 +38,39 @@ def _fault(where: str, epoch: int) -> None:
     temporary name but before it is renamed. Unset (always, outside tests), it does nothing."""
     if os.environ.get("CARTOON_VAE_FAULT") == f"{where}:{epoch}":
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+class LatentMonitor(keras.callbacks.Callback):
+    """After each epoch, over up to ``limit`` held-out images: the active units (Burda et al. 2016)
+    and the spread of the exact KL per latent dimension (min, median, max over dimensions, in nats).
+    They go into the epoch's logs, so history.csv and TensorBoard get them: a collapsing code shows
+    as falling active units and a median KL near 0."""
+
+    def __init__(self, val_ds, limit=1000):
+        super().__init__()
+        self.val_ds, self.limit = val_ds, limit
+
+    def on_epoch_end(self, epoch, logs=None):
+        import numpy as np
+
+        from .losses import kl_exact_per_dim
+        from .metrics import active_units
+
+        means, log_vars, seen = [], [], 0
+        for batch in self.val_ds:
+            x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            m, lv = self.model.encode(x, training=False)
+            means.append(np.asarray(m))
+            log_vars.append(np.asarray(lv))
+            seen += len(means[-1])
+            if seen >= self.limit:
+                break
+        if logs is None or not means:
+            return
+        means, log_vars = np.concatenate(means), np.concatenate(log_vars)
+        per_dim = np.asarray(kl_exact_per_dim(means, log_vars)).mean(0)
+        logs.update(val_active_units=float(active_units(means)), val_kl_dim_min=float(per_dim.min()),
+                    val_kl_dim_median=float(np.median(per_dim)), val_kl_dim_max=float(per_dim.max()))
 
 
 class RunKeeper(keras.callbacks.Callback):
@@ -174,9 +208,12 @@ def train(config, run_dir, resume=False, verbose=1, callbacks=()):
             vae = build_vae(config)
     keeper = RunKeeper(run_dir, rows)
     quiet_fit_warnings()
+    steps = config.train.steps_per_epoch or steps
+    vae.kl_warmup_steps = config.loss.kl_warmup_epochs * steps  # read by train_step when it is traced
     vae.fit(train_ds, validation_data=val_ds, epochs=config.train.epochs, initial_epoch=start,
-            steps_per_epoch=config.train.steps_per_epoch or steps, verbose=verbose,
-            callbacks=[*callbacks, keeper, keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False)])
+            steps_per_epoch=steps, verbose=verbose,
+            callbacks=[*callbacks, LatentMonitor(val_ds), keeper,
+                       keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False)])
     if keeper.bad is not None:
         epoch, step = keeper.bad
         raise NonFiniteLoss(f"{run_dir}: loss became NaN/Inf at epoch {epoch}, step {step}; "

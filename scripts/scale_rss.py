@@ -6,7 +6,7 @@ then measures, in this process, the peak RSS of (1) training ``--steps`` steps (
 enough for the shuffle buffer to fill) and (2) the min-max latent statistics over all
 ``--n`` images, both streaming from the shards.
 
-    python scripts/scale_rss.py --config configs/demo.yaml --source data/synthetic --n 100000 --work /tmp/scale
+    python scripts/scale_rss.py --config configs/demo-paper.yaml --source data/synthetic --n 100000 --work /tmp/scale
 """
 
 import argparse
@@ -50,7 +50,7 @@ def repeat_prepared(small, big, n, shard_images=4096):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", default="configs/demo.yaml")
+    p.add_argument("--config", default="configs/demo-paper.yaml")
     p.add_argument("--source", default="data/synthetic")
     p.add_argument("--n", type=int, default=100_000)
     p.add_argument("--steps", type=int, default=400)

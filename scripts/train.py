@@ -1,4 +1,4 @@
-"""Train a config: python scripts/train.py --config configs/demo.yaml [--run-dir runs/NAME] [--resume]."""
+"""Train a config: python scripts/train.py --config configs/recommended.yaml [--run-dir runs/NAME] [--resume]."""
 import sys
 
 from cartoon_vae.cli import main

@@ -1,4 +1,4 @@
-"""Edit directions on a toy latent table; the attribute probe learns generated faces above chance."""
+"""Classifier edit directions on toy latent tables; the attribute probe learns generated faces above chance."""
 
 import json
 
@@ -6,37 +6,79 @@ import numpy as np
 import pytest
 
 from cartoon_vae import load_config
-from cartoon_vae.edit import attribute_direction, edit_latents, edit_scores
+from cartoon_vae.edit import edit_by_strength, edit_scores, edit_to_probability, fit_direction, hold, logit
 from cartoon_vae.probe import Probe, train_probe
 from cartoon_vae.synthetic import make_dataset
 
 from .conftest import ROOT
 
 
-def test_direction_is_the_difference_of_labelled_means():
-    means = np.array([[1.0, 0.0], [3.0, 0.0], [0.0, 2.0], [0.0, 4.0], [9.0, 9.0]])
-    labels = np.array([1, 1, 0, 2, -1])  # the last face is unlabelled and ignored
-    np.testing.assert_allclose(attribute_direction(means, labels, to=1), [2.0, 0.0] - np.array([0.0, 3.0]))
-    np.testing.assert_allclose(attribute_direction(means, labels, to=1, from_=0), [2.0, -2.0])
+def _toy(n=400, seed=0):
+    """Codes whose dimension 0 (scaled by 5) carries attribute a and dimension 1 attribute b."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(2, size=n), rng.integers(3, size=n)
+    z = rng.normal(size=(n, 4))
+    z[:, 0] += 5 * (2 * a - 1)
+    z[:, 1] += 2 * b
+    return z, a, b
+
+
+def test_direction_finds_the_dimension_that_carries_the_attribute():
+    z, a, _ = _toy()
+    d = fit_direction(z, a, to=1)
+    unit = d["w"] / np.linalg.norm(d["w"])
+    assert abs(unit[0]) > 0.95 and unit[0] > 0 and d["train_accuracy"] > 0.95
+    labels = a.copy()
+    labels[:10] = -1  # unlabelled rows are ignored
+    assert fit_direction(z, labels, to=1)["train_accuracy"] > 0.95
     with pytest.raises(ValueError):
-        attribute_direction(means, labels, to=7)
+        fit_direction(z, a, to=7)
 
 
-def test_edit_latents_moves_each_code_by_each_strength():
-    z = edit_latents(np.zeros((2, 3)), np.array([1.0, 0.0, -1.0]), [-1, 0, 2])
-    assert z.shape == (2, 3, 3)
-    np.testing.assert_allclose(z[1, 2], [2.0, 0.0, -2.0])
+def test_edit_to_probability_reaches_the_target_reading_and_leaves_others():
+    z, a, _ = _toy()
+    d = fit_direction(z, a, to=1)
+    start = z[a == 0][:20]
+    edited = edit_to_probability(start, d, p=0.9)
+    np.testing.assert_allclose(1 / (1 + np.exp(-logit(d, edited))), 0.9, atol=1e-4)
+    already = z[a == 1][:5]
+    before = logit(d, already) > np.log(9)  # faces the classifier reads at >= 0.9 stay where they are
+    np.testing.assert_allclose(edit_to_probability(already, d, 0.9)[before], already[before], atol=1e-5)
+
+
+def test_edit_by_strength_is_in_standard_deviations_along_the_direction():
+    z, a, _ = _toy()
+    d = fit_direction(z, a, to=1)
+    moved = edit_by_strength(z[:3], d, [0.0, 1.0, 2.0])
+    assert moved.shape == (3, 3, 4)
+    np.testing.assert_allclose(moved[:, 0], z[:3], atol=1e-5)
+    unit = d["w"] / np.linalg.norm(d["w"])
+    step = ((moved[:, 2] - moved[:, 0]) / d["scale"]) @ unit  # in standardised units along the normal
+    np.testing.assert_allclose(step, 2 * d["spread"], rtol=1e-4)
+
+
+def test_hold_leaves_the_other_classifiers_logits_unchanged():
+    z, a, b = _toy()
+    d = fit_direction(z, a, to=1)
+    others = [fit_direction(z, b, to=v) for v in range(3)]
+    held = hold(d, others)
+    moved = edit_by_strength(z[:10], held, [3.0])[:, 0]
+    for o in others:
+        np.testing.assert_allclose(logit(o, moved), logit(o, z[:10]), atol=1e-4)
+    assert np.all(logit(d, moved) > logit(d, z[:10]))  # the edited attribute still moves
 
 
 def test_edit_scores():
-    base = {"hair": np.array([0, 0, 1, 2]), "glasses": np.array([0, 1, 1, 1]), "eye": np.array([2, 2, 2, 2])}
+    base = {"hair": np.array([0, 0, 1, 3]), "glasses": np.array([0, 1, 1, 1]), "eye": np.array([2, 2, 2, 2])}
     edited = {"hair": np.array([3, 3, 3, 1]), "glasses": np.array([0, 1, 0, 1]), "eye": np.array([2, 2, 2, 2])}
-    assert edit_scores(edited, base, "hair", 3) == {"success": 0.75, "preservation": (0.75 + 1.0) / 2}
+    img0, img1 = np.zeros((4, 2, 2, 3)), np.full((4, 2, 2, 3), 0.5)
+    assert edit_scores(edited, base, "hair", 3, img1, img0) == {
+        "success": 0.75, "gain": 0.5, "preservation": (0.75 + 1.0) / 2, "pixel_change": 0.5}
 
 
 def test_probe_trains_above_chance_on_generated_faces(tmp_path):
     make_dataset(tmp_path / "faces", n=200, seed=4, workers=2, progress=False)
-    cfg = load_config(ROOT / "configs" / "demo.yaml", [f"data.dir={tmp_path / 'faces'}", "data.image_size=32",
+    cfg = load_config(ROOT / "configs" / "demo-paper.yaml", [f"data.dir={tmp_path / 'faces'}", "data.image_size=32",
                                                         "data.load_size=128", "data.val_fraction=0.25"])
     info = train_probe(cfg, tmp_path / "probe", epochs=12, learning_rate=3e-3, verbose=0)
     saved = json.loads((tmp_path / "probe" / "probe.json").read_text())

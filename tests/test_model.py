@@ -97,3 +97,55 @@ def test_fused_batch_norm_matches_keras_batch_norm():
         results.append([y, *grads, *layer.non_trainable_weights, layer(x, training=False)])
     for a, b in zip(*results):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
+
+
+def test_exact_kl_with_the_bounded_head_is_its_own_setting(paper_config_path):
+    both = build_vae(load_config(paper_config_path, small_overrides() + ["loss.kl=exact",
+                                                                         "model.bounded_variance=true"]),
+                     compile=False)
+    assert "variance_bound" in [layer.name for layer in both.encoder.layers] and both.kl == "exact"
+
+
+def _objective(vae, x):
+    terms = vae.compute_terms(x, training=False)
+    return float(vae.objective(terms)), {k: np.asarray(v) for k, v in terms.items()}
+
+
+def test_free_bits_floor_each_dimension_of_the_batch_mean_kl(paper_config_path):
+    x = np.random.RandomState(1).rand(8, 64, 64, 3).astype("float32")
+    base = small_overrides() + ["loss.kl=exact"]
+    keras.utils.set_random_seed(0)
+    plain = build_vae(load_config(paper_config_path, base))
+    keras.utils.set_random_seed(0)
+    floored = build_vae(load_config(paper_config_path, base + ["loss.free_bits=5.0"]))
+    loss0, terms = _objective(plain, x)
+    loss1, _ = _objective(floored, x)
+    per_dim = terms["kl_per_dim"].mean(0)  # a fresh encoder's per-dimension KL is well under 5 nats
+    assert per_dim.max() < 5.0
+    rec = plain.reconstruction_weight * terms["reconstruction_loss"].mean()
+    assert loss0 == pytest.approx(rec + per_dim.sum(), rel=1e-4)
+    assert loss1 == pytest.approx(rec + 5.0 * len(per_dim), rel=1e-4)  # every dimension at its floor
+
+
+def test_calibrated_gaussian_decoder_is_the_gaussian_nll_at_the_batch_mse(paper_config_path):
+    x = np.random.RandomState(1).rand(8, 64, 64, 3).astype("float32")
+    vae = build_vae(load_config(paper_config_path, small_overrides() + [
+        "loss.kl=exact", "loss.reconstruction=calibrated_gaussian"]))
+    loss, terms = _objective(vae, x)
+    mse, d = terms["reconstruction_loss"], 64 * 64 * 3
+    var = mse.mean()
+    nll = 0.5 * d * (mse / var + np.log(2 * np.pi * var))
+    assert loss == pytest.approx(nll.mean() + terms["kl_loss"].mean(), rel=1e-4)
+
+
+def test_kl_warmup_scales_the_kl_linearly_with_the_step(paper_config_path):
+    x = np.random.RandomState(1).rand(8, 64, 64, 3).astype("float32")
+    vae = build_vae(load_config(paper_config_path, small_overrides() + ["loss.kl=exact",
+                                                                        "loss.kl_warmup_epochs=2"]))
+    vae.kl_warmup_steps = 4
+    vae.optimizer.iterations.assign(1)  # the second step: weight 2/4
+    loss, terms = _objective(vae, x)
+    rec = vae.reconstruction_weight * terms["reconstruction_loss"].mean()
+    assert loss == pytest.approx(rec + 0.5 * terms["kl_loss"].mean(), rel=1e-4)
+    vae.optimizer.iterations.assign(10)
+    assert _objective(vae, x)[0] == pytest.approx(rec + terms["kl_loss"].mean(), rel=1e-4)

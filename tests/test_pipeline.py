@@ -95,3 +95,18 @@ def test_minmax_stats_stream_over_batches():
 def test_interpolate_includes_both_ends():
     z = interpolate([0.0, 0.0], [1.0, 2.0], 3)
     np.testing.assert_allclose(z, [[0, 0], [0.5, 1], [1, 2]])
+
+
+def test_gmm_fit_chooses_components_by_heldout_likelihood_and_samples_them():
+    from cartoon_vae.latent import fit_gmm, sample_gmm
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[-6.0, 0.0, 0.0], [6.0, 0.0, 0.0], [0.0, 8.0, 0.0]])
+    codes = centres[rng.integers(3, size=600)] + rng.normal(scale=0.5, size=(600, 3))
+    g = fit_gmm(codes, components=(1, 2, 3, 4), seed=0)
+    assert g["components"] >= 3 and g["heldout_loglik"][3] > g["heldout_loglik"][1] + 1
+    z = sample_gmm(g, 3000, np.random.default_rng(1))
+    assert z.shape == (3000, 3) and z.dtype == np.float32
+    nearest = np.argmin(((z[:, None] - centres[None]) ** 2).sum(-1), 1)
+    assert np.allclose(np.bincount(nearest, minlength=3) / 3000, 1 / 3, atol=0.05)
+    assert np.abs(z - centres[nearest]).std() < 0.7  # draws stay near a component, not between them
