@@ -191,7 +191,7 @@ def cmd_edit(args):
     import numpy as np
 
     from .data import DataError, make_datasets, read_attributes
-    from .edit import edit_by_strength, edit_scores, edit_to_probability, fit_direction, hold
+    from .edit import COMPANIONS, edit_by_strength, edit_scores, edit_to_class, edit_to_probability, fit_direction, hold
     from .evaluate import encode_split
     from .figures import decode, save_grid
     from .runs import load_run, write_text_atomic
@@ -207,13 +207,14 @@ def cmd_edit(args):
     for name, value in (("--to", args.to), ("--from", args.from_)):
         if value is not None and not 0 <= value < n_variants:
             raise DataError(f"{name} {value}: {args.attribute} has variants 0..{n_variants - 1}")
-    if not 0.5 < args.p < 1:
+    if args.p is not None and not 0.5 < args.p < 1:
         raise DataError(f"--p {args.p}: must be in (0.5, 1)")
     strengths = [float(v) for v in args.strengths.split(",")] if args.strengths else []
     train_ds, val_ds = make_datasets(config, with_index=True, shuffle_train=False)
     _, train_means, _, train_idx = encode_split(vae, train_ds, keep_images=False)
     try:
-        direction = fit_direction(train_means, labels[train_idx], args.to, args.from_)
+        companions = [attrs.column(c)[train_idx] for c in COMPANIONS.get(args.attribute, ()) if c in attrs.names]
+        direction = fit_direction(train_means, labels[train_idx], args.to, args.from_, companions=companions)
     except ValueError as e:
         raise DataError(f"{config.data.dir}: {args.attribute}: {e}") from None
     if args.hold:
@@ -230,7 +231,9 @@ def cmd_edit(args):
     columns = {"original": val_x[rows], "reconstruction": decode(vae, val_means[rows])}
     for s, z in zip(strengths, np.moveaxis(edit_by_strength(val_means[rows], direction, strengths), 1, 0)):
         columns[f"{s:+g} sd"] = decode(vae, z)
-    columns[f"p = {args.p:g}"] = decode(vae, edit_to_probability(val_means[rows], direction, args.p))
+    columns["class mean"] = decode(vae, edit_to_class(val_means[rows], direction))
+    if args.p is not None:
+        columns[f"p = {args.p:g}"] = decode(vae, edit_to_probability(val_means[rows], direction, args.p))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = f"edit_{args.attribute}_to{args.to}"
@@ -365,9 +368,10 @@ def build_parser():
     s.add_argument("--from", dest="from_", type=int, default=None, help="edit faces of this variant only, and "
                                                                          "contrast with it (default: all others)")
     s.add_argument("--strengths", default="1,2,3",
-                   help="columns moved by these many standard deviations of the codes along the direction")
-    s.add_argument("--p", type=float, default=0.9, help="last column: moved until the classifier reads the "
-                                                         "target at this probability")
+                   help="columns moved by these many standard deviations of the codes along the direction; the "
+                        "last column moves each face to the target's class mean in the classifier's subspace")
+    s.add_argument("--p", type=float, default=None, help="add a column moved until the classifier reads the "
+                                                          "target at this probability (e.g. 0.9)")
     s.add_argument("--hold", type=lambda t: [a for a in t.split(",") if a], default=[],
                    help="comma-separated attributes whose classifiers the edit leaves unchanged (projection)")
     s.add_argument("--faces", type=_count, default=6)

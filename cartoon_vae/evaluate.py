@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .edit import edit_scores, edit_to_probability, fit_direction
+from .edit import COMPANIONS, edit_scores, edit_to_class, edit_to_probability, fit_direction
 from .figures import decode
 from .latent import cached_gmm, cached_minmax_stats, interpolate, sample_gmm, sample_minmax, sample_normal
 from .losses import kl_exact, kl_poly_bound
@@ -24,7 +24,7 @@ from .metrics import (active_units, frechet_distance, interpolation_unevenness, 
 from .runs import write_text_atomic
 
 SETTINGS = {"samples": 1000, "sample_seed": 0, "kid_subsets": 10, "kid_subset_size": 100, "pr_k": 3,
-            "edit_faces": 100, "edit_target": 1, "edit_probability": 0.9, "interpolation_pairs": 20,
+            "edit_faces": 100, "edit_target": 1, "edit_mode": "class", "edit_probability": 0.9, "interpolation_pairs": 20,
             "interpolation_steps": 10, "max_images": 2000, "edit_readable": 0.8, "showcase_faces": 6,
             "showcase": {"glasses": -1, "hair_color": 4}}  # -1: the last variant ("none" for glasses)
 
@@ -143,14 +143,17 @@ def sample_latents(run_dir, vae, config, n, seed) -> dict:
 
 
 def evaluate_edits(vae, probe, attrs, train_ds, val_means, val_labels, s, readable=None) -> dict:
-    """Per attribute: held-out faces not already at variant ``edit_target`` are moved along the
-    classifier direction (:mod:`cartoon_vae.edit`) until it reads the target at ``edit_probability``.
+    """Per attribute: held-out faces not already at variant ``edit_target`` are moved by the
+    attribute's classifier (:mod:`cartoon_vae.edit`): to the target class's mean in its subspace
+    (``edit_mode: class``) or until it reads the target at ``edit_probability`` (``probability``).
     Success, its gain over the unedited decodes, preservation and pixel change per attribute; the
     headline means are over the attributes in ``readable`` (the probe reads them on reconstructions
     at >= ``edit_readable``: elsewhere the probe, not the edit, would be measured). ``showcase``
-    edits (e.g. glasses -> none) count the faces whose edit succeeds out of ``showcase_faces``."""
+    edits (e.g. glasses -> none) count the faces whose edit succeeds out of ``showcase_faces``.
+    Preservation counts the other readable attributes (and, as ``preservation_all``, all of them)."""
     _, train_means, _, train_idx = encode_split(vae, train_ds, keep_images=False)
     train_labels = attrs.values[train_idx]
+    readable = set(probe.names) if readable is None else set(readable)
     per, showcase = {}, {}
     for k, name in enumerate(attrs.names):
         if name not in probe.names:
@@ -163,25 +166,33 @@ def evaluate_edits(vae, probe, attrs, train_ds, val_means, val_labels, s, readab
             rows = np.flatnonzero((val_labels[:, k] != to) & (val_labels[:, k] >= 0))[:n_faces]
             if not len(rows):
                 continue
-            direction = fit_direction(train_means, train_labels[:, k], to)
+            companions = [train_labels[:, attrs.names.index(c)] for c in COMPANIONS.get(name, ())
+                          if c in attrs.names]
+            try:
+                direction = fit_direction(train_means, train_labels[:, k], to, companions=companions)
+            except ValueError:  # no training face has the target (or every one has it): nothing to learn
+                continue
+            if s["edit_mode"] == "class":
+                z = edit_to_class(val_means[rows], direction)
+            else:
+                z = edit_to_probability(val_means[rows], direction, s["edit_probability"])
             base_images = decode(vae, val_means[rows])
-            edited_images = decode(vae, edit_to_probability(val_means[rows], direction, s["edit_probability"]))
+            edited_images = decode(vae, z)
             _, base = probe.features_and_predictions(base_images)
             _, edited = probe.features_and_predictions(edited_images)
-            score = edit_scores(edited, base, name, to, edited_images, base_images)
+            score = edit_scores(edited, base, name, to, edited_images, base_images, judged=readable)
             table[name] = {**score, "to": int(to), "faces": int(len(rows)),
                            "succeeded": int(np.sum(edited[name] == to)),
                            "classifier_train_accuracy": direction["train_accuracy"]}
-    readable = set(per) if readable is None else readable & set(per)
-
     def mean(key, names):
         return float(np.mean([per[n][key] for n in names])) if names else float("nan")
 
-    return {"target_variant": s["edit_target"], "probability": s["edit_probability"],
-            "readable_attributes": sorted(readable),
-            **{f"{key}_mean": mean(key, sorted(readable)) for key in ("success", "gain", "preservation",
+    headline = sorted(readable & set(per))
+    return {"target_variant": s["edit_target"], "mode": s["edit_mode"], "probability": s["edit_probability"],
+            "readable_attributes": headline,
+            **{f"{key}_mean": mean(key, headline) for key in ("success", "gain", "preservation",
                                                                       "pixel_change")},
-            **{f"{key}_mean_all": mean(key, sorted(per)) for key in ("success", "gain", "preservation")},
+            **{f"{key}_mean_all": mean(key, sorted(per)) for key in ("success", "gain", "preservation_all")},
             "per_attribute": per, "showcase": showcase}
 
 
@@ -213,14 +224,17 @@ def metrics_markdown(m) -> str:
                          f"{e.get('pixel_change', nan):.4f} |")
     if "editing" in m:
         e = m["editing"]
-        lines += ["", f"Edits: each held-out face moved along the attribute classifier's direction until it reads "
-                      f"variant {e['target_variant']} at p = {e['probability']}. Over the "
+        how = (f"to the mean of the faces with variant {e['target_variant']} within the attribute classifier's "
+               f"subspace" if e.get("mode") == "class" else f"along the attribute classifier's gradient until it "
+               f"reads variant {e['target_variant']} at p = {e['probability']}")
+        lines += ["", f"Edits: each held-out face moved {how}. Over the "
                       f"{len(e['readable_attributes'])} attributes the probe reads at >= "
                       f"{m['settings']['edit_readable']} on reconstructions: success {e['success_mean']:.3f}, "
                       f"gain over the unedited decodes {e['gain_mean']:+.3f}, preservation "
                       f"{e['preservation_mean']:.3f}, mean absolute pixel change {e['pixel_change_mean']:.4f}. "
-                      f"Over all attributes: success {e['success_mean_all']:.3f}, gain {e['gain_mean_all']:+.3f}, "
-                      f"preservation {e['preservation_mean_all']:.3f}."]
+                      f"Preservation counts the other readable attributes. Over all attributes (preservation over all "
+                      f"others): success {e['success_mean_all']:.3f}, gain {e['gain_mean_all']:+.3f}, "
+                      f"preservation {e['preservation_all_mean_all']:.3f}."]
         for n, v in e["showcase"].items():
             lines.append(f"- {n} -> {v['to']}: the probe reads the target on {v['succeeded']} of {v['faces']} "
                          f"held-out faces (preservation {v['preservation']:.3f}).")

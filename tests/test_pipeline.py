@@ -38,6 +38,8 @@ def test_run_folder_has_every_file(run):
     rows = list(csv.DictReader(open(r / "history.csv")))
     assert [row["epoch"] for row in rows] == ["1", "2"]
     assert {"loss", "val_loss", "reconstruction_loss", "kl_loss", "kl_exact", "val_kl_exact"} <= set(rows[0])
+    assert 0 <= float(rows[-1]["val_active_units"]) <= 6  # the latent monitor's columns, every epoch
+    assert float(rows[-1]["val_kl_dim_min"]) <= float(rows[-1]["val_kl_dim_median"]) <= float(rows[-1]["val_kl_dim_max"])
     fig4 = Image.open(r / "fig4_reconstruction.png")
     assert fig4.width > fig4.height > 100  # two rows of four faces
 
@@ -48,12 +50,53 @@ def test_sample_minmax_writes_images_and_latents_within_the_cached_range(run, tm
     z = np.load(tmp_path / "s" / "latents.npy")
     stats = np.load(run / "run" / "latent_stats.npz")
     assert z.shape == (5, 6) and np.all(z >= stats["min"]) and np.all(z <= stats["max"])
-    assert int(stats["count"]) == 20
+    assert int(stats["count"]) == 18  # the training split only: never the held-out faces it is scored against
     pngs = sorted((tmp_path / "s").glob("*.png"))
     assert len(pngs) == 5 and Image.open(pngs[0]).size == (32, 32)
     assert main(["sample", "--run", str(run / "run"), "--n", "3", "--mode", "normal",
                  "--out", str(tmp_path / "n")]) == 0
     assert np.load(tmp_path / "n" / "latents.npy").shape == (3, 6)
+
+
+def test_sample_gmm_fits_the_training_codes_once_and_caches_the_fit(run, tmp_path):
+    args = ["sample", "--run", str(run / "run"), "--n", "4", "--mode", "gmm", "--stats-images", "20"]
+    assert main([*args, "--out", str(tmp_path / "g")]) == 0
+    fit = np.load(run / "run" / "latent_gmm.npz")
+    assert int(fit["count"]) == 18 and fit["means"].shape[1] == 6  # the 18 training faces, never held-out ones
+    before = (run / "run" / "latent_gmm.npz").stat().st_mtime_ns
+    assert main([*args, "--out", str(tmp_path / "g2"), "--seed", "1"]) == 0
+    assert (run / "run" / "latent_gmm.npz").stat().st_mtime_ns == before  # reused, not refitted
+    z = np.load(tmp_path / "g" / "latents.npy")
+    assert z.shape == (4, 6) and not np.allclose(z, np.load(tmp_path / "g2" / "latents.npy"))
+
+
+def test_probe_with_reconstructions_evaluate_and_edit_end_to_end(run, tmp_path):
+    import json
+
+    assert main(["train-probe", "--config", PAPER, *TINY, "--data", str(run / "faces"), "--out",
+                 str(tmp_path / "probe"), "--epochs", "1", "--mix-run", str(run / "run")]) == 0
+    info = json.loads((tmp_path / "probe" / "probe.json").read_text())
+    assert info["mixed_reconstructions_of"] == [str(run / "run")]
+    assert main(["evaluate", "--run", str(run / "run"), "--probe", str(tmp_path / "probe"), "--samples", "12"]) == 0
+    m = json.loads((run / "run" / "metrics.json").read_text())
+    assert set(m["samples"]) >= {"minmax", "normal", "gmm"}
+    e = m["editing"]
+    assert set(e["showcase"]) <= {"glasses", "hair_color"} and e["showcase"]["glasses"]["to"] == 5  # -1: "none"
+    for v in e["per_attribute"].values():
+        assert -1 <= v["gain"] <= 1 and 0 <= v["preservation"] <= 1 and v["pixel_change"] >= 0
+    assert "gain over the unedited decodes" in (run / "run" / "metrics.md").read_text()
+    assert main(["edit", "--run", str(run / "run"), "--attribute", "hair", "--to", "1", "--faces", "2",
+                 "--strengths", "1,2", "--p", "0.9", "--probe", str(tmp_path / "probe"), "--out", str(tmp_path / "e")]) == 0
+    report = json.loads((tmp_path / "e" / "edit_hair_to1.json").read_text())
+    assert list(report["scores"]) == ["+1 sd", "+2 sd", "class mean", "p = 0.9"] and report["faces"] == 2
+    grid = Image.open(tmp_path / "e" / "edit_hair_to1.png")
+    assert grid.width > grid.height  # two faces x (original, reconstruction, two strengths, class mean, p = 0.9)
+
+
+def test_edit_names_a_bad_attribute_in_one_line(run, tmp_path, capsys):
+    code = main(["edit", "--run", str(run / "run"), "--attribute", "hats", "--to", "1", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "hats" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_refuses_to_overwrite_a_run(run, capsys):
