@@ -116,7 +116,11 @@ def cmd_figures(args):
     s = config.sample
     val = _val_images(config, max(s.reconstructions, 2))
     stats = _stats(args, vae, config, s.stats_images)
-    write_run_figures(args.run, vae, config, val, stats)
+    from .data import make_datasets
+    from .latent import cached_gmm
+
+    gmm = cached_gmm(args.run, vae, lambda: make_datasets(config, shuffle_train=False)[0], s.stats_images)
+    write_run_figures(args.run, vae, config, val, stats, gmm=gmm)
     print(f"figures written to {args.run}/")
 
 

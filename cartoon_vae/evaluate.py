@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .edit import COMPANIONS, edit_scores, edit_to_class, edit_to_probability, fit_direction
+from .edit import COMPANIONS, edit_scores, edit_to_class, edit_to_probability, fit_direction, hold
 from .figures import decode
 from .latent import cached_gmm, cached_minmax_stats, interpolate, sample_gmm, sample_minmax, sample_normal
 from .losses import kl_exact, kl_poly_bound
@@ -24,9 +24,9 @@ from .metrics import (active_units, frechet_distance, interpolation_unevenness, 
 from .runs import write_text_atomic
 
 SETTINGS = {"samples": 1000, "sample_seed": 0, "kid_subsets": 10, "kid_subset_size": 100, "pr_k": 3,
-            "edit_faces": 100, "edit_target": 1, "edit_mode": "class", "edit_probability": 0.9, "interpolation_pairs": 20,
+            "edit_faces": 100, "edit_target": 1, "edit_mode": "class", "edit_probability": 0.9, "edit_hold": "readable", "interpolation_pairs": 20,
             "interpolation_steps": 10, "max_images": 2000, "edit_readable": 0.8, "showcase_faces": 6,
-            "showcase": {"glasses": -1, "hair_color": 4}}  # -1: the last variant ("none" for glasses)
+            "showcase": {"glasses": [-1], "hair_color": list(range(10))}}  # -1: the last variant ("none" for glasses)
 
 
 def encode_split(vae, dataset, limit=None, keep_images=True):
@@ -109,7 +109,12 @@ def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
 
     out["samples"] = {mode: _sample_block(probe, real_feats, real_preds, decode(vae, z), s)
                       for mode, z in sample_latents(run_dir, vae, config, s["samples"], s["sample_seed"]).items()}
-    out["samples"]["note"] = "FD_attr/KID_attr are distances to the held-out real images"
+    # A control: the decoder's own floor, its reconstructions of training faces (no sampler involved).
+    _, train_means, _, train_idx = encode_split(vae, train_ds, keep_images=False)
+    out["samples"]["reconstructions"] = _sample_block(probe, real_feats, real_preds,
+                                                      decode(vae, train_means[:s["samples"]]), s)
+    out["samples"]["note"] = ("FD_attr/KID_attr are distances to the held-out real images; 'reconstructions' "
+                              "decodes training faces' latent means: the floor a sampler can reach")
 
     pairs = min(s["interpolation_pairs"], len(means) // 2)
     uneven = [interpolation_unevenness(decode(vae, interpolate(means[2 * i], means[2 * i + 1],
@@ -119,7 +124,8 @@ def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
     if labels is not None:
         readable = {n for n, v in out["probe_accuracy"]["per_attribute"].items()
                     if v["reconstructions"] >= s["edit_readable"]}
-        out["editing"] = evaluate_edits(vae, probe, attrs, train_ds, means, labels, s, readable)
+        out["editing"] = evaluate_edits(vae, probe, attrs, train_means, attrs.values[train_idx], means, labels, s,
+                                        readable)
     if write:
         write_text_atomic(run_dir / "metrics.json", json.dumps(out, indent=1) + "\n")
         write_text_atomic(run_dir / "metrics.md", metrics_markdown(out))
@@ -142,27 +148,36 @@ def sample_latents(run_dir, vae, config, n, seed) -> dict:
             "gmm": sample_gmm(gmm, n, np.random.default_rng(seed))}
 
 
-def evaluate_edits(vae, probe, attrs, train_ds, val_means, val_labels, s, readable=None) -> dict:
+def evaluate_edits(vae, probe, attrs, train_means, train_labels, val_means, val_labels, s, readable=None) -> dict:
     """Per attribute: held-out faces not already at variant ``edit_target`` are moved by the
     attribute's classifier (:mod:`cartoon_vae.edit`): to the target class's mean in its subspace
-    (``edit_mode: class``) or until it reads the target at ``edit_probability`` (``probability``).
+    (``edit_mode: class``) or until it reads the target at ``edit_probability`` (``probability``);
+    with ``edit_hold: readable`` the classifiers of the other readable attributes are held fixed.
     Success, its gain over the unedited decodes, preservation and pixel change per attribute; the
     headline means are over the attributes in ``readable`` (the probe reads them on reconstructions
     at >= ``edit_readable``: elsewhere the probe, not the edit, would be measured). ``showcase``
     edits (e.g. glasses -> none) count the faces whose edit succeeds out of ``showcase_faces``.
     Preservation counts the other readable attributes (and, as ``preservation_all``, all of them)."""
-    _, train_means, _, train_idx = encode_split(vae, train_ds, keep_images=False)
-    train_labels = attrs.values[train_idx]
     readable = set(probe.names) if readable is None else set(readable)
     per, showcase = {}, {}
+    held = {}  # per attribute: the classifiers of the other readable attributes, held fixed by projection
+    if s["edit_hold"] == "readable":
+        classifiers = {}
+        for n in sorted(readable):
+            column = train_labels[:, attrs.names.index(n)]
+            values = np.unique(column[column >= 0])
+            if len(values) > 1:
+                classifiers[n] = fit_direction(train_means, column, values[0])
+        held = {name: [c for n, c in classifiers.items() if n != name and n not in COMPANIONS.get(name, ())]
+                for name in attrs.names}
     for k, name in enumerate(attrs.names):
         if name not in probe.names:
             continue
-        targets = [(s["edit_target"], s["edit_faces"], per)]
-        if name in s["showcase"]:
-            to = s["showcase"][name] % int(attrs.n_variants[k])
-            targets.append((to, s["showcase_faces"], showcase))
-        for to, n_faces, table in targets:
+        n = int(attrs.n_variants[k])
+        targets = [(s["edit_target"], s["edit_faces"], per, name)]
+        targets += [(to % n, s["showcase_faces"], showcase.setdefault(name, {}), str(to % n))
+                    for to in s["showcase"].get(name, []) if -n <= to < n]
+        for to, n_faces, table, key in targets:
             rows = np.flatnonzero((val_labels[:, k] != to) & (val_labels[:, k] >= 0))[:n_faces]
             if not len(rows):
                 continue
@@ -172,6 +187,8 @@ def evaluate_edits(vae, probe, attrs, train_ds, val_means, val_labels, s, readab
                 direction = fit_direction(train_means, train_labels[:, k], to, companions=companions)
             except ValueError:  # no training face has the target (or every one has it): nothing to learn
                 continue
+            if held.get(name):
+                direction = hold(direction, held[name])
             if s["edit_mode"] == "class":
                 z = edit_to_class(val_means[rows], direction)
             else:
@@ -181,14 +198,15 @@ def evaluate_edits(vae, probe, attrs, train_ds, val_means, val_labels, s, readab
             _, base = probe.features_and_predictions(base_images)
             _, edited = probe.features_and_predictions(edited_images)
             score = edit_scores(edited, base, name, to, edited_images, base_images, judged=readable)
-            table[name] = {**score, "to": int(to), "faces": int(len(rows)),
-                           "succeeded": int(np.sum(edited[name] == to)),
-                           "classifier_train_accuracy": direction["train_accuracy"]}
+            table[key] = {**score, "to": int(to), "faces": int(len(rows)), "succeeded": int(np.sum(edited[name] == to)),
+                          "classifier_train_accuracy": direction["train_accuracy"]}
+
     def mean(key, names):
         return float(np.mean([per[n][key] for n in names])) if names else float("nan")
 
     headline = sorted(readable & set(per))
     return {"target_variant": s["edit_target"], "mode": s["edit_mode"], "probability": s["edit_probability"],
+            "hold": s["edit_hold"],
             "readable_attributes": headline,
             **{f"{key}_mean": mean(key, headline) for key in ("success", "gain", "preservation",
                                                                       "pixel_change")},
@@ -206,7 +224,7 @@ def metrics_markdown(m) -> str:
              f"| {r['mse']:.5f} | {r['psnr']:.2f} | {r['ssim']:.3f} | {lat['kl_exact_nats_per_image']:.1f} | "
              f"{lat['active_units']} / {lat['latent_dim']} | {lat['interpolation_unevenness']:.3f} |", "",
              "| samples | FD_attr | KID_attr | precision | recall | attribute TV (mean) |", "|---|---|---|---|---|---|"]
-    for mode in ("minmax", "normal", "gmm"):
+    for mode in ("minmax", "normal", "gmm", "reconstructions"):
         b = smp[mode]
         lines.append(f"| {mode} | {b['fd_attr']:.2f} | {b['kid_attr']['mean']:.4f} +- {b['kid_attr']['std']:.4f} | "
                      f"{b['precision']:.3f} | {b['recall']:.3f} | {b['attribute_tv_mean']:.3f} |")
@@ -227,6 +245,8 @@ def metrics_markdown(m) -> str:
         how = (f"to the mean of the faces with variant {e['target_variant']} within the attribute classifier's "
                f"subspace" if e.get("mode") == "class" else f"along the attribute classifier's gradient until it "
                f"reads variant {e['target_variant']} at p = {e['probability']}")
+        if e.get("hold") == "readable":
+            how += ", holding the other readable attributes' classifiers fixed (projection)"
         lines += ["", f"Edits: each held-out face moved {how}. Over the "
                       f"{len(e['readable_attributes'])} attributes the probe reads at >= "
                       f"{m['settings']['edit_readable']} on reconstructions: success {e['success_mean']:.3f}, "
@@ -235,7 +255,9 @@ def metrics_markdown(m) -> str:
                       f"Preservation counts the other readable attributes. Over all attributes (preservation over all "
                       f"others): success {e['success_mean_all']:.3f}, gain {e['gain_mean_all']:+.3f}, "
                       f"preservation {e['preservation_all_mean_all']:.3f}."]
-        for n, v in e["showcase"].items():
-            lines.append(f"- {n} -> {v['to']}: the probe reads the target on {v['succeeded']} of {v['faces']} "
-                         f"held-out faces (preservation {v['preservation']:.3f}).")
+        for n, targets in e["showcase"].items():
+            for v in targets.values():
+                lines.append(f"- {n} -> {v['to']}: the probe reads the target on {v['succeeded']} of {v['faces']} "
+                             f"held-out faces (preservation {v['preservation']:.3f}, pixel change "
+                             f"{v['pixel_change']:.4f}).")
     return "\n".join(lines) + "\n"

@@ -88,9 +88,10 @@ def reconstruct(vae, x):
     return np.asarray(vae.decode(mean))
 
 
-def write_run_figures(run_dir, vae, config, val_images, stats, out_dir=None):
-    """Every figure of a run. ``val_images``: held-out faces; ``stats``: the min-max statistics."""
-    from .latent import interpolate, sample_minmax, sample_normal
+def write_run_figures(run_dir, vae, config, val_images, stats, out_dir=None, gmm=None):
+    """Every figure of a run. ``val_images``: held-out faces; ``stats``: the min-max statistics;
+    ``gmm``: the mixture fitted to the training codes (optional)."""
+    from .latent import interpolate, sample_gmm, sample_minmax, sample_normal
     from .train import read_history
 
     run_dir = Path(run_dir)
@@ -107,6 +108,10 @@ def write_run_figures(run_dir, vae, config, val_images, stats, out_dir=None):
               title=f"Fig. 5: min-max uniform latent sampling ({stats['count']} images' latent means)")
     z = sample_normal(s.n, vae.latent_dim, np.random.default_rng(s.seed))
     save_grid(decode(vae, z), out / "samples_normal.png", 2, cols, title="z ~ N(0, I)")
+    if gmm is not None:
+        z = sample_gmm(gmm, s.n, np.random.default_rng(s.seed))
+        save_grid(decode(vae, z), out / "samples_gmm.png", 2, cols,
+                  title=f"Gaussian mixture fitted to the training codes ({int(gmm['components'])} components)")
     if len(val_images) >= 2:
         mean, _ = vae.encode(val_images[:2], training=False)
         mean = np.asarray(mean)

@@ -9,7 +9,9 @@ A run folder holds:
     model.keras          the final model
     loss_curves.png      the curves of history.csv
     latent_stats.npz     cached per-dimension min/max of latent means (min-max sampling)
-    fig4_reconstruction.png, fig5_uniform_samples.png, samples_normal.png, interpolation.png
+    latent_gmm.npz       cached Gaussian mixture over the training latent means (mixture sampling)
+    fig4_reconstruction.png, fig5_uniform_samples.png, samples_normal.png, samples_gmm.png, interpolation.png
+    metrics.json, metrics.md   written by ``evaluate``
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ def test_run_folder_has_every_file(run):
     r = run / "run"
     for name in ["config.yaml", "model.keras", "history.csv", "loss_curves.png", "checkpoints/epoch_0001.keras",
                  "checkpoints/epoch_0002.keras", "fig4_reconstruction.png", "fig5_uniform_samples.png",
-                 "samples_normal.png", "interpolation.png", "latent_stats.npz"]:
+                 "samples_normal.png", "samples_gmm.png", "interpolation.png", "latent_stats.npz", "latent_gmm.npz"]:
         assert (r / name).exists(), name
     assert any((r / "logs").rglob("events.out.tfevents*"))
     rows = list(csv.DictReader(open(r / "history.csv")))
@@ -81,7 +81,7 @@ def test_probe_with_reconstructions_evaluate_and_edit_end_to_end(run, tmp_path):
     m = json.loads((run / "run" / "metrics.json").read_text())
     assert set(m["samples"]) >= {"minmax", "normal", "gmm"}
     e = m["editing"]
-    assert set(e["showcase"]) <= {"glasses", "hair_color"} and e["showcase"]["glasses"]["to"] == 5  # -1: "none"
+    assert set(e["showcase"]) <= {"glasses", "hair_color"} and list(e["showcase"]["glasses"]) == ["5"]  # -1: none
     for v in e["per_attribute"].values():
         assert -1 <= v["gain"] <= 1 and 0 <= v["preservation"] <= 1 and v["pixel_change"] >= 0
     assert "gain over the unedited decodes" in (run / "run" / "metrics.md").read_text()
