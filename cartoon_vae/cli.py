@@ -222,9 +222,13 @@ def cmd_edit(args):
     except ValueError as e:
         raise DataError(f"{config.data.dir}: {args.attribute}: {e}") from None
     if args.hold:
-        others = [fit_direction(train_means, attrs.column(n)[train_idx], v)
-                  for n in args.hold for v in range(int(attrs.n_variants[attrs.names.index(n)]))
-                  if (attrs.column(n)[train_idx] == v).any()]
+        others = []
+        for n in args.hold:  # one multinomial classifier per held attribute (its target does not matter)
+            column = attrs.column(n)[train_idx]
+            values = np.unique(column[column >= 0])
+            if len(values) < 2:
+                raise DataError(f"{config.data.dir}: --hold {n}: the training faces show fewer than two values")
+            others.append(fit_direction(train_means, column, values[0]))
         direction = hold(direction, others)
     val_x, val_means, _, val_idx = encode_split(vae, val_ds)
     rows = np.flatnonzero((labels[val_idx] != args.to) & (labels[val_idx] >= 0))[: args.faces]

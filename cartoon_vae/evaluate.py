@@ -148,11 +148,26 @@ def sample_latents(run_dir, vae, config, n, seed) -> dict:
             "gmm": sample_gmm(gmm, n, np.random.default_rng(seed))}
 
 
+def _edit_score(vae, probe, direction, z, name, to, readable, s) -> dict:
+    """Decode ``z`` unedited and edited by ``direction``; the probe's verdict (:func:`edit_scores`)."""
+    if s["edit_mode"] == "class":
+        edited_z = edit_to_class(z, direction)
+    else:
+        edited_z = edit_to_probability(z, direction, s["edit_probability"])
+    base_images, edited_images = decode(vae, z), decode(vae, edited_z)
+    _, base = probe.features_and_predictions(base_images)
+    _, edited = probe.features_and_predictions(edited_images)
+    return {**edit_scores(edited, base, name, to, edited_images, base_images, judged=readable), "to": int(to),
+            "faces": int(len(z)), "succeeded": int(np.sum(edited[name] == to)),
+            "classifier_train_accuracy": direction["train_accuracy"]}
+
+
 def evaluate_edits(vae, probe, attrs, train_means, train_labels, val_means, val_labels, s, readable=None) -> dict:
     """Per attribute: held-out faces not already at variant ``edit_target`` are moved by the
     attribute's classifier (:mod:`cartoon_vae.edit`): to the target class's mean in its subspace
     (``edit_mode: class``) or until it reads the target at ``edit_probability`` (``probability``);
-    with ``edit_hold: readable`` the classifiers of the other readable attributes are held fixed.
+    with ``edit_hold: readable`` the classifiers of the other readable attributes are held fixed (the
+    showcase edits are scored both held and free).
     Success, its gain over the unedited decodes, preservation and pixel change per attribute; the
     headline means are over the attributes in ``readable`` (the probe reads them on reconstructions
     at >= ``edit_readable``: elsewhere the probe, not the edit, would be measured). ``showcase``
@@ -174,32 +189,26 @@ def evaluate_edits(vae, probe, attrs, train_means, train_labels, val_means, val_
         if name not in probe.names:
             continue
         n = int(attrs.n_variants[k])
-        targets = [(s["edit_target"], s["edit_faces"], per, name)]
-        targets += [(to % n, s["showcase_faces"], showcase.setdefault(name, {}), str(to % n))
-                    for to in s["showcase"].get(name, []) if -n <= to < n]
-        for to, n_faces, table, key in targets:
+        companions = [train_labels[:, attrs.names.index(c)] for c in COMPANIONS.get(name, ()) if c in attrs.names]
+        targets = [(s["edit_target"], s["edit_faces"], False)]
+        targets += [(to % n, s["showcase_faces"], True) for to in s["showcase"].get(name, []) if -n <= to < n]
+        for to, n_faces, is_showcase in targets:
             rows = np.flatnonzero((val_labels[:, k] != to) & (val_labels[:, k] >= 0))[:n_faces]
             if not len(rows):
                 continue
-            companions = [train_labels[:, attrs.names.index(c)] for c in COMPANIONS.get(name, ())
-                          if c in attrs.names]
             try:
-                direction = fit_direction(train_means, train_labels[:, k], to, companions=companions)
+                free = fit_direction(train_means, train_labels[:, k], to, companions=companions)
             except ValueError:  # no training face has the target (or every one has it): nothing to learn
                 continue
-            if held.get(name):
-                direction = hold(direction, held[name])
-            if s["edit_mode"] == "class":
-                z = edit_to_class(val_means[rows], direction)
+            directions = {"held": hold(free, held[name])} if held.get(name) else {}
+            if is_showcase or not directions:
+                directions["free"] = free
+            scores = {how: _edit_score(vae, probe, d, val_means[rows], name, to, readable, s)
+                      for how, d in directions.items()}
+            if is_showcase:
+                showcase.setdefault(name, {})[str(to)] = scores
             else:
-                z = edit_to_probability(val_means[rows], direction, s["edit_probability"])
-            base_images = decode(vae, val_means[rows])
-            edited_images = decode(vae, z)
-            _, base = probe.features_and_predictions(base_images)
-            _, edited = probe.features_and_predictions(edited_images)
-            score = edit_scores(edited, base, name, to, edited_images, base_images, judged=readable)
-            table[key] = {**score, "to": int(to), "faces": int(len(rows)), "succeeded": int(np.sum(edited[name] == to)),
-                          "classifier_train_accuracy": direction["train_accuracy"]}
+                per[name] = next(iter(scores.values()))
 
     def mean(key, names):
         return float(np.mean([per[n][key] for n in names])) if names else float("nan")
@@ -256,8 +265,8 @@ def metrics_markdown(m) -> str:
                       f"others): success {e['success_mean_all']:.3f}, gain {e['gain_mean_all']:+.3f}, "
                       f"preservation {e['preservation_all_mean_all']:.3f}."]
         for n, targets in e["showcase"].items():
-            for v in targets.values():
-                lines.append(f"- {n} -> {v['to']}: the probe reads the target on {v['succeeded']} of {v['faces']} "
-                             f"held-out faces (preservation {v['preservation']:.3f}, pixel change "
-                             f"{v['pixel_change']:.4f}).")
+            for ways in targets.values():
+                lines.append(f"- {n} -> {next(iter(ways.values()))['to']}: the probe reads the target on " + "; ".join(
+                    f"{v['succeeded']} of {v['faces']} held-out faces {how} (preservation {v['preservation']:.3f}, "
+                    f"pixel change {v['pixel_change']:.4f})" for how, v in ways.items()) + ".")
     return "\n".join(lines) + "\n"

@@ -60,7 +60,7 @@ def plot_loss_curves(rows, path):
     """Four panels from history rows: loss, reconstruction MSE, KL (trained form), exact KL; train and val."""
     plt = _plt()
     epochs = [r["epoch"] for r in rows]
-    panels = [("loss", "loss (weighted sum)"), ("reconstruction_loss", "reconstruction MSE per image"),
+    panels = [("loss", "loss (objective at full KL weight)"), ("reconstruction_loss", "reconstruction MSE per image"),
               ("kl_loss", "KL, trained form (nats)"), ("kl_exact", "exact KL, eq. 4 (nats)")]
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.4))
     for ax, (key, label) in zip(axes, panels):
