@@ -108,9 +108,14 @@ def fit_direction(means, labels, to, from_=None, companions=(), seed=0) -> dict:
 
 
 def _with_mean_direction(d, x_others):
-    u = _project(d, _gradient(d, x_others).mean(0))
+    """Add ``u``, the unit mean gradient over the faces without the target (projected when held),
+    and ``spread``, the std of those faces along it (kept as their covariance, so a held copy can
+    recompute it)."""
+    if x_others is not None:
+        d = {**d, "mean_gradient": _gradient(d, x_others).mean(0), "cov_others": np.cov(x_others, rowvar=False)}
+    u = _project(d, d["mean_gradient"])
     u = u / np.linalg.norm(u)
-    return {**d, "u": u, "spread": float(np.std(x_others @ u))}
+    return {**d, "u": u, "spread": float(np.sqrt(max(u @ d["cov_others"] @ u, 0.0)))}
 
 
 def _gradient(d, x):
@@ -123,14 +128,12 @@ def _project(d, v):
     return v if d["hold"] is None else v - (v @ d["hold"]) @ d["hold"].T
 
 
-def hold(direction: dict, others, x_others=None) -> dict:
+def hold(direction: dict, others) -> dict:
     """A copy of ``direction`` whose steps have no component in the span of the ``others``'
     classifier weights (each centred over its classes, since softmax ignores a common shift):
     moving along it leaves their logits unchanged. ``others`` are :func:`fit_direction` results on
     the same codes."""
-    d = {**direction, "hold": _basis([o["W"] for o in others])}
-    return _with_mean_direction(d, x_others) if x_others is not None else {
-        **d, "u": _project(d, direction["u"]) / np.linalg.norm(_project(d, direction["u"]))}
+    return _with_mean_direction({**direction, "hold": _basis([o["W"] for o in others])}, None)
 
 
 def _standardise(d, z):
@@ -139,7 +142,7 @@ def _standardise(d, z):
 
 def probability(direction, z) -> np.ndarray:
     """The classifier's p(to | z) of each code in ``z``, (n,)."""
-    return _softmax(_standardise(direction, z) @ direction["W"].T + direction["b"])[:, direction["target"]]
+    return _softmax(logits(direction, z))[:, direction["target"]]
 
 
 def logits(direction, z) -> np.ndarray:
