@@ -149,8 +149,10 @@ def cached_minmax_stats(run_dir, vae, batches_fn, n_images, refresh=False) -> di
     path = Path(run_dir) / "latent_stats.npz"
     if refresh and path.exists():
         path.unlink()
-    stats = _cached(path, model_fingerprint(vae), n_images, lambda: minmax_stats(vae, batches_fn(), n_images),
-                    "latent statistics")
+    # "-train": statistics of the training split only; a cache written before that rule (training and
+    # held-out images) carries the bare fingerprint and is recomputed.
+    stats = _cached(path, model_fingerprint(vae) + "-train", n_images,
+                    lambda: minmax_stats(vae, batches_fn(), n_images), "latent statistics")
     return {"min": stats["min"], "max": stats["max"], "count": int(stats["count"])}
 
 
