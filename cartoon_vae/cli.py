@@ -99,12 +99,26 @@ def _val_images(config, n):
     return np.concatenate(out)[:n]
 
 
-def _stats(args, vae, config, n_images):
-    """The run's min-max statistics over its training split (never the held-out faces)."""
+def _train_batches(config):
+    """A function giving the run's training split in a fixed order: what latent fits are made from
+    (never the held-out faces)."""
     from .data import make_datasets
+
+    return lambda: make_datasets(config, shuffle_train=False)[0]
+
+
+def _stats(args, vae, config, n_images):
+    """The run's min-max statistics over its training split."""
     from .latent import cached_minmax_stats
 
-    return cached_minmax_stats(args.run, vae, lambda: make_datasets(config, shuffle_train=False)[0], n_images)
+    return cached_minmax_stats(args.run, vae, _train_batches(config), n_images)
+
+
+def _gmm(args, vae, config, n_images):
+    """The run's Gaussian mixture over its training split's latent means."""
+    from .latent import cached_gmm
+
+    return cached_gmm(args.run, vae, _train_batches(config), n_images)
 
 
 def cmd_figures(args):
@@ -116,20 +130,15 @@ def cmd_figures(args):
     s = config.sample
     val = _val_images(config, max(s.reconstructions, 2))
     stats = _stats(args, vae, config, s.stats_images)
-    from .data import make_datasets
-    from .latent import cached_gmm
-
-    gmm = cached_gmm(args.run, vae, lambda: make_datasets(config, shuffle_train=False)[0], s.stats_images)
-    write_run_figures(args.run, vae, config, val, stats, gmm=gmm)
+    write_run_figures(args.run, vae, config, val, stats, gmm=_gmm(args, vae, config, s.stats_images))
     print(f"figures written to {args.run}/")
 
 
 def cmd_sample(args):
     import numpy as np
 
-    from .data import make_datasets
     from .figures import decode
-    from .latent import cached_gmm, sample_gmm, sample_minmax, sample_normal
+    from .latent import sample_gmm, sample_minmax, sample_normal
     from .runs import atomic_path, load_run
 
     vae, config = load_run(args.run)
@@ -139,8 +148,7 @@ def cmd_sample(args):
         stats = _stats(args, vae, config, args.stats_images)
         z = sample_minmax(stats["min"], stats["max"], args.n, rng)
     elif args.mode == "gmm":
-        gmm = cached_gmm(args.run, vae, lambda: make_datasets(config, shuffle_train=False)[0], args.stats_images)
-        z = sample_gmm(gmm, args.n, rng)
+        z = sample_gmm(_gmm(args, vae, config, args.stats_images), args.n, rng)
     else:
         z = sample_normal(args.n, vae.latent_dim, rng)
     images = decode(vae, z)
@@ -195,7 +203,8 @@ def cmd_edit(args):
     import numpy as np
 
     from .data import DataError, make_datasets, read_attributes
-    from .edit import COMPANIONS, edit_by_strength, edit_scores, edit_to_class, edit_to_probability, fit_direction, hold
+    from .edit import (COMPANIONS, attribute_classifier, edit_by_strength, edit_scores, edit_to_class,
+                       edit_to_probability, fit_direction, hold)
     from .evaluate import encode_split
     from .figures import decode, save_grid
     from .runs import load_run, write_text_atomic
@@ -223,12 +232,11 @@ def cmd_edit(args):
         raise DataError(f"{config.data.dir}: {args.attribute}: {e}") from None
     if args.hold:
         others = []
-        for n in args.hold:  # one multinomial classifier per held attribute (its target does not matter)
-            column = attrs.column(n)[train_idx]
-            values = np.unique(column[column >= 0])
-            if len(values) < 2:
-                raise DataError(f"{config.data.dir}: --hold {n}: the training faces show fewer than two values")
-            others.append(fit_direction(train_means, column, values[0]))
+        for n in args.hold:
+            try:
+                others.append(attribute_classifier(train_means, attrs.column(n)[train_idx]))
+            except ValueError as e:
+                raise DataError(f"{config.data.dir}: --hold {n}: {e}") from None
         direction = hold(direction, others)
     val_x, val_means, _, val_idx = encode_split(vae, val_ds)
     rows = np.flatnonzero((labels[val_idx] != args.to) & (labels[val_idx] >= 0))[: args.faces]

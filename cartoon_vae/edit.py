@@ -128,6 +128,19 @@ def _project(d, v):
     return v if d["hold"] is None else v - (v @ d["hold"]) @ d["hold"].T
 
 
+def attribute_classifier(means, labels, seed=0) -> dict:
+    """The attribute's classifier alone, for :func:`hold` (its target value does not matter there).
+
+    Raises:
+        ValueError: the labelled faces show fewer than two values.
+    """
+    labels = np.asarray(labels)
+    values = np.unique(labels[labels >= 0])
+    if len(values) < 2:
+        raise ValueError("the labelled faces show fewer than two values")
+    return fit_direction(means, labels, values[0], seed=seed)
+
+
 def hold(direction: dict, others) -> dict:
     """A copy of ``direction`` whose steps have no component in the span of the ``others``'
     classifier weights (each centred over its classes, since softmax ignores a common shift):

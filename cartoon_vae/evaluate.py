@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .edit import COMPANIONS, edit_scores, edit_to_class, edit_to_probability, fit_direction, hold
+from .edit import (COMPANIONS, attribute_classifier, edit_scores, edit_to_class, edit_to_probability, fit_direction,
+                   hold)
 from .figures import decode
 from .latent import cached_gmm, cached_minmax_stats, interpolate, sample_gmm, sample_minmax, sample_normal
 from .losses import kl_exact, kl_poly_bound
@@ -24,7 +25,8 @@ from .metrics import (active_units, frechet_distance, interpolation_unevenness, 
 from .runs import write_text_atomic
 
 SETTINGS = {"samples": 1000, "sample_seed": 0, "kid_subsets": 10, "kid_subset_size": 100, "pr_k": 3,
-            "edit_faces": 100, "edit_target": 1, "edit_mode": "class", "edit_probability": 0.9, "edit_hold": "readable", "interpolation_pairs": 20,
+            "edit_faces": 100, "edit_target": 1, "edit_mode": "class", "edit_probability": 0.9,
+            "edit_hold": "readable", "interpolation_pairs": 20,
             "interpolation_steps": 10, "max_images": 2000, "edit_readable": 0.8, "showcase_faces": 6,
             "showcase": {"glasses": [-1], "hair_color": list(range(10))}}  # -1: the last variant ("none" for glasses)
 
@@ -179,10 +181,10 @@ def evaluate_edits(vae, probe, attrs, train_means, train_labels, val_means, val_
     if s["edit_hold"] == "readable":
         classifiers = {}
         for n in sorted(readable):
-            column = train_labels[:, attrs.names.index(n)]
-            values = np.unique(column[column >= 0])
-            if len(values) > 1:
-                classifiers[n] = fit_direction(train_means, column, values[0])
+            try:
+                classifiers[n] = attribute_classifier(train_means, train_labels[:, attrs.names.index(n)])
+            except ValueError:  # a single value in the training faces: nothing to hold
+                continue
         held = {name: [c for n, c in classifiers.items() if n != name and n not in COMPANIONS.get(name, ())]
                 for name in attrs.names}
     for k, name in enumerate(attrs.names):
