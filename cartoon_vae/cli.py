@@ -203,7 +203,7 @@ def cmd_edit(args):
     import numpy as np
 
     from .data import DataError, make_datasets, read_attributes
-    from .edit import (COMPANIONS, attribute_classifier, edit_by_strength, edit_scores, edit_to_class,
+    from .edit import (COMPANIONS, attribute_classifier, edit_by_strength, edit_scores, edit_to_class, faces_to_edit,
                        edit_to_probability, fit_direction, hold)
     from .evaluate import encode_split
     from .figures import decode, save_grid
@@ -239,11 +239,10 @@ def cmd_edit(args):
                 raise DataError(f"{config.data.dir}: --hold {n}: {e}") from None
         direction = hold(direction, others)
     val_x, val_means, _, val_idx = encode_split(vae, val_ds)
-    rows = np.flatnonzero((labels[val_idx] != args.to) & (labels[val_idx] >= 0))[: args.faces]
-    if args.from_ is not None:
-        rows = np.flatnonzero(labels[val_idx] == args.from_)[: args.faces]
+    rows = faces_to_edit(labels[val_idx], args.to, args.from_, args.faces)
     if not len(rows):
-        raise DataError(f"{config.data.dir}: no held-out face to edit towards {args.attribute}={args.to}")
+        raise DataError(f"{config.data.dir}: no held-out face to edit towards {args.attribute}={args.to}"
+                        + (f" from {args.from_}" if args.from_ is not None else ""))
     columns = {"original": val_x[rows], "reconstruction": decode(vae, val_means[rows])}
     for s, z in zip(strengths, np.moveaxis(edit_by_strength(val_means[rows], direction, strengths), 1, 0)):
         columns[f"{s:+g} sd"] = decode(vae, z)
@@ -258,7 +257,7 @@ def cmd_edit(args):
               title=f"{args.attribute} -> {args.to}" + (f" (from {args.from_})" if args.from_ is not None else "")
               + (f", holding {', '.join(args.hold)}" if args.hold else ""))
     report = {"attribute": args.attribute, "to": args.to, "from": args.from_, "strengths": strengths,
-              "p": args.p, "hold": args.hold, "faces": int(len(rows)),
+              "p": args.p, "hold": args.hold, "faces": int(len(rows)), "images": [int(i) for i in val_idx[rows]],
               "classifier_train_accuracy": direction["train_accuracy"]}
     if args.probe:
         from .probe import Probe

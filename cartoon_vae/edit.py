@@ -40,6 +40,15 @@ import numpy as np
 COMPANIONS = {"glasses": ("glasses_color",)}
 
 
+def faces_to_edit(labels, to, from_=None, limit=None) -> np.ndarray:
+    """Row indices of the faces an edit towards variant ``to`` applies to: those of variant ``from_``
+    when it is given (an A -> B direction is meant for faces of class A), else every labelled face
+    not already at ``to``; the first ``limit`` of them."""
+    labels = np.asarray(labels)
+    keep = (labels == from_) if from_ is not None else (labels != to) & (labels >= 0)
+    return np.flatnonzero(keep)[:limit]
+
+
 def _softmax(logits):
     e = np.exp(logits - logits.max(-1, keepdims=True))
     return e / e.sum(-1, keepdims=True)

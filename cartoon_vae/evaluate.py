@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .edit import (COMPANIONS, attribute_classifier, edit_scores, edit_to_class, edit_to_probability, fit_direction,
-                   hold)
+from .edit import (COMPANIONS, attribute_classifier, edit_scores, edit_to_class, edit_to_probability, faces_to_edit,
+                   fit_direction, hold)
 from .figures import decode
 from .latent import cached_gmm, cached_minmax_stats, interpolate, sample_gmm, sample_minmax, sample_normal
 from .losses import kl_exact, kl_poly_bound
@@ -87,6 +87,7 @@ def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
     x, means, log_vars, idx = encode_split(vae, val_ds, s["max_images"])
     labels = attrs.values[idx] if attrs.names else None
 
+    log_vars = np.asarray(vae.posterior_log_var(log_vars))  # the posterior sampling draws from (eq. 6 as used)
     recon = decode(vae, means)
     ssim, psnr = _ssim_psnr(x, recon)
     out = {"run": str(run_dir), "probe": str(probe_dir), "heldout_images": int(len(x)), "settings": s,
@@ -195,7 +196,7 @@ def evaluate_edits(vae, probe, attrs, train_means, train_labels, val_means, val_
         targets = [(s["edit_target"], s["edit_faces"], False)]
         targets += [(to % n, s["showcase_faces"], True) for to in s["showcase"].get(name, []) if -n <= to < n]
         for to, n_faces, is_showcase in targets:
-            rows = np.flatnonzero((val_labels[:, k] != to) & (val_labels[:, k] >= 0))[:n_faces]
+            rows = faces_to_edit(val_labels[:, k], to, limit=n_faces)
             if not len(rows):
                 continue
             try:

@@ -93,6 +93,17 @@ def reparameterize(mean, log_var, eps, reparam="std"):
     return mean + scale * eps
 
 
+def posterior_log_var(log_var, reparam="std"):
+    """log of the variance of the posterior that eq. 6 really samples. With ``"std"`` it is the encoder's
+    log sigma^2; eq. 6 as printed (``"paper_variance"``) scales eps by sigma^2, so the sampled z has
+    variance sigma^4 and the KL of the code actually used is that of N(mu, exp(2 log_var))."""
+    if reparam == "paper_variance":
+        return 2.0 * log_var
+    if reparam != "std":
+        raise ValueError(f"reparam must be 'std' or 'paper_variance', got {reparam!r}")
+    return log_var
+
+
 def vae_loss(x, x_hat, mean, log_var, kl="poly_bound", reconstruction_weight=1.0, kl_weight=1.0):
     """Eq. 2 per image: w_rec * MSE + w_kl * KL, with KL in the chosen form.
 

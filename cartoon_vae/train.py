@@ -68,7 +68,7 @@ class LatentMonitor(keras.callbacks.Callback):
         if logs is None or not means:
             return
         means, log_vars = np.concatenate(means), np.concatenate(log_vars)
-        per_dim = np.asarray(kl_exact_per_dim(means, log_vars)).mean(0)
+        per_dim = np.asarray(kl_exact_per_dim(means, self.model.posterior_log_var(log_vars))).mean(0)
         logs.update(val_active_units=float(active_units(means)), val_kl_dim_min=float(per_dim.min()),
                     val_kl_dim_median=float(np.median(per_dim)), val_kl_dim_max=float(per_dim.max()))
 

@@ -93,6 +93,27 @@ def test_probe_with_reconstructions_evaluate_and_edit_end_to_end(run, tmp_path):
     assert grid.width > grid.height  # two faces x (original, reconstruction, two strengths, class mean, p = 0.9)
 
 
+def test_edit_from_a_class_edits_only_faces_of_that_class(run, tmp_path):
+    import json
+
+    from cartoon_vae.data import read_attributes
+
+    from cartoon_vae.data import make_datasets
+    from cartoon_vae.runs import load_run
+
+    face = read_attributes(run / "faces").column("face_color")
+    train, val = make_datasets(load_run(run / "run")[1], with_index=True, shuffle_train=False)
+    trained, held_out = (np.bincount(face[np.concatenate([np.asarray(i) for _, i in ds])], minlength=11)
+                         for ds in (train, val))
+    source = int(np.argmax(held_out * (trained > 0)))  # a colour of held-out and of training faces
+    to = int(np.argmax(np.where(np.arange(11) == source, 0, trained)))
+    assert main(["edit", "--run", str(run / "run"), "--attribute", "face_color", "--from", str(source), "--to",
+                 str(to), "--faces", "50", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / f"edit_face_color_to{to}.json").read_text())
+    assert report["images"] and all(face[i] == source for i in report["images"])
+    assert len(report["images"]) < 6  # not every held-out face: only those of the source colour
+
+
 def test_edit_names_a_bad_attribute_in_one_line(run, tmp_path, capsys):
     code = main(["edit", "--run", str(run / "run"), "--attribute", "hats", "--to", "1", "--out", str(tmp_path)])
     err = capsys.readouterr().err
