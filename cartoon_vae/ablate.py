@@ -19,7 +19,8 @@ from .config import ConfigError, load_config
 from .runs import write_text_atomic
 
 ABLATION_KEYS = {"base", "data", "seeds", "set", "variants", "runs_dir", "probe", "probe_epochs", "results",
-                 "samples"}
+                 "samples", "confidence", "bootstrap", "equivalence", "fid"}
+VARIANT_KEYS = {"name", "set", "base", "evaluate"}
 
 
 def load_ablation(path) -> dict:
@@ -39,9 +40,22 @@ def load_ablation(path) -> dict:
     for v in spec.get("variants", []):
         if not isinstance(v, dict) or "name" not in v:
             raise ConfigError(f"{path}: variants: each needs a name and a list under set, got {v!r}")
+        if set(v) - VARIANT_KEYS:
+            raise ConfigError(f"{path}: variants: {v['name']}: {sorted(set(v) - VARIANT_KEYS)[0]}: unknown key "
+                              f"(valid: {', '.join(sorted(VARIANT_KEYS))})")
     if not spec.get("variants") or not spec.get("seeds"):
         raise ConfigError(f"{path}: variants and seeds must be non-empty lists")
+    if not 0.5 < float(spec.get("confidence", 0.95)) < 1:
+        raise ConfigError(f"{path}: confidence: must be in (0.5, 1), got {spec['confidence']!r}")
     return spec
+
+
+def variant_config(spec, variant, seed):
+    """The config of one run: the variant's base (or the ablation's), the shared overrides, the
+    variant's, then the seed."""
+    base = [*spec.get("set", []), *([f"data.dir={spec['data']}"] if spec.get("data") else [])]
+    overrides = [*base, *variant.get("set", []), f"train.seed={seed}", f"model.seed={seed}"]
+    return load_config(variant.get("base", spec["base"]), overrides)
 
 
 def write_report(path, rows) -> Path:
@@ -63,57 +77,56 @@ def report_only(path) -> Path:
     return write_report(path, json.loads(stored.read_text()))
 
 
-def run_ablation(path, verbose=1) -> dict:
-    from .evaluate import evaluate_run
+def run_ablation(path, verbose=1, train_only=False) -> dict:
+    """Train every variant x seed (finished runs are reused, unfinished ones resumed, diverged ones
+    remembered in ``diverged.json``), then evaluate and report unless ``train_only``."""
     from .probe import train_probe
     from .train import NonFiniteLoss, read_history, train
 
     spec = load_ablation(path)
     runs_dir = Path(spec.get("runs_dir", "runs/ablation"))
-    base = [*spec.get("set", []), *([f"data.dir={spec['data']}"] if spec.get("data") else [])]
     probe_dir = Path(spec.get("probe", runs_dir / "probe"))
-    if not (probe_dir / "probe.keras").exists():
-        train_probe(load_config(spec["base"], base), probe_dir, epochs=spec.get("probe_epochs", 15), verbose=verbose)
     rows = {}
     for variant in spec["variants"]:
         for seed in spec["seeds"]:
             run = runs_dir / variant["name"] / f"seed{seed}"
-            overrides = [*base, *variant.get("set", []), f"train.seed={seed}", f"model.seed={seed}"]
-            config = load_config(spec["base"], overrides)
             record = {"variant": variant["name"], "seed": seed, "run": str(run), "diverged": False}
-            try:
-                if not (run / "model.keras").exists():
-                    train(config, run, resume=(run / "config.yaml").exists(), verbose=verbose)
-                metrics = evaluate_run(run, probe_dir, settings={"samples": spec.get("samples", 500)})
-                record.update(_summary(metrics, read_history(run / "history.csv")))
-            except NonFiniteLoss as e:
-                record.update(diverged=True, error=str(e))
+            if (run / "diverged.json").exists():
+                record.update(json.loads((run / "diverged.json").read_text()))
+            elif not (run / "model.keras").exists():
+                try:
+                    train(variant_config(spec, variant, seed), run, resume=(run / "config.yaml").exists(),
+                          verbose=verbose)
+                except NonFiniteLoss as e:
+                    record.update(diverged=True, error=str(e))
+                    write_text_atomic(run / "diverged.json", json.dumps({"diverged": True, "error": str(e)}) + "\n")
+            if (run / "history.csv").exists():
+                record.update(_training_summary(read_history(run / "history.csv")))
+            if not train_only and not record["diverged"] and variant.get("evaluate", True):
+                if not (probe_dir / "probe.keras").exists():
+                    train_probe(variant_config(spec, spec["variants"][0], spec["seeds"][0]), probe_dir,
+                                epochs=spec.get("probe_epochs", 15), verbose=verbose)
+                record.update(_evaluate(spec, variant, seed, run, probe_dir))
             rows.setdefault(variant["name"], []).append(record)
             if verbose:
-                print(json.dumps(record))
-    write_report(path, rows)
+                print(json.dumps({k: v for k, v in record.items() if not isinstance(v, (list, dict))}))
+    if not train_only:
+        write_report(path, rows)
     return rows
 
 
-def _summary(m, history) -> dict:
-    seconds = [r["seconds"] for r in history[1:]] or [r["seconds"] for r in history]  # epoch 1 also decodes PNGs
+def _training_summary(history) -> dict:
+    """From history.csv: seconds per epoch (epoch 1, which also decodes images and traces the graph,
+    left out), the final validation numbers, and the curve of validation MSE against seconds (epoch
+    1 counted at the median epoch time, so every run starts equal)."""
+    seconds = [r["seconds"] for r in history]
+    steady = seconds[1:] or seconds
+    elapsed = np.cumsum([float(np.median(steady))] + steady)[: len(history)]
     last = history[-1]
-    return {
-        "seconds_per_epoch": float(np.mean(seconds)),
-        "final_val_kl_exact": last["val_kl_exact"], "final_val_kl_trained": last["val_kl_loss"],
-        "final_val_reconstruction": last["val_reconstruction_loss"],
-        "mse": m["reconstruction"]["mse"], "ssim": m["reconstruction"]["ssim"],
-        "kl_exact_heldout": m["latent"]["kl_exact_nats_per_image"],
-        "kl_poly_heldout": m["latent"]["kl_poly_bound_nats_per_image"],
-        "variance_above_one": m["latent"]["variance_above_one_fraction"],
-        "active_units": m["latent"]["active_units"], "unevenness": m["latent"]["interpolation_unevenness"],
-        "fd_minmax": m["samples"]["minmax"]["fd_attr"], "fd_normal": m["samples"]["normal"]["fd_attr"],
-        "kid_minmax": m["samples"]["minmax"]["kid_attr"]["mean"], "kid_normal": m["samples"]["normal"]["kid_attr"]["mean"],
-        "precision_minmax": m["samples"]["minmax"]["precision"], "precision_normal": m["samples"]["normal"]["precision"],
-        "recall_minmax": m["samples"]["minmax"]["recall"], "recall_normal": m["samples"]["normal"]["recall"],
-        "edit_success": m.get("editing", {}).get("success_mean", math.nan),
-        "edit_preservation": m.get("editing", {}).get("preservation_mean", math.nan),
-    }
+    return {"epochs": len(history), "seconds_per_epoch": float(np.mean(steady)),
+            "final_val_mse": last["val_reconstruction_loss"], "final_val_kl_exact": last["val_kl_exact"],
+            "final_val_kl_trained": last["val_kl_loss"],
+            "val_mse_curve": [[float(t), float(r["val_reconstruction_loss"])] for t, r in zip(elapsed, history)]}
 
 
 COLUMNS = [("seconds_per_epoch", "s/epoch", 2), ("final_val_kl_exact", "exact KL (val)", 1),

@@ -282,7 +282,13 @@ def cmd_ablate(args):
     from .ablate import load_ablation, report_only, run_ablation
 
     results = load_ablation(args.config).get("results", "docs/results.md")
-    report_only(args.config) if args.report_only else run_ablation(args.config)
+    if args.report_only:
+        report_only(args.config)
+    else:
+        run_ablation(args.config, train_only=args.train_only)
+        if args.train_only:
+            print("trained; run the same command without --train-only to evaluate and report")
+            return 0
     print(f"written: {results} and {Path(results).with_suffix('.json')}")
 
 
@@ -398,6 +404,7 @@ def build_parser():
     s = sub.add_parser("ablate", help="test the paper's claims: train variants x seeds, evaluate, write results")
     s.add_argument("--config", default="configs/ablation.yaml")
     s.add_argument("--report-only", action="store_true", help="rebuild the report from stored results.json")
+    s.add_argument("--train-only", action="store_true", help="train (and reuse) the runs, evaluate nothing")
     s.set_defaults(fn=cmd_ablate)
 
     s = sub.add_parser("benchmark", help="training speed against the paper's reference loop, input pipeline, "

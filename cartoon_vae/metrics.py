@@ -98,3 +98,118 @@ def interpolation_unevenness(frames) -> float:
     f = np.asarray(frames, np.float64).reshape(len(frames), -1)
     steps = np.linalg.norm(np.diff(f, axis=0), axis=1)
     return float(steps.std() / max(steps.mean(), 1e-12))
+
+
+# Disentanglement scores over latent means ``codes`` (n, d) and discrete ground-truth ``factors`` (n, k),
+# after disentanglement_lib (Locatello et al. 2019): MIG (Chen et al. 2018), DCI (Eastwood & Williams
+# 2018), SAP (Kumar et al. 2018). Each is in [0, 1]; 1 = every factor in its own code dimension.
+
+def discretize(codes, bins=20) -> np.ndarray:
+    """Each code dimension cut into ``bins`` equal-width bins over its range (disentanglement_lib's
+    histogram discretisation), as integers (n, d)."""
+    codes = np.asarray(codes, np.float64)
+    out = np.zeros(codes.shape, int)
+    for i, c in enumerate(codes.T):
+        edges = np.histogram_bin_edges(c, bins)
+        out[:, i] = np.digitize(c, edges[1:-1])
+    return out
+
+
+def mutual_information_matrix(codes, factors, bins=20) -> np.ndarray:
+    """(d, k) mutual information in nats between each discretised code dimension and each factor."""
+    from sklearn.metrics import mutual_info_score
+
+    binned, factors = discretize(codes, bins), np.asarray(factors)
+    return np.array([[mutual_info_score(f, c) for f in factors.T] for c in binned.T])
+
+
+def entropy(labels) -> float:
+    """Entropy in nats of a discrete sample."""
+    p = np.bincount(np.unique(np.asarray(labels), return_inverse=True)[1]) / len(labels)
+    return float(-(p * np.log(p)).sum())
+
+
+def mig(codes, factors, bins=20) -> float:
+    """Mutual information gap: per factor, (largest - second largest MI with a code dimension) /
+    H(factor), averaged over the factors that vary."""
+    factors = np.asarray(factors)
+    keep = [j for j in range(factors.shape[1]) if len(np.unique(factors[:, j])) > 1]
+    mi = np.sort(mutual_information_matrix(codes, factors[:, keep], bins), axis=0)[::-1]
+    h = np.array([entropy(factors[:, j]) for j in keep])
+    return float(np.mean((mi[0] - mi[1]) / h))
+
+
+def _normalised_entropy(p, base):
+    """Entropy of each column of the distribution ``p`` (columns sum to 1) in log base ``base``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.where(p > 0, np.log(p), 0.0)
+    return -(p * logs).sum(0) / np.log(base)
+
+
+def dci_from_importance(importance) -> dict:
+    """DCI disentanglement and completeness of a (d codes, k factors) importance matrix R >= 0.
+
+    Disentanglement: per code i, 1 - H_k(R_i. / sum_j R_ij), weighted by the code's share of the
+    total importance. Completeness: per factor j, 1 - H_d(R_.j / sum_i R_ij), weighted by the
+    factor's share (disentanglement_lib's weighting)."""
+    r = np.abs(np.asarray(importance, np.float64))
+    d, k = r.shape
+    total = r.sum()
+    if total == 0:
+        return {"disentanglement": 0.0, "completeness": 0.0}
+    per_code = 1 - _normalised_entropy(r.T / np.maximum(r.sum(1), 1e-300), k) if k > 1 else np.ones(d)
+    per_factor = 1 - _normalised_entropy(r / np.maximum(r.sum(0), 1e-300), d) if d > 1 else np.ones(k)
+    return {"disentanglement": float((per_code * r.sum(1) / total).sum()),
+            "completeness": float((per_factor * r.sum(0) / total).sum())}
+
+
+def _factor_columns(*factor_sets):
+    """Factors that take at least two values in every given set."""
+    return [j for j in range(factor_sets[0].shape[1]) if all(len(np.unique(f[:, j])) > 1 for f in factor_sets)]
+
+
+def dci(train_codes, train_factors, test_codes, test_factors, estimator="linear", seed=0) -> dict:
+    """DCI (Eastwood & Williams 2018): one classifier per factor predicts it from the codes; the
+    importance of code i for factor j is, for ``estimator="linear"``, the norm over classes of the
+    multinomial logistic regression's weights on standardised codes (a lasso-like linear reading),
+    or, for ``"gbt"``, scikit-learn's gradient-boosted trees' feature importances (disentanglement_lib's
+    choice, slow with many classes). Informativeness: the classifiers' mean held-out accuracy."""
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    tx, vx = np.asarray(train_codes, np.float64), np.asarray(test_codes, np.float64)
+    mu, sd = tx.mean(0), tx.std(0) + 1e-8
+    tx, vx = (tx - mu) / sd, (vx - mu) / sd
+    tf, vf = np.asarray(train_factors), np.asarray(test_factors)
+    columns = _factor_columns(tf)
+    importance, accuracy = np.zeros((tx.shape[1], len(columns))), []
+    for c, j in enumerate(columns):
+        if estimator == "gbt":
+            model = GradientBoostingClassifier(n_estimators=20, random_state=seed).fit(tx, tf[:, j])
+            importance[:, c] = model.feature_importances_
+        else:
+            model = LogisticRegression(max_iter=500, C=1.0).fit(tx, tf[:, j])
+            importance[:, c] = np.linalg.norm(model.coef_, axis=0)
+        accuracy.append(float(np.mean(model.predict(vx) == vf[:, j])))
+    return {**dci_from_importance(importance), "informativeness": float(np.mean(accuracy)),
+            "estimator": estimator}
+
+
+def sap(train_codes, train_factors, test_codes, test_factors) -> float:
+    """Separated attribute predictability: score[i, j] = held-out accuracy of predicting factor j from
+    code dimension i alone (a linear SVM, C = 0.01, balanced classes, as disentanglement_lib); per
+    factor, the gap between the best and second-best dimension, averaged."""
+    from sklearn.svm import LinearSVC
+
+    tx, vx = np.asarray(train_codes, np.float64), np.asarray(test_codes, np.float64)
+    mu, sd = tx.mean(0), tx.std(0) + 1e-8
+    tx, vx = (tx - mu) / sd, (vx - mu) / sd
+    tf, vf = np.asarray(train_factors), np.asarray(test_factors)
+    columns = _factor_columns(tf)
+    score = np.zeros((tx.shape[1], len(columns)))
+    for c, j in enumerate(columns):
+        for i in range(tx.shape[1]):
+            model = LinearSVC(C=0.01, class_weight="balanced").fit(tx[:, i:i + 1], tf[:, j])
+            score[i, c] = np.mean(model.predict(vx[:, i:i + 1]) == vf[:, j])
+    top = np.sort(score, axis=0)[::-1]
+    return float(np.mean(top[0] - top[1]))
