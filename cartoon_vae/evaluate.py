@@ -20,11 +20,14 @@ from .edit import (COMPANIONS, attribute_classifier, edit_scores, edit_to_class,
 from .figures import decode
 from .latent import cached_gmm, cached_minmax_stats, interpolate, sample_gmm, sample_minmax, sample_normal
 from .losses import kl_exact, kl_poly_bound
-from .metrics import (active_units, frechet_distance, interpolation_unevenness, kernel_inception_distance,
-                      precision_recall, total_variation)
+from .metrics import (active_units, dci, frechet_distance, interpolation_unevenness, kernel_inception_distance, mig,
+                      precision_recall, sap, total_variation)
 from .runs import write_text_atomic
+from .stats import bootstrap_interval
 
 SETTINGS = {"samples": 1000, "sample_seed": 0, "kid_subsets": 10, "kid_subset_size": 100, "pr_k": 3,
+            "bootstrap": 200, "confidence": 0.95, "fid": False, "fid_images": 500, "sap_train_codes": 1000,
+            "mig_bins": 20, "dci_estimator": "linear", "midpoint_pairs": 500,
             "edit_faces": 100, "edit_target": 1, "edit_mode": "class", "edit_probability": 0.9,
             "edit_hold": "readable", "interpolation_pairs": 20,
             "interpolation_steps": 10, "max_images": 2000, "edit_readable": 0.8, "showcase_faces": 6,
@@ -65,7 +68,9 @@ def _sample_block(probe, real_feats, real_preds, images, s):
     precision, recall = precision_recall(real_feats, feats[: len(real_feats)], k=s["pr_k"])
     tv = {n: total_variation(np.bincount(preds[n], minlength=k) + 1e-12, np.bincount(real_preds[n], minlength=k)
                              + 1e-12) for n, k in probe.n_variants.items()}
-    return {"fd_attr": frechet_distance(real_feats, feats),
+    fd_interval = bootstrap_interval(frechet_distance, [real_feats, feats], s["bootstrap"], s["confidence"],
+                                     s["sample_seed"])
+    return {"fd_attr": frechet_distance(real_feats, feats), "fd_attr_interval": fd_interval, "images": int(len(feats)),
             "kid_attr": kernel_inception_distance(real_feats, feats, s["kid_subsets"], s["kid_subset_size"],
                                                   s["sample_seed"]),
             "precision": precision, "recall": recall,
@@ -112,18 +117,42 @@ def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
 
     out["samples"] = {mode: _sample_block(probe, real_feats, real_preds, decode(vae, z), s)
                       for mode, z in sample_latents(run_dir, vae, config, s["samples"], s["sample_seed"]).items()}
-    # A control: the decoder's own floor, its reconstructions of training faces (no sampler involved).
+    # Controls: the decoder's own floor, its reconstructions of training faces (no sampler involved),
+    # and the metric's floor on this data, real training faces against the held-out ones.
     _, train_means, _, train_idx = encode_split(vae, train_ds, keep_images=False)
+    train_x = first_images(train_ds, s["samples"])
     out["samples"]["reconstructions"] = _sample_block(probe, real_feats, real_preds,
                                                       decode(vae, train_means[:s["samples"]]), s)
-    out["samples"]["note"] = ("FD_attr/KID_attr are distances to the held-out real images; 'reconstructions' "
-                              "decodes training faces' latent means: the floor a sampler can reach")
+    out["samples"]["real_train"] = _sample_block(probe, real_feats, real_preds, train_x, s)
+    out["samples"]["note"] = ("FD_attr/KID_attr are distances to the held-out real images, with "
+                              f"{int(100 * s['confidence'])}% bootstrap intervals; 'reconstructions' decodes training "
+                              "faces' latent means (the floor a sampler can reach with this decoder); 'real_train' "
+                              "is real training faces (the floor of the metric on this data)")
+    # Smoothness, a second measure: how real the decodes of midpoints between two training codes look.
+    rng = np.random.default_rng(s["sample_seed"])
+    pairs = rng.integers(0, len(train_means), (s["midpoint_pairs"], 2))
+    mid = decode(vae, 0.5 * (train_means[pairs[:, 0]] + train_means[pairs[:, 1]]))
+    out["latent"]["midpoint_fd_attr"] = frechet_distance(real_feats, probe.features_and_predictions(mid)[0])
 
     pairs = min(s["interpolation_pairs"], len(means) // 2)
     uneven = [interpolation_unevenness(decode(vae, interpolate(means[2 * i], means[2 * i + 1],
                                                                s["interpolation_steps"]))) for i in range(pairs)]
     out["latent"]["interpolation_unevenness"] = float(np.mean(uneven))
 
+    if labels is not None:
+        out["disentanglement"] = disentanglement(train_means, attrs.values[train_idx], means, labels, attrs.names, s)
+    if s["fid"]:
+        from .fid import fid_kid, inception_features
+
+        n = min(s["fid_images"], len(x))
+        real = inception_features(x[:n])
+        sets = {mode: decode(vae, z[:n]) for mode, z in
+                sample_latents(run_dir, vae, config, n, s["sample_seed"]).items()}
+        sets.update(reconstructions=decode(vae, train_means[:n]), real_train=train_x[:n])
+        out["fid"] = {mode: fid_kid(real, inception_features(images), s["kid_subsets"],
+                                    min(s["kid_subset_size"], n), s["sample_seed"]) for mode, images in sets.items()}
+        out["fid"]["note"] = (f"Inception-v3 pool3 FID/KID against {n} held-out real faces, {n} images per set; "
+                              "comparable only at equal counts and image size")
     if labels is not None:
         readable = {n for n, v in out["probe_accuracy"]["per_attribute"].items()
                     if v["reconstructions"] >= s["edit_readable"]}
@@ -133,6 +162,28 @@ def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
         write_text_atomic(run_dir / "metrics.json", json.dumps(out, indent=1) + "\n")
         write_text_atomic(run_dir / "metrics.md", metrics_markdown(out))
     return out
+
+
+def first_images(dataset, n) -> np.ndarray:
+    """The first ``n`` images of a ``with_index`` dataset."""
+    out, seen = [], 0
+    for x, _ in dataset:
+        out.append(np.asarray(x)[: n - seen])
+        seen += len(out[-1])
+        if seen >= n:
+            break
+    return np.concatenate(out)
+
+
+def disentanglement(train_codes, train_factors, test_codes, test_factors, names, s) -> dict:
+    """MIG over the held-out codes; DCI and SAP with classifiers trained on training codes and
+    scored on held-out ones (:mod:`cartoon_vae.metrics`)."""
+    sap_n = s["sap_train_codes"]
+    return {"mig": mig(test_codes, test_factors, s["mig_bins"]),
+            "dci": dci(train_codes, train_factors, test_codes, test_factors, s["dci_estimator"]),
+            "sap": sap(train_codes[:sap_n], train_factors[:sap_n], test_codes, test_factors),
+            "factors": list(names), "train_codes": int(len(train_codes)), "test_codes": int(len(test_codes)),
+            "note": "latent means against the ground-truth attributes; 1 = each factor in its own dimension"}
 
 
 def sample_latents(run_dir, vae, config, n, seed) -> dict:
@@ -236,10 +287,32 @@ def metrics_markdown(m) -> str:
              f"| {r['mse']:.5f} | {r['psnr']:.2f} | {r['ssim']:.3f} | {lat['kl_exact_nats_per_image']:.1f} | "
              f"{lat['active_units']} / {lat['latent_dim']} | {lat['interpolation_unevenness']:.3f} |", "",
              "| samples | FD_attr | KID_attr | precision | recall | attribute TV (mean) |", "|---|---|---|---|---|---|"]
-    for mode in ("minmax", "normal", "gmm", "reconstructions"):
+    for mode in ("minmax", "normal", "gmm", "reconstructions", "real_train"):
         b = smp[mode]
-        lines.append(f"| {mode} | {b['fd_attr']:.2f} | {b['kid_attr']['mean']:.4f} +- {b['kid_attr']['std']:.4f} | "
-                     f"{b['precision']:.3f} | {b['recall']:.3f} | {b['attribute_tv_mean']:.3f} |")
+        lo, hi = b["fd_attr_interval"]
+        lines.append(f"| {mode} | {b['fd_attr']:.2f} [{lo:.1f}, {hi:.1f}] | {b['kid_attr']['mean']:.4f} +- "
+                     f"{b['kid_attr']['std']:.4f} | {b['precision']:.3f} | {b['recall']:.3f} | "
+                     f"{b['attribute_tv_mean']:.3f} |")
+    lines += ["", f"Rows 'reconstructions' (decoded training codes) and 'real_train' (real training faces) are "
+                  f"controls: the decoder's floor and the metric's floor. FD_attr intervals: "
+                  f"{int(100 * m['settings']['confidence'])}% bootstrap over faces. Decodes of midpoints between "
+                  f"two training codes: FD_attr {lat['midpoint_fd_attr']:.2f}."]
+    if "fid" in m:
+        f = m["fid"]
+        lines += ["", "| Inception FID | FID | KID | images (real / generated) |", "|---|---|---|---|"]
+        for mode in ("minmax", "normal", "gmm", "reconstructions", "real_train"):
+            lines.append(f"| {mode} | {f[mode]['fid']:.2f} | {f[mode]['kid']['mean']:.4f} +- "
+                         f"{f[mode]['kid']['std']:.4f} | {f[mode]['real_images']} / {f[mode]['generated_images']} |")
+        lines += ["", f["note"] + "."]
+    if "disentanglement" in m:
+        d = m["disentanglement"]
+        lines += ["", "| MIG | DCI disentanglement | DCI completeness | DCI informativeness | SAP |",
+                  "|---|---|---|---|---|",
+                  f"| {d['mig']:.3f} | {d['dci']['disentanglement']:.3f} | {d['dci']['completeness']:.3f} | "
+                  f"{d['dci']['informativeness']:.3f} | {d['sap']:.3f} |", "",
+                  f"Disentanglement over {len(d['factors'])} ground-truth attributes: classifiers trained on "
+                  f"{d['train_codes']} training codes, scored on {d['test_codes']} held-out codes (DCI estimator: "
+                  f"{d['dci']['estimator']})."]
     if "probe_accuracy" in m:
         lines += ["", f"Probe accuracy on reconstructions relative to originals (mean over attributes): "
                       f"{m['probe_accuracy']['relative_mean']:.3f}", "",

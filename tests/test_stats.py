@@ -1,0 +1,45 @@
+"""Paired t-intervals, bootstrap intervals and the verdict rule, against hand computations."""
+
+import math
+
+import numpy as np
+import pytest
+
+from cartoon_vae.stats import bootstrap_interval, paired_interval, verdict
+
+
+def test_paired_interval_hand_computed():
+    # differences 1, 2, 3: mean 2, sd 1, t(0.975, 2) = 4.302653: half-width 4.302653 / sqrt(3)
+    r = paired_interval([2.0, 4.0, 6.0], [1.0, 2.0, 3.0])
+    half = 4.302652729911275 / math.sqrt(3)
+    assert r["n"] == 3 and r["mean"] == pytest.approx(2.0) and r["effect_size"] == pytest.approx(2.0)
+    assert r["interval"] == pytest.approx([2.0 - half, 2.0 + half])
+
+
+def test_paired_interval_drops_missing_pairs_and_pairing_removes_shared_noise():
+    rng = np.random.default_rng(0)
+    base = rng.normal(0, 10, 6)          # a large per-seed effect shared by both variants
+    a, b = base + 1.0 + rng.normal(0, 0.1, 6), base
+    a[5] = np.nan                        # a diverged run
+    r = paired_interval(a, b)
+    assert r["n"] == 5 and 0.5 < r["interval"][0] < 1.0 < r["interval"][1] < 1.5
+
+
+def test_bootstrap_interval_matches_the_standard_error_of_a_mean():
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 2.0, 400)
+    lo, hi = bootstrap_interval(np.mean, [x], resamples=1000)
+    assert (lo + hi) / 2 == pytest.approx(x.mean())             # centred on the estimate
+    assert (hi - lo) / 2 == pytest.approx(1.959964 * x.std(ddof=1) / 20, rel=0.1)  # z x sigma / sqrt(n)
+
+
+@pytest.mark.parametrize("interval,predicted,margin,expected", [
+    ([-3.0, -1.0], "negative", 0.0, "supported"),
+    ([1.0, 3.0], "negative", 0.0, "not supported"),
+    ([-1.0, 2.0], "negative", 0.5, "inconclusive"),
+    ([-0.2, 0.3], "negative", 0.5, "not supported"),   # inside the equivalence margin
+    ([1.0, 3.0], "positive", 0.0, "supported"),
+    ([math.nan, math.nan], "negative", 0.0, "inconclusive"),
+])
+def test_verdict_rule(interval, predicted, margin, expected):
+    assert verdict(interval, predicted, margin) == expected
