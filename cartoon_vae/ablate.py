@@ -1,15 +1,18 @@
 """The paper's claims, tested: train variants on identical data with several seeds, measure, judge.
 
-``configs/ablation.yaml`` names a base config, the variants (``--set`` overrides) and
-the seeds; every run trains into ``runs_dir/VARIANT/seedN`` (a finished run is reused,
-an unfinished one resumed), is evaluated with one probe, and ``docs/results.md`` gets a
-table of mean +- std over seeds and a verdict per claim, with its evidence.
+``configs/ablation.yaml`` names a base config, the variants (each changes one thing) and the
+seeds; every run trains into ``runs_dir/VARIANT/seedN`` (a finished run is reused, an
+unfinished one resumed), is evaluated with one probe, and ``docs/results.md`` gets, per claim,
+the paired difference between two variants (or two samplers on the same models) seed by seed,
+its t-interval, the effect size, the controls, and the verdict the interval supports
+(:mod:`cartoon_vae.stats`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,7 @@ import yaml
 
 from .config import ConfigError, load_config
 from .runs import write_text_atomic
+from .stats import paired_interval, verdict
 
 ABLATION_KEYS = {"base", "data", "seeds", "set", "variants", "runs_dir", "probe", "probe_epochs", "results",
                  "samples", "confidence", "bootstrap", "equivalence", "fid"}
@@ -58,13 +62,13 @@ def variant_config(spec, variant, seed):
     return load_config(variant.get("base", spec["base"]), overrides)
 
 
-def write_report(path, rows) -> Path:
+def write_report(path, report) -> Path:
     """docs/results.md (and results.json) from per-run records."""
     spec = load_ablation(path)
     results = Path(spec.get("results", "docs/results.md"))
     results.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(results, results_markdown(spec, rows, path))
-    write_text_atomic(results.with_suffix(".json"), json.dumps(rows, indent=1) + "\n")
+    write_text_atomic(results, results_markdown(spec, report, path))
+    write_text_atomic(results.with_suffix(".json"), json.dumps(report, indent=1) + "\n")
     return results
 
 
@@ -74,7 +78,11 @@ def report_only(path) -> Path:
     stored = Path(spec.get("results", "docs/results.md")).with_suffix(".json")
     if not stored.exists():
         raise ConfigError(f"{stored}: no stored results; run cartoon-vae ablate --config {path} first")
-    return write_report(path, json.loads(stored.read_text()))
+    stored = json.loads(stored.read_text())
+    if "rows" not in stored:
+        raise ConfigError(f"{Path(spec.get('results', 'docs/results.md')).with_suffix('.json')}: results of an older "
+                          f"ablate; run cartoon-vae ablate --config {path} again")
+    return write_report(path, stored)
 
 
 def run_ablation(path, verbose=1, train_only=False) -> dict:
@@ -84,6 +92,7 @@ def run_ablation(path, verbose=1, train_only=False) -> dict:
     from .train import NonFiniteLoss, read_history, train
 
     spec = load_ablation(path)
+    started = time.time()
     runs_dir = Path(spec.get("runs_dir", "runs/ablation"))
     probe_dir = Path(spec.get("probe", runs_dir / "probe"))
     rows = {}
@@ -107,11 +116,13 @@ def run_ablation(path, verbose=1, train_only=False) -> dict:
                     train_probe(variant_config(spec, spec["variants"][0], spec["seeds"][0]), probe_dir,
                                 epochs=spec.get("probe_epochs", 15), verbose=verbose)
                 record.update(_evaluate(spec, variant, seed, run, probe_dir))
+                if seed == spec["seeds"][0]:
+                    record["figure"] = str(_sampler_figure(spec, variant, run))
             rows.setdefault(variant["name"], []).append(record)
             if verbose:
                 print(json.dumps({k: v for k, v in record.items() if not isinstance(v, (list, dict))}))
     if not train_only:
-        write_report(path, rows)
+        write_report(path, {"rows": rows, "evaluation_seconds": time.time() - started, "machine": _machine()})
     return rows
 
 
@@ -129,101 +140,341 @@ def _training_summary(history) -> dict:
             "val_mse_curve": [[float(t), float(r["val_reconstruction_loss"])] for t, r in zip(elapsed, history)]}
 
 
-COLUMNS = [("seconds_per_epoch", "s/epoch", 2), ("final_val_kl_exact", "exact KL (val)", 1),
-           ("final_val_kl_trained", "trained KL (val)", 1), ("mse", "rec. MSE", 4), ("ssim", "SSIM", 3),
-           ("active_units", "active units", 1), ("unevenness", "interp. unevenness", 3),
-           ("fd_minmax", "FD_attr min-max", 1), ("fd_normal", "FD_attr N(0,I)", 1),
-           ("kid_minmax", "KID_attr min-max", 2), ("kid_normal", "KID_attr N(0,I)", 2),
-           ("precision_minmax", "prec. min-max", 3), ("precision_normal", "prec. N(0,I)", 3),
-           ("recall_minmax", "recall min-max", 3), ("recall_normal", "recall N(0,I)", 3),
-           ("edit_success", "edit success", 3), ("edit_preservation", "edit preserv.", 3)]
+SAMPLERS = ("minmax", "normal", "gmm", "reconstructions", "real_train")
 
 
-def _stat(records, key):
-    values = np.array([r[key] for r in records if not r["diverged"]], float)
-    return (float(values.mean()), float(values.std())) if len(values) else (math.nan, math.nan)
+def _fid_wanted(spec, variant) -> bool:
+    from .fid import FidUnavailable, require
+
+    if variant["name"] not in spec.get("fid", {}).get("variants", []):
+        return False
+    try:
+        require()
+        return True
+    except FidUnavailable:
+        return False
 
 
-def _cell(records, key, digits):
-    mean, std = _stat(records, key)
-    return f"{mean:.{digits}f} +- {std:.{digits}f}"
+def _evaluate(spec, variant, seed, run, probe_dir) -> dict:
+    """evaluate_run's numbers for one run, flattened (a stored metrics.json with the same settings is reused)."""
+    from .evaluate import evaluate_run
+
+    fid = spec.get("fid", {})
+    settings = {"samples": spec.get("samples", 500), "bootstrap": spec.get("bootstrap", 200),
+                "confidence": spec.get("confidence", 0.95), "fid": _fid_wanted(spec, variant),
+                "fid_images": fid.get("images", 150), "showcase": {}, "edit_faces": 50}
+    stored = run / "metrics.json"
+    m = json.loads(stored.read_text()) if stored.exists() else None
+    if m is None or any(m["settings"].get(k) != v for k, v in settings.items()):
+        m = evaluate_run(run, probe_dir, settings=settings)
+    out = {"mse": m["reconstruction"]["mse"], "ssim": m["reconstruction"]["ssim"],
+           "kl_exact_heldout": m["latent"]["kl_exact_nats_per_image"],
+           "kl_poly_heldout": m["latent"]["kl_poly_bound_nats_per_image"],
+           "variance_above_one": m["latent"]["variance_above_one_fraction"],
+           "active_units": m["latent"]["active_units"], "unevenness": m["latent"]["interpolation_unevenness"],
+           "midpoint_fd_attr": m["latent"]["midpoint_fd_attr"],
+           "edit_gain": m.get("editing", {}).get("gain_mean", math.nan),
+           "edit_preservation": m.get("editing", {}).get("preservation_mean", math.nan)}
+    for mode in SAMPLERS:
+        b = m["samples"][mode]
+        out.update({f"fd_attr_{mode}": b["fd_attr"], f"fd_attr_{mode}_interval": b["fd_attr_interval"],
+                    f"kid_attr_{mode}": b["kid_attr"]["mean"], f"precision_{mode}": b["precision"],
+                    f"recall_{mode}": b["recall"]})
+        if "fid" in m:
+            out.update({f"fid_{mode}": m["fid"][mode]["fid"], f"kid_{mode}": m["fid"][mode]["kid"]["mean"]})
+    if "fid" in m:
+        out["fid_images"] = m["fid"]["minmax"]["generated_images"]
+    if "disentanglement" in m:
+        d = m["disentanglement"]
+        out.update(mig=d["mig"], dci_disentanglement=d["dci"]["disentanglement"],
+                   dci_completeness=d["dci"]["completeness"], dci_informativeness=d["dci"]["informativeness"],
+                   sap=d["sap"])
+    return out
 
 
-def results_markdown(spec, rows, path) -> str:
-    names = list(rows)
+def _sampler_figure(spec, variant, run, n=8) -> Path:
+    """One grid per variant (its first seed): a row of faces from each sampler beside real held-out faces,
+    in the report's folder, so the verdict on realism has the pictures beside the numbers."""
+    from .data import make_datasets
+    from .evaluate import first_images, sample_latents
+    from .figures import decode, save_grid
+    from .runs import load_run
+
+    vae, config = load_run(run)
+    real = first_images(make_datasets(config, with_index=True, shuffle_train=False)[1], n)
+    latents = sample_latents(run, vae, config, n, 0)
+    out = Path(spec.get("results", "docs/results.md")).parent / "figures" / f"ablation_{variant['name']}_samplers.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_grid(np.concatenate([real, *(decode(vae, latents[m]) for m in ("minmax", "normal", "gmm"))]), out, 4, n,
+              row_labels=["held-out real", "min-max", "N(0, I)", "mixture"],
+              title=f"{variant['name']} (seed {spec['seeds'][0]}): samples by sampler")
+    return out
+
+
+def _machine() -> str:
+    import os
+    import platform
+
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, no GPU used"
+
+
+# --- the report ------------------------------------------------------------------------------
+
+def _values(rows, variant, key, seeds):
+    """``key`` of each seed's run of ``variant`` (NaN where it diverged, is missing or lacks the key)."""
+    by_seed = {r["seed"]: r for r in rows.get(variant, [])}
+    return np.array([float(by_seed[s].get(key, math.nan)) if s in by_seed and not by_seed[s]["diverged"]
+                     else math.nan for s in seeds], float)
+
+
+def _ms(values, digits):
+    v = values[np.isfinite(values)]
+    if not len(v):
+        return "n/a"
+    return f"{v.mean():.{digits}f} +- {v.std(ddof=1) if len(v) > 1 else 0:.{digits}f}"
+
+
+def _val_mse_at(rows, variant, epoch, seeds):
+    by_seed = {r["seed"]: r for r in rows.get(variant, [])}
+    out = []
+    for s in seeds:
+        curve = by_seed.get(s, {}).get("val_mse_curve", [])
+        ok = s in by_seed and not by_seed[s]["diverged"] and len(curve) >= epoch
+        out.append(curve[epoch - 1][1] if ok else math.nan)
+    return np.array(out, float)
+
+
+def _time_to(rows, variant, threshold, seeds):
+    by_seed = {r["seed"]: r for r in rows.get(variant, [])}
+    out = []
+    for s in seeds:
+        curve = by_seed.get(s, {}).get("val_mse_curve", [])
+        hit = [t for t, mse in curve if mse <= threshold]
+        out.append(hit[0] if hit and not by_seed[s]["diverged"] else math.nan)
+    return np.array(out, float)
+
+
+class _Claims:
+    """Rows of paired comparisons: (label, a - b interval, effect size, n, verdict)."""
+
+    def __init__(self, confidence, margins):
+        self.confidence, self.margins, self.lines = confidence, margins, []
+
+    def compare(self, label, a, b, predicted=None, margin_key=None, digits=3, relative=False):
+        """One row; ``predicted`` None describes the direction instead of judging a claim."""
+        d = paired_interval((a - b) / b if relative else a, 0.0 if relative else b, self.confidence)
+        margin = float(self.margins.get(margin_key, 0.0)) if margin_key else 0.0
+        if predicted is None:
+            lo, hi = d["interval"]
+            v = "a lower" if hi < 0 else "a higher" if lo > 0 else "no clear difference"
+        else:
+            v = verdict(d["interval"], predicted, margin)
+        unit = " (relative)" if relative else ""
+        lo, hi = d["interval"]
+        self.lines.append(f"| {label}{unit} | {_ms(a, digits)} | {_ms(b, digits)} | {d['mean']:+.{digits}f} | "
+                          f"[{lo:+.{digits}f}, {hi:+.{digits}f}] | {d['effect_size']:+.2f} | {d['n']} | "
+                          f"{'+-' + str(margin) if margin else '-'} | {v} |")
+        return v
+
+    def table(self):
+        head = ["| comparison (a vs b) | a | b | mean a - b | {:.0%} interval | d_z | pairs | equivalence margin | "
+                "verdict |".format(self.confidence), "|---|---|---|---|---|---|---|---|---|"]
+        lines, self.lines = head + self.lines, []
+        return lines
+
+
+def _combine(verdicts) -> str:
+    v = set(verdicts)
+    if v == {"supported"}:
+        return "supported"
+    if v == {"not supported"}:
+        return "not supported"
+    if "supported" in v and "not supported" in v:
+        return "inconclusive (the measures disagree)"
+    return "supported by some measures, inconclusive by others" if "supported" in v else (
+        "not supported by some measures, inconclusive by others" if "not supported" in v else "inconclusive")
+
+
+def results_markdown(spec, report, path) -> str:
+    rows = report["rows"]
     seeds = spec["seeds"]
+    conf = float(spec.get("confidence", 0.95))
+    claims = _Claims(conf, spec.get("equivalence", {}))
+    names = [v["name"] for v in spec["variants"] if v["name"] in rows]
+    vals = lambda v, k: _values(rows, v, k, seeds)  # noqa: E731
     lines = ["# The paper's claims, tested", "",
-             f"Produced by `cartoon-vae ablate --config {path}` (base config `{spec['base']}`, overrides "
-             f"`{' '.join(spec.get('set', []))}`, data `{spec.get('data', 'as in the base config')}`), "
-             f"seeds {seeds}: mean +- std over seeds. Every variant trains on the same images and split; the seed "
-             f"sets weight initialisation and the sampling noise. Metrics are `cartoon-vae evaluate`'s on the "
-             f"held-out split ({spec.get('samples', 500)} samples per mode); FD_attr/KID_attr use the attribute "
-             f"probe's features, not an ImageNet network, and are comparable only within this table. "
-             f"Seconds per epoch exclude epoch 1 (which also decodes the PNGs).", "",
-             "| variant | diverged | " + " | ".join(c[1] for c in COLUMNS) + " |",
-             "|---|---|" + "---|" * len(COLUMNS)]
+             f"Produced by `cartoon-vae ablate --config {path}` on {report.get('machine', 'this machine')}; "
+             f"evaluation and report took {report.get('evaluation_seconds', math.nan) / 60:.0f} min after the "
+             f"runs were trained. Base config `{spec['base']}` with `{' '.join(spec.get('set', []))}`, data "
+             f"`{spec.get('data', 'as in the base config')}`, seeds {seeds}. Each variant changes one thing; every "
+             f"run trains on the same images and split, and a seed fixes weight initialisation and sampling noise, "
+             f"so comparisons are **paired by seed**: the difference a - b per seed, its mean, a {conf:.0%} "
+             f"Student t-interval (n - 1 degrees of freedom) and the effect size d_z (mean difference / standard "
+             f"deviation of the differences). A verdict is read off the interval (`cartoon_vae/stats.py`): "
+             f"**supported** if it lies entirely on the side the claim predicts, **not supported** if it lies "
+             f"entirely on the other side or inside the equivalence margin (the effect, if any, is too small to "
+             f"matter), **inconclusive** otherwise. Within a run, FD_attr carries a {conf:.0%} normal bootstrap "
+             f"interval over faces ({spec.get('bootstrap', 200)} resamples); the mean half-width is shown beside "
+             f"the controls. Cells are mean +- standard deviation over seeds.", ""]
+
+    lines += ["## Runs", "", "| variant | diverged | s/epoch | val MSE | SSIM | exact KL | active units | "
+              "interp. unevenness | midpoint FD_attr | MIG | DCI D | DCI C | DCI I | SAP |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for n in names:
-        diverged = sum(r["diverged"] for r in rows[n])
-        lines.append(f"| {n} | {diverged}/{len(rows[n])} | " + " | ".join(_cell(rows[n], k, d) for k, _, d in COLUMNS)
-                     + " |")
-    lines += ["", "## Verdicts"]
-    for verdict in _verdicts(rows):
-        lines += ["", verdict]
+        div = sum(r["diverged"] for r in rows[n])
+        cells = [_ms(vals(n, k), d) for k, d in (("seconds_per_epoch", 2), ("final_val_mse", 4), ("ssim", 3),
+                                                  ("kl_exact_heldout", 1), ("active_units", 1), ("unevenness", 3),
+                                                  ("midpoint_fd_attr", 1), ("mig", 3), ("dci_disentanglement", 3),
+                                                  ("dci_completeness", 3), ("dci_informativeness", 3), ("sap", 3))]
+        lines.append(f"| {n} | {div}/{len(rows[n])} | " + " | ".join(cells) + " |")
+
+    lines += ["", "## Samples beside their controls", "",
+              "FD_attr against the held-out faces, per sampler, with two controls: `reconstructions` (decoded "
+              "training codes: the floor any sampler can reach with this decoder) and `real_train` (real training "
+              "faces: the floor of the metric on this data). ± is the spread over seeds; the last column is the "
+              "mean bootstrap half-width of one run's FD_attr (its sampling error).", "",
+              "| variant | " + " | ".join(SAMPLERS) + " | bootstrap half-width (min-max) | recall min-max | recall gmm |",
+              "|---|" + "---|" * (len(SAMPLERS) + 3)]
+    for n in names:
+        if not np.isfinite(vals(n, "fd_attr_minmax")).any():
+            continue
+        half = [0.5 * (r["fd_attr_minmax_interval"][1] - r["fd_attr_minmax_interval"][0]) for r in rows[n]
+                if "fd_attr_minmax_interval" in r]
+        lines.append(f"| {n} | " + " | ".join(_ms(vals(n, f"fd_attr_{m}"), 1) for m in SAMPLERS)
+                     + f" | {np.mean(half):.1f} | {_ms(vals(n, 'recall_minmax'), 3)} | {_ms(vals(n, 'recall_gmm'), 3)} |")
+    fid_rows = [n for n in names if np.isfinite(vals(n, "fid_minmax")).any()]
+    if fid_rows:
+        count = next(r["fid_images"] for n in fid_rows for r in rows[n] if "fid_images" in r)
+        lines += ["", f"Standard Inception FID ({count} generated vs {count} held-out real faces per set; "
+                      f"comparable only at equal counts and image size):", "",
+                  "| variant | " + " | ".join(SAMPLERS) + " |", "|---|" + "---|" * len(SAMPLERS)]
+        for n in fid_rows:
+            lines.append(f"| {n} | " + " | ".join(_ms(vals(n, f"fid_{m}"), 1) for m in SAMPLERS) + " |")
+
+    P, E = "paper", "exact_bounded"
+    have = lambda *v: all(x in rows for x in v)  # noqa: E731
+    lines += ["", "## Verdicts", ""]
+    if have(P, E):
+        # (a) speed
+        a = claims.compare("s/epoch: bound vs exact (same head)", vals(P, "seconds_per_epoch"),
+                           vals(E, "seconds_per_epoch"), "negative", "seconds_per_epoch", 3, relative=True)
+        finals = np.concatenate([vals(P, "final_val_mse"), vals(E, "final_val_mse")])
+        threshold = float(np.nanmax(finals))
+        t = claims.compare(f"seconds to val MSE <= {threshold:.4f}", _time_to(rows, P, threshold, seeds),
+                           _time_to(rows, E, threshold, seeds), "negative", "seconds_per_epoch", 3, relative=True)
+        lines += [f"### (a) The bound makes training much faster — {_combine([a, t])}", "", *claims.table(), "",
+                  "Seconds per epoch leave out epoch 1 (graph tracing); the time to a loss counts epoch 1 at the "
+                  "median epoch time. The threshold is the worst final validation MSE of the two variants, so "
+                  "every run reaches it. The KL term is a few hundred element-wise operations per image against "
+                  "millions of multiply-adds in the convolutions: its form cannot move the epoch time. Timings "
+                  "share the machine with whatever else ran, and pairing by seed does not remove that.", ""]
+        # (b) smoothness
+        u = claims.compare("interpolation unevenness", vals(P, "unevenness"), vals(E, "unevenness"), "negative",
+                           "unevenness", 3)
+        mfd = claims.compare("midpoint FD_attr", vals(P, "midpoint_fd_attr"), vals(E, "midpoint_fd_attr"),
+                             "negative", "midpoint_fd_attr", 1)
+        for key in ("mig", "dci_disentanglement", "sap"):
+            claims.compare(f"{key} (higher = more disentangled; not voted)", vals(P, key), vals(E, key), None,
+                           None, 3)
+        lines += [f"### (b) The bound makes the latent space smoother — {_combine([u, mfd])}", "",
+                  *claims.table(), "",
+                  "Two smoothness measures vote: interpolation unevenness (std / mean of the image change per equal "
+                  "latent step between two held-out codes; lower = smoother) and the FD_attr of decodes of midpoints "
+                  "between two training codes (lower = the space between codes decodes to realistic faces). The "
+                  "disentanglement scores stand beside them.", ""]
+        # (c) stability
+        verdicts, div = [], []
+        for mult in ("3x", "10x"):
+            pk, ek = f"{P}@lr{mult}", f"{E}@lr{mult}"
+            if not have(pk, ek):
+                continue
+            epoch = max(len(r.get("val_mse_curve", [])) for r in rows[pk] + rows[ek])
+            dp = _val_mse_at(rows, pk, epoch, seeds) - _val_mse_at(rows, P, epoch, seeds)
+            de = _val_mse_at(rows, ek, epoch, seeds) - _val_mse_at(rows, E, epoch, seeds)
+            verdicts.append(claims.compare(f"rise of val MSE at epoch {epoch} with lr x{mult[:-1]}", dp, de,
+                                           "negative", "final_val_mse", 4))
+            div.append(f"lr x{mult[:-1]}: bound {sum(r['diverged'] for r in rows[pk])}/{len(rows[pk])}, exact "
+                       f"{sum(r['diverged'] for r in rows[ek])}/{len(rows[ek])}")
+        from scipy import stats
+
+        fp, fe = vals(P, "final_val_mse"), vals(E, "final_val_mse")
+        lev = stats.levene(fp[np.isfinite(fp)], fe[np.isfinite(fe)], center="median")
+        lines += [f"### (c) The bound makes training more stable — {_combine(verdicts) if verdicts else 'inconclusive'}",
+                  "", *claims.table(), "",
+                  f"Diverged runs: lr x1: bound {sum(r['diverged'] for r in rows[P])}/{len(rows[P])}, exact "
+                  f"{sum(r['diverged'] for r in rows[E])}/{len(rows[E])}; " + "; ".join(div) + ". Spread of the "
+                  f"final validation MSE across seeds: bound sd {np.nanstd(fp, ddof=1):.5f}, exact sd "
+                  f"{np.nanstd(fe, ddof=1):.5f} (Brown-Forsythe test of equal spread: p = {lev.pvalue:.2f}). "
+                  "The response to a higher learning rate is the rise of each run's validation MSE over the same "
+                  "seed's run at the base rate, at the same epoch; a more stable objective rises less.", ""]
+        # (d) the bound
+        above = vals(P, "variance_above_one")
+        diff = claims.compare("eq. 5 vs exact KL, held-out (nats/image)", vals(P, "kl_poly_heldout"),
+                              vals(P, "kl_exact_heldout"), "negative", None, 1)
+        holds = np.nanmax(above) == 0 and diff == "supported"
+        lines += [f"### (d) Eq. 5 is a lower bound of the KL — "
+                  f"{'supported in these runs' if holds else 'not supported as stated'}", "", *claims.table(), "",
+                  "Per dimension eq. 5 is below the exact KL only where sigma^2 <= 1 and above it on 1 < sigma^2 < 2 "
+                  "(proof in `cartoon_vae/losses.py`, both sides tested). In the bound-trained models "
+                  f"{100 * np.nanmean(above):.2f}% of posterior variances exceed 1 (max over seeds "
+                  f"{100 * np.nanmax(above):.2f}%), so the aggregate is below the exact KL; it is a loose bound "
+                  "that caps a collapsing variance's cost at 0.25 nats per dimension, where the exact KL grows "
+                  "without limit.", ""]
+    # (e) samplers, paired within each model
+    votes = []
+    for n in [x for x in (P, "recommended") if x in rows]:
+        for metric, margin in (("fd_attr", "fd_attr"), ("fid", "fid")):
+            if not np.isfinite(vals(n, f"{metric}_minmax")).any():
+                continue
+            for other in ("normal", "gmm"):
+                v = claims.compare(f"{n}: {metric} min-max vs {other}", vals(n, f"{metric}_minmax"),
+                                   vals(n, f"{metric}_{other}"), "negative", margin, 1)
+                if other == "normal" and n == P:
+                    votes.append(v)
+    if votes:
+        floor = _ms(vals(P, "fd_attr_real_train"), 1)
+        lines += [f"### (e) Min-max uniform sampling gives realistic faces (better than N(0, I)) — "
+                  f"{_combine(votes)} for the paper's model", "", *claims.table(), "",
+                  "Samplers are compared on the same models (paired by seed). The verdict for the paper's model "
+                  "uses min-max against N(0, I) by FD_attr and by FID; the rows against the mixture and for the "
+                  f"recommended recipe are context. Realistic in absolute terms: the controls above (real faces: "
+                  f"FD_attr {floor}) and the faces themselves:", ""]
+        for n in names:
+            fig = next((r["figure"] for r in rows[n] if r.get("figure")), None)
+            if fig:
+                lines += [f"![{n}: samples by sampler]({Path(fig).relative_to(Path(fig).parent.parent)})", ""]
+    # one thing at a time beyond the claims
+    extra = []
+    for a, b, what in (("exact", E, "unbounded vs bounded head (exact KL)"),
+                       ("paper_variance", P, "eq. 6 as printed vs std reparameterisation (bound)"),
+                       ("recommended", P, "recommended recipe vs paper recipe")):
+        if have(a, b):
+            for key, d in (("final_val_mse", 4), ("active_units", 1), ("fd_attr_minmax", 1), ("fd_attr_gmm", 1)):
+                claims.compare(f"{what}: {key}", vals(a, key), vals(b, key), None, None, d)
+            extra = True
+    if extra:
+        lines += ["## Effects of the other single changes", "", *claims.table(), "",
+                  "No claim is judged here: the last column says which way the interval points (lower MSE and "
+                  "FD_attr are better; more active units means less collapse).", ""]
+    lines += _rank_agreement(rows, names)
     return "\n".join(lines) + "\n"
 
 
-def _compare(rows, a, b, key):
-    (ma, sa), (mb, sb) = _stat(rows[a], key), _stat(rows[b], key)
-    return ma, sa, mb, sb, abs(ma - mb) > 2 * max(sa, sb, 1e-12)
+def _rank_agreement(rows, names) -> list:
+    """Spearman rank correlation of FD_attr and FID over every (run, sampler) that has both."""
+    from scipy import stats
 
-
-def _verdicts(rows) -> list[str]:
-    if "exact" not in rows or "poly_bound" not in rows:
-        return ["(The verdicts need variants named `exact` and `poly_bound`.)"]
-    out = []
-    ma, sa, mb, sb, sig = _compare(rows, "exact", "poly_bound", "seconds_per_epoch")
-    faster = sig and mb < ma
-    out.append(f"**(a) The bound makes training much faster — {'supported' if faster and mb < 0.8 * ma else 'not supported'}.** "
-               f"Seconds per epoch: exact {ma:.2f} +- {sa:.2f}, bound {mb:.2f} +- {sb:.2f} "
-               f"(ratio {mb / ma:.2f}). The KL term is a few hundred element-wise operations per image against "
-               f"millions of multiply-adds in the convolutions, so its form cannot move the epoch time.")
-    ma, sa, mb, sb, sig = _compare(rows, "exact", "poly_bound", "unevenness")
-    smoother = sig and mb < ma
-    out.append(f"**(b) The bound makes the latent space smoother — {'supported by this measure' if smoother else 'not supported'}.** "
-               f"Interpolation unevenness (std / mean of the image change per equal latent step, lower = smoother): "
-               f"exact {ma:.3f} +- {sa:.3f}, bound {mb:.3f} +- {sb:.3f}"
-               f"{'' if sig else ' (within two standard deviations)'}.")
-    de, db = (sum(r["diverged"] for r in rows[n]) for n in ("exact", "poly_bound"))
-    ma, sa, mb, sb, _ = _compare(rows, "exact", "poly_bound", "final_val_reconstruction")
-    out.append(f"**(c) The bound makes training more stable — {'supported' if db < de else 'not supported'}.** "
-               f"Diverged runs: exact {de}, bound {db}. Final validation reconstruction MSE across seeds: exact "
-               f"{ma:.4f} +- {sa:.4f}, bound {mb:.4f} +- {sb:.4f}.")
-    kp, _ = _stat(rows["poly_bound"], "kl_poly_heldout")
-    ke, _ = _stat(rows["poly_bound"], "kl_exact_heldout")
-    above, _ = _stat(rows["poly_bound"], "variance_above_one")
-    out.append(f"**(d) Eq. 5 is a lower bound of the KL — wrong as stated.** Per dimension it is a lower bound only "
-               f"where sigma^2 <= 1 and an upper bound on 1 < sigma^2 < 2 (proof in the README, both sides tested). "
-               f"In the bound-trained models it is below the exact KL in aggregate ({kp:.1f} vs {ke:.1f} nats per "
-               f"held-out image) because {100 * (1 - above):.1f}% of posterior variances are below 1; and it is a "
-               f"loose bound: it caps a collapsing variance's cost at 0.25 nats per dimension, where the exact KL "
-               f"grows without limit.")
-    evidence = []
-    for name in rows:
-        fm, sfm = _stat(rows[name], "fd_minmax")
-        fn, sfn = _stat(rows[name], "fd_normal")
-        better = fm < fn - 2 * max(sfm, sfn)
-        evidence.append((name, better, f"{name}: {fm:.1f} +- {sfm:.1f} vs {fn:.1f} +- {sfn:.1f}"))
-    bound_better = dict((n, b) for n, b, _ in evidence).get("poly_bound", False)
-    out.append(f"**(e) Min-max uniform sampling gives more realistic faces than N(0, I) — "
-               f"{'supported' if bound_better else 'not supported for the paper model (the bound)'}.** "
-               f"FD_attr, min-max vs N(0, I): " + "; ".join(e for _, _, e in evidence) + ". Min-max is better by more than "
-               f"two standard deviations for: " + (", ".join(n for n, b, _ in evidence if b) or "none") + ". "
-               f"Whether any sampler gives realistic faces in absolute terms is judged from the figures; "
-               f"in numbers, see recall below.")
-    recalls = [r[k] for recs in rows.values() for r in recs if not r["diverged"] for k in ("recall_minmax", "recall_normal")]
-    if recalls and max(recalls) == 0:
-        out.append("**Note on precision and recall.** Recall is 0 for every run and both samplers: no held-out "
-                   "real face falls inside any sample's k-NN ball in the probe's feature space. The samples are "
-                   "blurrier than real faces and cluster tightly, so at this model size and training length the "
-                   "samplers differ in FD_attr/KID_attr, not in coverage.")
-    return out
+    pairs = [(r[f"fd_attr_{m}"], r[f"fid_{m}"]) for n in names for r in rows[n] if not r["diverged"]
+             for m in ("minmax", "normal", "gmm", "reconstructions") if f"fid_{m}" in r]
+    if len(pairs) < 4:
+        return []
+    rho = stats.spearmanr(*np.array(pairs).T)
+    return ["## Does FD_attr rank sample sets as FID does?", "",
+            f"Over {len(pairs)} sample sets (every run with FID x min-max, N(0, I), mixture, reconstructions): "
+            f"Spearman rho = {rho.statistic:.2f} (p = {rho.pvalue:.2g}).", ""]

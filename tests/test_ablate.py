@@ -1,22 +1,34 @@
-"""The ablation spec is checked, and results.md reports what the rows say."""
+"""The ablation spec is checked, and results.md reports paired intervals and the verdicts they support."""
 
+import math
+
+import numpy as np
 import pytest
 
-from cartoon_vae.ablate import COLUMNS, load_ablation, results_markdown
+from cartoon_vae.ablate import SAMPLERS, load_ablation, results_markdown, variant_config
 from cartoon_vae.config import ConfigError
 
 from .conftest import ROOT
 
 
-def test_shipped_ablation_config_loads():
+def test_shipped_ablation_config_changes_one_thing_per_variant():
     spec = load_ablation(ROOT / "configs" / "ablation.yaml")
-    assert [v["name"] for v in spec["variants"]][:2] == ["exact", "poly_bound"] and spec["seeds"] == [0, 1, 2]
+    assert len(spec["seeds"]) >= 5
+    v = {x["name"]: x for x in spec["variants"]}
+    paper, exact_b, exact = (variant_config(spec, v[n], 0) for n in ("paper", "exact_bounded", "exact"))
+    assert (paper.loss.kl, exact_b.loss.kl) == ("poly_bound", "exact")
+    assert exact_b.model.bounded_variance is True and exact.model.bounded_variance is False  # the head apart
+    assert variant_config(spec, v["paper_variance"], 0).model.reparam == "paper_variance"
+    assert variant_config(spec, v["recommended"], 0).loss.reconstruction == "calibrated_gaussian"
+    assert variant_config(spec, v["paper"], 3).train.seed == 3
 
 
 @pytest.mark.parametrize("text,words", [
     ("base: x\nseeds: [0]\nvariants: [{name: a}]\nbogus: 1\n", "bogus: unknown key"),
     ("base: x\nseeds: []\nvariants: [{name: a}]\n", "non-empty"),
     ("base: x\nseeds: [0]\nvariants: [3]\n", "each needs a name"),
+    ("base: x\nseeds: [0]\nvariants: [{name: a, sett: []}]\n", "a: sett: unknown key"),
+    ("base: x\nseeds: [0]\nvariants: [{name: a}]\nconfidence: 2\n", "confidence"),
     ("- 1\n", "expected a mapping"),
 ])
 def test_bad_ablation_spec_is_one_line(tmp_path, text, words):
@@ -25,22 +37,46 @@ def test_bad_ablation_spec_is_one_line(tmp_path, text, words):
         load_ablation(tmp_path / "a.yaml")
 
 
-def _row(variant, seed, **values):
-    row = {k: 1.0 for k, _, _ in COLUMNS}
-    row.update(final_val_reconstruction=0.01, kl_exact_heldout=40.0, kl_poly_heldout=2.0, variance_above_one=0.02)
-    row.update(variant=variant, seed=seed, diverged=False, **values)
+def _row(variant, seed, rng, **values):
+    row = {"variant": variant, "seed": seed, "diverged": False, "seconds_per_epoch": 5.0 + rng.normal(0, 0.05),
+           "final_val_mse": 0.01, "val_mse_curve": [[5.0 * (e + 1), 0.02 / (e + 1)] for e in range(6)],
+           "ssim": 0.8, "kl_exact_heldout": 40.0, "kl_poly_heldout": 2.0 + rng.normal(0, 0.1),
+           "variance_above_one": 0.02, "active_units": 7, "unevenness": 0.2 + rng.normal(0, 0.01),
+           "midpoint_fd_attr": 50 + rng.normal(0, 1), "mig": 0.01, "dci_disentanglement": 0.1, "sap": 0.01}
+    for m in SAMPLERS:
+        row.update({f"fd_attr_{m}": 100.0 + rng.normal(0, 1), f"fd_attr_{m}_interval": [95.0, 105.0],
+                    f"recall_{m}": 0.0})
+    row.update(values)
     return row
 
 
-def test_results_report_means_stds_divergence_and_verdicts():
-    rows = {"exact": [_row("exact", s, seconds_per_epoch=5.0 + 0.1 * s, unevenness=0.20) for s in range(3)],
-            "poly_bound": [_row("poly_bound", s, seconds_per_epoch=5.0 + 0.1 * s, unevenness=0.21) for s in range(2)]
-            + [{"variant": "poly_bound", "seed": 2, "diverged": True}]}
-    md = results_markdown({"base": "b.yaml", "seeds": [0, 1, 2]}, rows, "configs/ablation.yaml")
-    assert "| exact | 0/3 | 5.10 +- 0.08 |" in md
-    assert "| poly_bound | 1/3 | 5.05 +- 0.05 |" in md          # the diverged run is counted, not averaged
-    assert "(a) The bound makes training much faster — not supported" in md
-    assert "(b) The bound makes the latent space smoother — not supported" in md
-    assert "Recall is 0" not in md  # the fake rows have recall 1
-    assert "(c) The bound makes training more stable — not supported" in md and "Diverged runs: exact 0, bound 1" in md
-    assert "98.0% of posterior variances are below 1" in md
+def test_report_pairs_by_seed_and_reads_verdicts_off_the_interval():
+    rng = np.random.default_rng(0)
+    seeds = [0, 1, 2, 3, 4]
+    rows = {"paper": [_row("paper", s, rng, fd_attr_minmax=80.0 + s, fd_attr_normal=120.0 + s) for s in seeds],
+            "exact_bounded": [_row("exact_bounded", s, rng) for s in seeds[:4]]
+            + [{"variant": "exact_bounded", "seed": 4, "diverged": True}]}
+    md = results_markdown({"base": "b.yaml", "seeds": seeds, "equivalence": {"seconds_per_epoch": 0.1},
+                           "variants": [{"name": "paper"}, {"name": "exact_bounded"}]},
+                          {"rows": rows, "evaluation_seconds": 60, "machine": "test CPU"}, "configs/ablation.yaml")
+    assert "| exact_bounded | 1/5 |" in md                               # the diverged run is counted, not averaged
+    # equal speed within 10%: "much faster" is not supported (the interval sits inside the margin)
+    assert "### (a) The bound makes training much faster — not supported" in md
+    # min-max beats N(0, I) by 40 on every seed: a tight interval below 0
+    row = next(line for line in md.splitlines() if line.startswith("| paper: fd_attr min-max vs normal"))
+    assert "| -40.0 | [-40.0, -40.0] |" in row and row.endswith("| supported |") and "| 5 |" in row
+    assert "### (e) Min-max uniform sampling gives realistic faces (better than N(0, I)) — supported" in md
+    # paired over the 4 seeds both variants finished
+    row = next(line for line in md.splitlines() if line.startswith("| interpolation unevenness"))
+    assert "| 4 |" in row
+    assert "### (d) Eq. 5 is a lower bound of the KL — not supported as stated" in md
+
+
+def test_verdict_is_inconclusive_when_the_interval_straddles_zero():
+    rng = np.random.default_rng(1)
+    seeds = [0, 1, 2, 3, 4]
+    noise = [-6.0, 5.0, -4.0, 7.0, -3.0]
+    rows = {"paper": [_row("paper", s, rng, fd_attr_minmax=100.0 + noise[s]) for s in seeds]}
+    md = results_markdown({"base": "b.yaml", "seeds": seeds, "variants": [{"name": "paper"}]}, {"rows": rows}, "a.yaml")
+    row = next(line for line in md.splitlines() if line.startswith("| paper: fd_attr min-max vs normal"))
+    assert row.endswith("| inconclusive |") and not math.isnan(float(row.split("|")[4]))
