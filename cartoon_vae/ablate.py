@@ -108,6 +108,7 @@ def run_ablation(path, verbose=1, train_only=False) -> dict:
                           verbose=verbose)
                 except NonFiniteLoss as e:
                     record.update(diverged=True, error=str(e))
+                    run.mkdir(parents=True, exist_ok=True)  # a run that diverged in epoch 1 leaves no folder
                     write_text_atomic(run / "diverged.json", json.dumps({"diverged": True, "error": str(e)}) + "\n")
             if (run / "history.csv").exists():
                 record.update(_training_summary(read_history(run / "history.csv")))

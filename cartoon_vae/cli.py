@@ -60,7 +60,16 @@ def cmd_train(args):
     from .runs import RunError
     from .train import train
 
+    from .train import RESUMABLE
+
     run_dir = Path(args.run_dir or Path("runs") / Path(args.config).stem)
+    if args.resume:
+        allowed = [f"{section}.{key}" for section, keys in RESUMABLE.items() for key in keys]
+        for item in args.set:
+            key = item.partition("=")[0].strip()
+            if key not in allowed:
+                raise RunError(f"--set {key}: cannot change on --resume (the run keeps its config.yaml; only "
+                               f"{', '.join(allowed)} may change); start a new run to change it")
     if args.resume and args.config is None:
         if not (run_dir / "config.yaml").exists():
             raise RunError(f"{run_dir}: nothing to resume (no config.yaml); start it with --config")
@@ -125,12 +134,15 @@ def cmd_figures(args):
     from .figures import write_run_figures
     from .runs import load_run
 
+    from .runs import writer
+
     vae, config = load_run(args.run)
     config = _run_data(args, config)
     s = config.sample
-    val = _val_images(config, max(s.reconstructions, 2))
-    stats = _stats(args, vae, config, s.stats_images)
-    write_run_figures(args.run, vae, config, val, stats, gmm=_gmm(args, vae, config, s.stats_images))
+    with writer(args.run):
+        val = _val_images(config, max(s.reconstructions, 2))
+        stats = _stats(args, vae, config, s.stats_images)
+        write_run_figures(args.run, vae, config, val, stats, gmm=_gmm(args, vae, config, s.stats_images))
     print(f"figures written to {args.run}/")
 
 
@@ -141,6 +153,8 @@ def cmd_sample(args):
     from .latent import sample_gmm, sample_minmax, sample_normal
     from .runs import atomic_path, load_run
 
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)  # a bad --out fails now, before any work
     vae, config = load_run(args.run)
     config = _run_data(args, config)
     rng = np.random.default_rng(args.seed)
@@ -151,14 +165,12 @@ def cmd_sample(args):
         z = sample_gmm(_gmm(args, vae, config, args.stats_images), args.n, rng)
     else:
         z = sample_normal(args.n, vae.latent_dim, rng)
-    images = decode(vae, z)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     from PIL import Image
 
-    for i, img in enumerate(images):
-        with atomic_path(out / f"sample_{i:04d}.png") as tmp:
-            Image.fromarray(np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)).save(tmp, format="PNG")
+    for first in range(0, len(z), SAMPLE_BATCH):  # decoded and written a batch at a time: memory stays flat
+        for i, img in enumerate(decode(vae, z[first:first + SAMPLE_BATCH]), start=first):
+            with atomic_path(out / f"sample_{i:04d}.png") as tmp:
+                Image.fromarray(np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)).save(tmp, format="PNG")
     with atomic_path(out / "latents.npy") as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, z)
@@ -172,10 +184,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+SAMPLE_BATCH = 256       # images decoded at once by `sample`
+MAX_COUNT = 1_000_000    # the most images any count argument asks for
+
+
 def _count(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if not 1 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be an integer in [1, {MAX_COUNT:,}], got {text}")
     return value
 
 
@@ -195,8 +214,12 @@ def cmd_evaluate(args):
         from .fid import require
 
         require()  # without the extra: one line that says how to install it, before any work
-    m = evaluate_run(args.run, args.probe, settings={"samples": args.samples, "fid": args.fid,
-                                                     "fid_images": args.fid_images})
+    from .runs import require_model, writer
+
+    require_model(args.run)
+    with writer(args.run):
+        m = evaluate_run(args.run, args.probe, settings={"samples": args.samples, "fid": args.fid,
+                                                         "fid_images": args.fid_images})
     print(Path(args.run, "metrics.md").read_text())
     print(f"written: {args.run}/metrics.json, {args.run}/metrics.md")
     return m

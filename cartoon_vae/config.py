@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -34,38 +35,68 @@ def _check(predicate, allowed):
     return {"check": predicate, "allowed": allowed}
 
 
-def _positive_int():
-    return _check(lambda v: v >= 1, "an integer >= 1")
+def _positive_int(most=None):
+    if most is None:
+        return _check(lambda v: v >= 1, "an integer >= 1")
+    return _check(lambda v: 1 <= v <= most, f"an integer in [1, {most:,}]")
+
+
+def _finite(predicate, allowed):
+    """A float check that also refuses inf and nan (``inf > 0`` is true)."""
+    return _check(lambda v: math.isfinite(v) and predicate(v), allowed + ", finite")
+
+
+MAX_CONFIG_BYTES = 1 << 20      # a config file is a few kilobytes; refuse anything over 1 MiB unread
+MAX_BATCH_BYTES = 4 << 30       # one batch of float32 input images: at most 4 GiB
+MAX_PARAMETERS = 500_000_000    # the model's weights: at most 2 GB of float32
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """safe_load without anchors and aliases: a few lines of nested aliases expand to gigabytes."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a config",
+                                              event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def safe_load_config_text(text):
+    """YAML text -> Python objects, safely (no tags, no aliases)."""
+    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 @dataclass(frozen=True)
 class DataConfig:
     dir: str = "data/synthetic"
-    image_size: int = field(default=256, metadata=_positive_int())
-    load_size: int = field(default=500, metadata=_positive_int())
+    image_size: int = field(default=256, metadata=_positive_int(2048))
+    load_size: int = field(default=500, metadata=_positive_int(8192))
     crop: float = field(default=1.0, metadata=_check(lambda v: 0 < v <= 1, "a number in (0, 1]"))
     background: tuple[int, ...] = field(
         default=(255, 255, 255),
         metadata=_check(lambda v: len(v) == 3 and all(0 <= c <= 255 for c in v),
                         "three integers in [0, 255] (an RGB colour)"))
-    batch_size: int = field(default=128, metadata=_positive_int())
+    batch_size: int = field(default=128, metadata=_positive_int(8192))
     val_fraction: float = field(default=0.1, metadata=_check(lambda v: 0 < v < 1, "a number in (0, 1)"))
     seed: int = 0
     cache: Literal["memory", "file", "none"] = "memory"
     cache_dir: Optional[str] = None
-    shuffle_buffer: int = field(default=10000, metadata=_positive_int())
+    shuffle_buffer: int = field(default=10000, metadata=_positive_int(10_000_000))
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    latent_dim: int = field(default=200, metadata=_positive_int())
+    latent_dim: int = field(default=200, metadata=_positive_int(8192))
     encoder_filters: tuple[int, ...] = field(
         default=(32, 64, 64, 64, 64),
-        metadata=_check(lambda v: len(v) >= 1 and min(v) >= 1, "a non-empty list of integers >= 1"))
+        metadata=_check(lambda v: 1 <= len(v) <= 12 and 1 <= min(v) and max(v) <= 8192,
+                        "a list of 1 to 12 integers in [1, 8192]"))
     decoder_filters: tuple[int, ...] = field(
         default=(64, 64, 64, 32),
-        metadata=_check(lambda v: min(v, default=1) >= 1, "a list of integers >= 1"))
-    kernel_size: int = field(default=3, metadata=_positive_int())
+        metadata=_check(lambda v: len(v) <= 11 and 1 <= min(v, default=1) and max(v, default=1) <= 8192,
+                        "a list of at most 11 integers in [1, 8192]"))
+    kernel_size: int = field(default=3, metadata=_positive_int(15))
     leaky_relu_slope: float = field(default=0.3, metadata=_check(lambda v: 0 <= v < 1, "a number in [0, 1)"))
     reparam: Literal["std", "paper_variance"] = "std"
     bounded_variance: Optional[bool] = None  # None: the sigmoid-bounded head iff loss.kl is poly_bound
@@ -75,29 +106,29 @@ class ModelConfig:
 @dataclass(frozen=True)
 class LossConfig:
     kl: Literal["exact", "poly_bound"] = "poly_bound"
-    reconstruction_weight: float = field(default=1000.0, metadata=_check(lambda v: v > 0, "a number > 0"))
-    kl_weight: float = field(default=1.0, metadata=_check(lambda v: v >= 0, "a number >= 0"))
+    reconstruction_weight: float = field(default=1000.0, metadata=_finite(lambda v: v > 0, "a number > 0"))
+    kl_weight: float = field(default=1.0, metadata=_finite(lambda v: v >= 0, "a number >= 0"))
     reconstruction: Literal["weighted_mse", "calibrated_gaussian"] = "weighted_mse"
-    free_bits: float = field(default=0.0, metadata=_check(lambda v: v >= 0, "a number >= 0 (nats per dimension)"))
-    kl_warmup_epochs: int = field(default=0, metadata=_check(lambda v: v >= 0, "an integer >= 0"))
+    free_bits: float = field(default=0.0, metadata=_finite(lambda v: v >= 0, "a number >= 0 (nats per dimension)"))
+    kl_warmup_epochs: int = field(default=0, metadata=_check(lambda v: 0 <= v <= 1_000_000, "an integer in [0, 1,000,000]"))
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = field(default=30, metadata=_positive_int())
-    learning_rate: float = field(default=5e-4, metadata=_check(lambda v: v > 0, "a number > 0"))
+    epochs: int = field(default=30, metadata=_positive_int(1_000_000))
+    learning_rate: float = field(default=5e-4, metadata=_finite(lambda v: 0 < v <= 10, "a number in (0, 10]"))
     seed: int = 0
-    steps_per_epoch: Optional[int] = field(default=None, metadata=_positive_int())
+    steps_per_epoch: Optional[int] = field(default=None, metadata=_positive_int(100_000_000))
     distribute: Literal["none", "mirrored", "multi_worker"] = "none"
 
 
 @dataclass(frozen=True)
 class SampleConfig:
-    n: int = field(default=10, metadata=_positive_int())
-    stats_images: int = field(default=5000, metadata=_positive_int())
+    n: int = field(default=10, metadata=_positive_int(10_000))
+    stats_images: int = field(default=5000, metadata=_positive_int(10_000_000))
     seed: int = 0
-    reconstructions: int = field(default=8, metadata=_positive_int())
-    interpolation_steps: int = field(default=10, metadata=_check(lambda v: v >= 2, "an integer >= 2"))
+    reconstructions: int = field(default=8, metadata=_positive_int(1000))
+    interpolation_steps: int = field(default=10, metadata=_check(lambda v: 2 <= v <= 1000, "an integer in [2, 1000]"))
 
 
 @dataclass(frozen=True)
@@ -134,13 +165,16 @@ def load_config(path, overrides=()) -> Config:
     """
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: config file is {path.stat().st_size:,} bytes; at most "
+                              f"{MAX_CONFIG_BYTES:,} are read")
         text = path.read_text()
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = safe_load_config_text(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -165,8 +199,10 @@ def _apply_override(raw: dict, item: str, path: Path) -> None:
     if section not in sections or name not in {f.name for f in dataclasses.fields(sections[section])}:
         valid = [f"{s}.{f.name}" for s, cls in sections.items() for f in dataclasses.fields(cls)]
         raise ConfigError(f"--set {key}: unknown key{_suggest(key, valid)}")
+    if len(text) > 10_000:
+        raise ConfigError(f"--set {key}: value of {len(text):,} characters; at most 10,000")
     try:
-        value = yaml.safe_load(text)
+        value = safe_load_config_text(text)
     except yaml.YAMLError:
         value = text
     target = raw.setdefault(section, {})
@@ -244,10 +280,31 @@ def _check_together(cfg: Config, path) -> None:
     if cfg.data.image_size % 2 ** blocks:
         raise ConfigError(f"{path}: data.image_size: must be a multiple of {2 ** blocks} "
                           f"(2^{blocks} for {blocks} stride-2 encoder blocks), got {cfg.data.image_size}")
+    batch_bytes = cfg.data.batch_size * cfg.data.image_size ** 2 * 3 * 4
+    if batch_bytes > MAX_BATCH_BYTES:
+        raise ConfigError(f"{path}: data.batch_size x data.image_size^2: one batch would take "
+                          f"{batch_bytes / 2 ** 30:.1f} GiB of input alone (at most {MAX_BATCH_BYTES >> 30} GiB); "
+                          f"lower either")
+    params = _parameter_estimate(cfg)
+    if params > MAX_PARAMETERS:
+        raise ConfigError(f"{path}: model: about {params:,} weights (at most {MAX_PARAMETERS:,}); lower "
+                          f"model.latent_dim, the filters or data.image_size")
     if len(cfg.model.decoder_filters) != blocks - 1:
         raise ConfigError(f"{path}: model.decoder_filters: must have {blocks - 1} entries (one fewer than "
                           f"model.encoder_filters; the last up-sampling block outputs RGB), "
                           f"got {len(cfg.model.decoder_filters)}")
+
+
+def _parameter_estimate(cfg: Config) -> int:
+    """Weights of the model the config builds, from its shapes (convolutions, heads, the Dense layer)."""
+    m, k2 = cfg.model, cfg.model.kernel_size ** 2
+    enc = [3, *m.encoder_filters]
+    side = cfg.data.image_size // 2 ** len(m.encoder_filters)
+    flat = side * side * m.encoder_filters[-1]
+    convs = sum(k2 * a * b for a, b in zip(enc, enc[1:]))
+    dec = [m.encoder_filters[-1], *m.decoder_filters, 3]
+    deconvs = sum(k2 * a * b for a, b in zip(dec, dec[1:]))
+    return convs + deconvs + 2 * flat * m.latent_dim + m.latent_dim * flat
 
 
 def _type_words(hint) -> str:

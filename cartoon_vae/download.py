@@ -29,6 +29,9 @@ class DownloadError(RuntimeError):
     """A failed download or a tarball that does not hold the expected set."""
 
 
+VERIFY_IMAGES = 32  # images decoded to check an extracted set, spread over it
+
+
 def fetch(url: str, dest: Path, progress: bool = True) -> Path:
     """Download ``url`` to ``dest`` through ``dest.part``, resuming a previous partial file."""
     from tqdm import tqdm
@@ -81,6 +84,16 @@ def extract(archive: Path, target: Path, expected_images: int) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise DownloadError(f"{archive}: holds {found} PNG images, expected {expected_images}; "
                             f"delete it and run the command again")
+    from .data import find_unreadable
+
+    pngs = sorted(root.rglob("*.png"))
+    sample = pngs[:: max(1, len(pngs) // VERIFY_IMAGES)][:VERIFY_IMAGES]  # spread over the whole set
+    bad = find_unreadable([str(p) for p in sample])
+    if bad:
+        shutil.rmtree(tmp, ignore_errors=True)
+        first = next(iter(bad))
+        raise DownloadError(f"{archive}: {len(bad)} of {len(sample)} images checked do not decode (e.g. "
+                            f"{Path(first).name}: {bad[first]}); delete it and run the command again")
     os.replace(root, target)
     shutil.rmtree(tmp, ignore_errors=True)
     return target
@@ -101,10 +114,16 @@ def download_cartoonset(variant: str, out, url: str | None = None, expected_imag
     target = out / name
     if target.exists():
         return target
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     archive = out / f"{name}.tgz"
     if not archive.exists():
-        fetch(url or f"{BASE_URL}/{name}.tgz", archive, progress=progress)
+        try:
+            fetch(url or f"{BASE_URL}/{name}.tgz", archive, progress=progress)
+        except DownloadError:
+            if created and not any(out.iterdir()):  # nothing fetched: leave no folder behind
+                out.rmdir()
+            raise
     extract(archive, target, expected_images)
     if not keep_archive:
         archive.unlink()

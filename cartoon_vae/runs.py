@@ -12,12 +12,20 @@ A run folder holds:
     latent_gmm.npz       cached Gaussian mixture over the training latent means (mixture sampling)
     fig4_reconstruction.png, fig5_uniform_samples.png, samples_normal.png, samples_gmm.png, interpolation.png
     metrics.json, metrics.md   written by ``evaluate``
+    .lock                the writer lock (see :func:`writer`)
+
+One process writes a run folder at a time: ``train``, ``figures`` and ``evaluate`` hold an
+exclusive ``flock`` on ``.lock`` while they write, which the kernel releases when the process
+ends however it ends (a SIGKILL never leaves a stale lock). A new run folder is created
+atomically: made under a temporary name with its lock already held, then renamed into place,
+so of two commands started at the same instant only one owns it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from pathlib import Path
 
 
@@ -41,6 +49,60 @@ def atomic_path(path):
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _lock(folder, run_dir):
+    """An open, exclusively flock-ed ``folder/.lock`` holding our PID, or RunError naming the holder."""
+    import fcntl
+
+    fd = os.open(Path(folder) / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise RunError(f"{run_dir}: another process (PID {holder}) is writing this run folder; wait for it to "
+                       f"finish or stop it") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+@contextlib.contextmanager
+def writer(run_dir, new=False):
+    """Hold the run folder's writer lock for the block. ``new``: create the folder atomically (a
+    temporary folder with the lock inside, renamed into place; an existing empty folder is
+    replaced, a non-empty one is refused), and remove it again if the block fails before
+    writing a checkpoint or a model, so a failed start leaves nothing behind."""
+    run_dir = Path(run_dir)
+    if not new:
+        if not run_dir.is_dir():
+            raise RunError(f"{run_dir}: run folder not found")
+        fd = _lock(run_dir, run_dir)
+        try:
+            yield run_dir
+        finally:
+            os.close(fd)
+        return
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir.parent / f".{run_dir.name}.new-{os.getpid()}"
+    tmp.mkdir()
+    fd = _lock(tmp, run_dir)
+    try:
+        os.rename(tmp, run_dir)
+    except OSError:  # the folder exists and is not empty (perhaps another process just made it)
+        os.close(fd)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RunError(f"{run_dir}: run folder already exists; pass --resume to continue it, "
+                       f"or choose another --run-dir") from None
+    try:
+        yield run_dir
+    except BaseException:
+        if not checkpoints(run_dir) and not (run_dir / "model.keras").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    finally:
+        os.close(fd)
 
 
 def write_text_atomic(path, text: str) -> None:

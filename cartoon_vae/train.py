@@ -162,33 +162,57 @@ def distribution_strategy(name):
     return tf.distribute.get_strategy()
 
 
+RESUMABLE = {"train": ("epochs", "learning_rate")}  # what --resume may change; everything else is the run's
+
+
 def train(config, run_dir, resume=False, verbose=1, callbacks=()):
     """Train ``config`` into ``run_dir`` (or continue it with ``resume``). Returns the model.
 
-    A new run refuses an existing folder; ``resume`` continues from the last complete
-    epoch with the folder's own config.yaml (so ``config`` is ignored except for
-    ``train.epochs``, which may be raised to train longer). ``callbacks`` are added to fit's.
+    A new run refuses an existing non-empty folder and is created atomically; ``resume``
+    continues from the last complete epoch with the folder's own config.yaml (so ``config`` is
+    ignored except for the keys in :data:`RESUMABLE`: ``train.epochs``, which may be raised to
+    train longer, and ``train.learning_rate``). The newest checkpoint is checked by loading it;
+    a damaged one is skipped for the one before, with a notice. The run folder's writer lock
+    (:func:`cartoon_vae.runs.writer`) is held throughout, and nothing in the folder is rewritten
+    before the model has loaded. ``callbacks`` are added to fit's.
 
     Raises:
-        RunError: the folder exists (without ``resume``) or has nothing to resume.
+        RunError: the folder exists (without ``resume``), has nothing to resume, no loadable
+            checkpoint, or another process is writing it.
         NonFiniteLoss: the loss became NaN or Inf; the last good checkpoint is kept.
     """
-    run_dir = Path(run_dir)
-    if resume:
-        if not (run_dir / "config.yaml").exists():
-            raise RunError(f"{run_dir}: nothing to resume (no config.yaml); start it without --resume")
-        saved = load_config(run_dir / "config.yaml")
-        config = saved.replace(train={"epochs": config.train.epochs}) if config is not None else saved
-    elif run_dir.exists() and any(run_dir.iterdir()):
-        raise RunError(f"{run_dir}: run folder already exists; pass --resume to continue it, "
-                       f"or choose another --run-dir")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    from .runs import writer
 
+    run_dir = Path(run_dir)
+    if resume and not (run_dir / "config.yaml").exists():
+        raise RunError(f"{run_dir}: nothing to resume (no config.yaml); start it without --resume")
+    with writer(run_dir, new=not resume):
+        return _train(config, run_dir, resume, verbose, callbacks)
+
+
+def _newest_loadable(run_dir):
+    """The epoch of the newest checkpoint that loads (0: none); a damaged newer one is named and skipped."""
+    done = checkpoints(run_dir)
+    for path in reversed(done):
+        try:
+            keras.models.load_model(path)
+        except Exception as e:  # Keras raises many types for a truncated or zeroed file
+            print(f"{path}: damaged checkpoint ({type(e).__name__}); trying the one before", flush=True)
+            continue
+        return int(path.stem.split("_")[1])
+    if done:
+        raise RunError(f"{run_dir}: none of the {len(done)} checkpoints loads; start the run again")
+    return 0
+
+
+def _train(config, run_dir, resume, verbose, callbacks):
+    if resume:
+        saved = load_config(run_dir / "config.yaml")
+        config = saved.replace(train={k: getattr(config.train, k) for k in RESUMABLE["train"]}) \
+            if config is not None else saved
     for stale in run_dir.rglob(".tmp-*"):  # what a killed process was writing
         stale.unlink()
-    done = checkpoints(run_dir) if resume else []
-    start = int(done[-1].stem.split("_")[1]) if done else 0
+    start = _newest_loadable(run_dir) if resume else 0
     rows = [r for r in read_history(run_dir / "history.csv") if r["epoch"] <= start]
     if start >= config.train.epochs and (run_dir / "model.keras").exists():
         if verbose:
@@ -201,11 +225,13 @@ def train(config, run_dir, resume=False, verbose=1, callbacks=()):
                                                      replicas=strategy.num_replicas_in_sync)
     with strategy.scope():
         if start:
-            vae = keras.models.load_model(done[-1])
+            vae = keras.models.load_model(checkpoint_path(run_dir, start))  # in the strategy's scope
+            vae.optimizer.learning_rate = config.train.learning_rate
             if verbose:
                 print(f"resuming {run_dir} after epoch {start}")
         else:
             vae = build_vae(config)
+    write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     keeper = RunKeeper(run_dir, rows)
     quiet_fit_warnings()
     steps = config.train.steps_per_epoch or steps
@@ -216,9 +242,10 @@ def train(config, run_dir, resume=False, verbose=1, callbacks=()):
                        keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False)])
     if keeper.bad is not None:
         epoch, step = keeper.bad
-        raise NonFiniteLoss(f"{run_dir}: loss became NaN/Inf at epoch {epoch}, step {step}; "
-                            f"the last good checkpoint (epoch {len(keeper.rows)}) is kept in "
-                            f"{run_dir / 'checkpoints'}; try a lower train.learning_rate, then --resume")
+        kept = (f"the last good checkpoint (epoch {len(keeper.rows)}) is kept in {run_dir / 'checkpoints'}; try a "
+                f"lower train.learning_rate, then --resume" if checkpoints(run_dir) else
+                "no epoch had finished, so nothing was kept; try a lower train.learning_rate")
+        raise NonFiniteLoss(f"{run_dir}: loss became NaN/Inf at epoch {epoch}, step {step}; {kept}")
     with atomic_path(run_dir / "model.keras") as tmp:
         vae.save(tmp)
     from .figures import plot_loss_curves

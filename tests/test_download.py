@@ -44,7 +44,15 @@ def server():
     httpd.shutdown()
 
 
-GOOD = {f"cartoonset10k/cs{i}.png": b"png%d" % i for i in range(3)} | {"cartoonset10k/cs0.csv": b'"hair", 1, 3\n'}
+def _png(shade):
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGBA", (8, 8), (shade, 0, 0, 255)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+GOOD = {f"cartoonset10k/cs{i}.png": _png(i) for i in range(3)} | {"cartoonset10k/cs0.csv": b'"hair", 1, 3\n'}
 
 
 def test_download_extracts_and_verifies_count(tmp_path, server):
@@ -72,6 +80,14 @@ def test_wrong_image_count_leaves_no_folder(tmp_path, server):
     state["body"] = _tarball(GOOD)
     with pytest.raises(DownloadError, match="holds 3 PNG images, expected 10000"):
         download_cartoonset("10k", tmp_path, url=url, progress=False)
+    assert not (tmp_path / "cartoonset10k").exists() and not list(tmp_path.glob(".cartoonset*"))
+
+
+def test_a_set_of_images_that_do_not_decode_is_refused(tmp_path, server):
+    state, url = server
+    state["body"] = _tarball({f"cartoonset10k/cs{i}.png": b"" for i in range(3)})  # the right count, empty files
+    with pytest.raises(DownloadError, match="3 of 3 images checked do not decode"):
+        download_cartoonset("10k", tmp_path, url=url, expected_images=3, progress=False)
     assert not (tmp_path / "cartoonset10k").exists() and not list(tmp_path.glob(".cartoonset*"))
 
 

@@ -162,13 +162,20 @@ def ws(tmp_path_factory, faces):
     (w / "broken").mkdir()
     (w / "broken" / "config.yaml").write_text((w / "run" / "config.yaml").read_text())
     (w / "broken" / "model.keras").write_bytes(b"not a zip")
+    (w / "huge.yaml").write_text("# padding\n" * 120_000)
+    (w / "aliases.yaml").write_text("a: &x [1, 2]\nb: &y [*x, *x]\nc: [*y, *y]\n")
+    (w / "all_damaged").mkdir()
+    (w / "all_damaged" / "config.yaml").write_text((w / "run" / "config.yaml").read_text())
+    (w / "all_damaged" / "checkpoints").mkdir()
+    (w / "all_damaged" / "checkpoints" / "epoch_0001.keras").write_bytes(b"\0" * 1000)
     (w / "mine").mkdir()
     (w / "mine" / "photo.png").write_bytes(b"my photo")
     return w
 
 
 def _snapshot(root):
-    return {p: hashlib.sha1(p.read_bytes()).hexdigest() for p in Path(root).rglob("*") if p.is_file()}
+    """Every file's hash and every folder (None), so a half-made run folder shows too."""
+    return {p: hashlib.sha1(p.read_bytes()).hexdigest() if p.is_file() else None for p in Path(root).rglob("*")}
 
 
 BAD_INPUT = [
@@ -179,7 +186,7 @@ BAD_INPUT = [
     (["train", "--config", "{w}/type.yaml"], ["train.epochs", "must be an integer", "many"]),
     (["train", "--config", "{w}/range.yaml"], ["data.val_fraction", "(0, 1)"]),
     (["train", "--config", PAPER, "--set", "model.nope=1"], ["--set model.nope", "unknown key"]),
-    (["train", "--config", PAPER, "--set", "train.epochs=0"], ["train.epochs", ">= 1"]),
+    (["train", "--config", PAPER, "--set", "train.epochs=0"], ["train.epochs", "[1, 1,000,000]"]),
     (["train", "--config", PAPER, "--data", "{w}/nowhere", "--run-dir", "{w}/r1"], ["nowhere", "not found"]),
     (["train", "--config", PAPER, "--data", "{w}/empty", "--run-dir", "{w}/r2"], ["empty", "no images"]),
     (["train", "--config", PAPER, "--data", "{w}/a_file.png", "--run-dir", "{w}/r3"], ["a_file.png", "not a folder"]),
@@ -193,11 +200,29 @@ BAD_INPUT = [
     (["figures", "--run", "{w}/no_ckpt"], ["no_ckpt", "no model.keras and no checkpoint"]),
     (["figures", "--run", "{w}/broken"], ["broken/model.keras", "cannot load the model"]),
     (["sample", "--run", "{w}/run", "--out", "{w}/a_file.png/samples"], ["a_file.png/samples"]),
-    (["sample", "--run", "{w}/run", "--n", "0", "--out", "{w}/s"], ["--n", ">= 1"]),
+    (["sample", "--run", "{w}/run", "--n", "0", "--out", "{w}/s"], ["--n", "[1, 1,000,000]"]),
+    (["sample", "--run", "{w}/run", "--n", "10000000", "--out", "{w}/s"], ["--n", "[1, 1,000,000]", "10000000"]),
+    (["sample", "--run", "{w}/run", "--n", "ten", "--out", "{w}/s"], ["--n", "must be an integer", "'ten'"]),
     (["sample", "--run", "{w}/run", "--mode", "uniform", "--out", "{w}/s"], ["--mode", "uniform"]),
     (["make-data", "--out", "{w}/mine", "--n", "2"], ["mine", "not a generated set"]),
     (["download-cartoonset", "--variant", "10k", "--out", "{w}/dl", "--url", "http://127.0.0.1:9/x.tgz"],
      ["127.0.0.1:9", "cannot connect"]),
+    # bounds before memory is spent, and no run folder left behind
+    (["train", "--config", "{w}/huge.yaml", "--run-dir", "{w}/r5"], ["huge.yaml", "at most 1,048,576"]),
+    (["train", "--config", "{w}/aliases.yaml", "--run-dir", "{w}/r6"], ["aliases.yaml", "aliases", "line 2"]),
+    (["train", "--config", PAPER, "--set", "train.learning_rate=inf", "--run-dir", "{w}/r7"],
+     ["train.learning_rate", "finite", "inf"]),
+    (["train", "--config", PAPER, "--set", "data.image_size=1048576", "--run-dir", "{w}/r8"],
+     ["data.image_size", "[1, 2,048]"]),
+    (["train", "--config", PAPER, "--set", "model.latent_dim=5000000", "--run-dir", "{w}/r9"],
+     ["model.latent_dim", "[1, 8,192]"]),
+    (["train", "--config", PAPER, "--set", "data.batch_size=8192", "--set", "data.image_size=512",
+      "--run-dir", "{w}/r10"], ["data.batch_size x data.image_size^2", "GiB"]),
+    (["train", "--config", PAPER, "--set", "model.latent_dim=8192", "--set", "data.image_size=2048",
+      "--set", "data.batch_size=1", "--run-dir", "{w}/r11"], ["model: about", "weights"]),
+    (["train", "--resume", "--run-dir", "{w}/run", "--set", "data.batch_size=4"],
+     ["--set data.batch_size", "cannot change on --resume", "train.epochs, train.learning_rate"]),
+    (["train", "--resume", "--run-dir", "{w}/all_damaged"], ["all_damaged", "none of the 1 checkpoints loads"]),
 ]
 
 
@@ -211,6 +236,7 @@ def test_bad_input_exits_2_with_one_line_and_loses_nothing(ws, faces, capsys, ar
         assert w.format(w=ws) in err, (w, err)
     after = _snapshot(ws)
     assert {p: h for p, h in after.items() if p in before} == before  # nothing changed or deleted
+    assert not [p for p in after if p not in before and p.name != ".lock"], set(after) - set(before)  # nor made
 
 
 def _exit_code(argv):
@@ -246,3 +272,93 @@ def test_console_command_prints_only_the_error_line(tmp_path):
                        capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert p.returncode == 2
     assert p.stderr == f"cartoon-vae figures: error: {tmp_path / 'nope'}: run folder not found\n"
+
+
+# ---------------------------------------------------------------- one writer per run folder
+
+def _claim(path, barrier, results, hold):
+    """In a child process: wait for the other, then try to create the run folder and hold it."""
+    import time
+
+    from cartoon_vae.runs import RunError, writer
+
+    barrier.wait()
+    try:
+        with writer(path, new=True):
+            (Path(path) / "config.yaml").write_text(str(os.getpid()))
+            time.sleep(hold)
+        results.put("owner")
+    except RunError as e:
+        results.put(str(e))
+
+
+def test_two_writers_started_at_the_same_instant_never_both_own_a_new_folder(tmp_path):
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    for round_ in range(25):
+        path = tmp_path / f"run{round_}"
+        barrier, results = ctx.Barrier(2), ctx.Queue()
+        procs = [ctx.Process(target=_claim, args=(path, barrier, results, 0.05)) for _ in range(2)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(30)
+        outcomes = sorted(results.get(timeout=5) for _ in procs)
+        assert outcomes.count("owner") == 1, outcomes
+        loser = next(o for o in outcomes if o != "owner")
+        assert "already exists" in loser or "another process (PID" in loser, loser
+
+
+def test_a_second_writer_exits_2_naming_the_holder_and_a_killed_holder_releases_the_lock(ws, tmp_path):
+    import signal
+    import time
+
+    run = ws / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from cartoon_vae.runs import writer\n"
+                               "with writer(sys.argv[1]):\n    print('held', flush=True); time.sleep(120)",
+                               str(run)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        before = _snapshot(ws)
+        for argv in (["train", "--resume", "--run-dir", str(run), "--set", "train.epochs=2"],
+                     ["figures", "--run", str(run)]):
+            p = subprocess.run([sys.executable, "-m", "cartoon_vae.cli", *argv], capture_output=True, text=True,
+                               timeout=120, cwd=ROOT)
+            assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+            assert f"another process (PID {holder.pid}) is writing this run folder" in p.stderr
+        assert _snapshot(ws) == before  # the refused commands rewrote nothing
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    time.sleep(0.1)
+    from cartoon_vae.runs import writer
+    with writer(run):  # the kernel released the dead holder's lock
+        pass
+
+
+# ---------------------------------------------------------------- damaged checkpoints
+
+@pytest.mark.parametrize("damage", ["truncate", "zero"])
+def test_resume_falls_back_past_a_damaged_newest_checkpoint(faces, tmp_path, damage, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--config", PAPER, "--data", str(faces), "--run-dir", str(run), *SETS,
+                 "--set", "train.epochs=2"]) == 0
+    newest = checkpoints(run)[-1]
+    data = newest.read_bytes()
+    newest.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"\0" * len(data))
+    config_before = (run / "config.yaml").read_text()
+    capsys.readouterr()
+    assert main(["train", "--resume", "--run-dir", str(run), "--set", "train.epochs=3"]) == 0
+    out = capsys.readouterr().out
+    assert "epoch_0002.keras: damaged checkpoint" in out and "resuming" in out and "after epoch 1" in out
+    assert [r["epoch"] for r in _history(run)] == ["1", "2", "3"]
+    assert (run / "config.yaml").read_text() == config_before.replace("epochs: 2", "epochs: 3")
+    keras.models.load_model(run / "model.keras")
+
+
+def test_nan_in_the_first_epoch_of_a_new_run_leaves_no_folder_and_says_so(faces, tmp_path):
+    cfg = load_config(PAPER, [f"data.dir={faces}", *TINY])
+    with pytest.raises(NonFiniteLoss, match="no epoch had finished, so nothing was kept"):
+        train(cfg, tmp_path / "run", verbose=0, callbacks=[_PoisonAt(1)])
+    assert not (tmp_path / "run").exists()
