@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .config import ConfigError, load_config
+from .config import ConfigError, load_config, safe_load_config_text
 from .runs import write_text_atomic
 from .stats import paired_interval, verdict
 
@@ -31,7 +31,7 @@ def load_ablation(path) -> dict:
     """The ablation YAML, checked: unknown keys and malformed variants are one-line ConfigErrors."""
     path = Path(path)
     try:
-        spec = yaml.safe_load(path.read_text())
+        spec = safe_load_config_text(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except yaml.YAMLError as e:

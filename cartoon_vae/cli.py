@@ -496,8 +496,8 @@ def main(argv=None):
         print(f"cartoon-vae {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except RuntimeError as e:  # NaN/Inf loss: not bad input, but no traceback either
-        from .train import NonFiniteLoss
-        if args.debug or not isinstance(e, NonFiniteLoss):
+        from .train import NonFiniteLoss, WorkerLost
+        if args.debug or not isinstance(e, (NonFiniteLoss, WorkerLost)):
             raise
         print(f"cartoon-vae {args.command}: error: {e}", file=sys.stderr)
         return 1

@@ -317,7 +317,12 @@ class CartoonVAE(keras.Model):
     def _record(self, terms):
         for name, tracker in self.trackers.items():  # a Mean of per-image values: a replica with no image adds nothing
             tracker.update_state(terms[name])
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        results = {name: tracker.result() for name, tracker in self.trackers.items()}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras reduces per-replica step logs across workers with a MEAN over axis 0, which a scalar
+            # lacks; the epoch's logs are read from the trackers themselves, summed over every replica.
+            results = {name: ops.reshape(v, (1,)) for name, v in results.items()}
+        return results
 
     def get_config(self):
         return {

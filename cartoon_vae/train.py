@@ -28,6 +28,10 @@ HISTORY_COLUMNS = ["epoch", "loss", "reconstruction_loss", "kl_loss", "kl_exact"
                    "val_active_units", "val_kl_dim_min", "val_kl_dim_median", "val_kl_dim_max", "seconds"]
 
 
+class WorkerLost(RuntimeError):
+    """Multi-worker training lost a peer (it died, or a collective timed out)."""
+
+
 class NonFiniteLoss(RuntimeError):
     """The loss became NaN or Inf."""
 
@@ -157,11 +161,13 @@ def distribution_strategy(name):
 
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "multi_worker":  # a lost peer fails the step after COLLECTIVE_TIMEOUT_S instead of hanging
+        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=COLLECTIVE_TIMEOUT_S)
+        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     return tf.distribute.get_strategy()
 
 
+COLLECTIVE_TIMEOUT_S = float(os.environ.get("CARTOON_VAE_COLLECTIVE_TIMEOUT", 300))
 RESUMABLE = {"train": ("epochs", "learning_rate")}  # what --resume may change; everything else is the run's
 
 
@@ -186,8 +192,36 @@ def train(config, run_dir, resume=False, verbose=1, callbacks=()):
     run_dir = Path(run_dir)
     if resume and not (run_dir / "config.yaml").exists():
         raise RunError(f"{run_dir}: nothing to resume (no config.yaml); start it without --resume")
+    if config is not None and config.train.distribute == "multi_worker" and not is_chief():
+        # Every worker saves (saving reads distributed variables collectively), but only the chief
+        # writes the run folder: the others write to a temporary folder that is deleted.
+        import shutil
+        import tempfile
+
+        scratch = Path(tempfile.mkdtemp(prefix="cartoon-vae-worker-")) / "run"
+        if resume:
+            shutil.copytree(run_dir, scratch, ignore=shutil.ignore_patterns(".lock", "logs"))
+        try:
+            with writer(scratch, new=not resume):
+                return _train(config, scratch, resume, verbose, callbacks)
+        finally:
+            shutil.rmtree(scratch.parent, ignore_errors=True)
     with writer(run_dir, new=not resume):
         return _train(config, run_dir, resume, verbose, callbacks)
+
+
+def is_chief() -> bool:
+    """Whether this process writes the run folder under ``multi_worker``: the task of type "chief", or
+    worker 0 where the cluster has no chief (TensorFlow's convention)."""
+    import json
+
+    try:
+        spec = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    except ValueError:
+        raise RunError("TF_CONFIG: not valid JSON") from None
+    task, cluster = spec.get("task", {}), spec.get("cluster", {})
+    kind = task.get("type", "chief")
+    return kind == "chief" or (kind == "worker" and int(task.get("index", 0)) == 0 and "chief" not in cluster)
 
 
 def _newest_loadable(run_dir):
@@ -236,10 +270,19 @@ def _train(config, run_dir, resume, verbose, callbacks):
     quiet_fit_warnings()
     steps = config.train.steps_per_epoch or steps
     vae.kl_warmup_steps = config.loss.kl_warmup_epochs * steps  # read by train_step when it is traced
-    vae.fit(train_ds, validation_data=val_ds, epochs=config.train.epochs, initial_epoch=start,
-            steps_per_epoch=steps, verbose=verbose,
-            callbacks=[*callbacks, LatentMonitor(val_ds), keeper,
-                       keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False)])
+    import tensorflow as tf
+
+    try:
+        vae.fit(train_ds, validation_data=val_ds, epochs=config.train.epochs, initial_epoch=start,
+                steps_per_epoch=steps, verbose=verbose,
+                callbacks=[*callbacks, LatentMonitor(val_ds), keeper,
+                           keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False)])
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError) as e:
+        if config.train.distribute != "multi_worker":
+            raise
+        first = (e.message or type(e).__name__).strip().splitlines()[0][:200]
+        raise WorkerLost(f"{run_dir}: a worker was lost during training ({type(e).__name__}: {first}); the last "
+                         f"complete checkpoint is kept; restart every worker with --resume") from None
     if keeper.bad is not None:
         epoch, step = keeper.bad
         kept = (f"the last good checkpoint (epoch {len(keeper.rows)}) is kept in {run_dir / 'checkpoints'}; try a "

@@ -61,3 +61,76 @@ def test_mirrored_on_two_logical_devices_matches_one_device(tmp_path):
 def test_distribute_key_is_checked(tmp_path):
     with pytest.raises(ConfigError, match="train.distribute"):
         load_config(ROOT / "configs" / "paper.yaml", ["train.distribute=tpu"])
+
+
+# ---------------------------------------------------------------- multi-worker on 127.0.0.1
+
+TINY_MW = ["--set", "data.image_size=32", "--set", "data.load_size=96", "--set", "model.latent_dim=8",
+           "--set", "model.encoder_filters=[8,8,8,8,8]", "--set", "model.decoder_filters=[8,8,8,8]",
+           "--set", "data.batch_size=8", "--set", "train.epochs=2"]
+
+
+def _free_ports(n):
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _workers(faces, runs, extra_env=None, epochs=2):
+    import os
+
+    ports = _free_ports(2)
+    procs = []
+    for i in range(2):
+        env = {**os.environ, **(extra_env or {}), "TF_CONFIG": json.dumps(
+            {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": i}})}
+        cmd = [sys.executable, "-m", "cartoon_vae.cli", "train", "--config", "configs/paper.yaml", "--data",
+               str(faces), "--run-dir", str(runs / "mw"), *TINY_MW, "--set", f"train.epochs={epochs}",
+               "--set", "train.distribute=multi_worker"]
+        procs.append(subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True))
+    return procs
+
+
+def test_two_workers_on_localhost_match_one_process_and_only_the_chief_writes(tmp_path):
+    from cartoon_vae.train import read_history
+
+    faces = tmp_path / "faces"
+    make_dataset(faces, n=40, seed=5, workers=1, progress=False)
+    one = subprocess.run([sys.executable, "-m", "cartoon_vae.cli", "train", "--config", "configs/paper.yaml",
+                          "--data", str(faces), "--run-dir", str(tmp_path / "one"), *TINY_MW], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert one.returncode == 0, one.stderr[-2000:]
+    procs = _workers(faces, tmp_path)
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["faces", "mw", "one"]  # one run folder, the chief's
+    a, b = read_history(tmp_path / "one" / "history.csv"), read_history(tmp_path / "mw" / "history.csv")
+    for ra, rb in zip(a, b, strict=True):
+        for key in ("loss", "reconstruction_loss", "kl_loss"):
+            assert rb[key] == pytest.approx(ra[key], rel=5e-3), (ra["epoch"], key)
+
+
+def test_a_killed_worker_makes_the_other_exit_nonzero_with_one_line(tmp_path):
+    import signal
+    import time
+
+    faces = tmp_path / "faces"
+    make_dataset(faces, n=40, seed=5, workers=1, progress=False)
+    procs = _workers(faces, tmp_path, {"CARTOON_VAE_COLLECTIVE_TIMEOUT": "20"}, epochs=200)
+    deadline = time.time() + 300
+    while not (tmp_path / "mw" / "history.csv").exists() and time.time() < deadline:  # training has begun
+        time.sleep(0.5)
+    procs[1].send_signal(signal.SIGKILL)
+    _, err = procs[0].communicate(timeout=300)
+    procs[1].wait()
+    assert procs[0].returncode not in (0, None)
+    lines = [line for line in err.splitlines() if line.startswith("cartoon-vae train: error:")]
+    assert len(lines) == 1 and "a worker was lost" in lines[0] and "--resume" in lines[0], err[-3000:]
+    assert "Traceback" not in err
