@@ -120,6 +120,8 @@ class TrainConfig:
     seed: int = 0
     steps_per_epoch: Optional[int] = field(default=None, metadata=_positive_int(100_000_000))
     distribute: Literal["none", "mirrored", "multi_worker"] = "none"
+    # auto: mixed_bfloat16 where the hardware computes bfloat16 natively, else float32 (cartoon_vae.hardware)
+    precision: Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"] = "float32"
 
 
 @dataclass(frozen=True)

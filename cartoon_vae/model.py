@@ -142,10 +142,11 @@ def build_encoder(image_size, latent_dim, filters, kernel_size, leaky_relu_slope
         x = batch_norm(name=f"bn_{i}")(x)
         x = layers.LeakyReLU(negative_slope=leaky_relu_slope, name=f"lrelu_{i}")(x)
     x = layers.Flatten(name="flatten")(x)
-    z_mean = layers.Dense(latent_dim, name="z_mean")(x)
-    z_log_var = layers.Dense(latent_dim, name="z_log_var")(x)
+    # The heads compute in float32 under mixed precision: the KL and the sampled code need the bits.
+    z_mean = layers.Dense(latent_dim, name="z_mean", dtype="float32")(x)
+    z_log_var = layers.Dense(latent_dim, name="z_log_var", dtype="float32")(x)
     if max_variance is not None:
-        z_log_var = BoundedLogVariance(max_variance, name="variance_bound")(z_log_var)
+        z_log_var = BoundedLogVariance(max_variance, name="variance_bound", dtype="float32")(z_log_var)
     return keras.Model(image, [z_mean, z_log_var], name="encoder")
 
 
@@ -225,11 +226,16 @@ class CartoonVAE(keras.Model):
         if tf.distribute.get_strategy().num_replicas_in_sync > 1:  # built under a multi-device strategy:
             batch_norm = functools.partial(batch_norm, synchronized=True)  # statistics of the global batch
 
-        self.encoder = build_encoder(image_size, latent_dim, self.encoder_filters, kernel_size, leaky_relu_slope,
-                                     max_variance=2.0 if self.bounded_variance else None, batch_norm=batch_norm)
-        self.sampling = Sampling(reparam, seed=seed, name="sampling")
-        self.decoder = build_decoder(image_size, latent_dim, self.decoder_filters, self.encoder_filters[-1],
-                                     kernel_size, leaky_relu_slope, batch_norm=batch_norm)
+        previous = keras.config.dtype_policy()  # the sub-networks take the model's policy (train.precision),
+        keras.config.set_dtype_policy(self.dtype_policy)  # also when a saved model is rebuilt from its config
+        try:
+            self.encoder = build_encoder(image_size, latent_dim, self.encoder_filters, kernel_size, leaky_relu_slope,
+                                         max_variance=2.0 if self.bounded_variance else None, batch_norm=batch_norm)
+            self.decoder = build_decoder(image_size, latent_dim, self.decoder_filters, self.encoder_filters[-1],
+                                         kernel_size, leaky_relu_slope, batch_norm=batch_norm)
+        finally:
+            keras.config.set_dtype_policy(previous)
+        self.sampling = Sampling(reparam, seed=seed, name="sampling", dtype="float32")
         self._kl_per_dim = losses.KL_PER_DIM[kl]
         self.trackers = {name: keras.metrics.Mean(name=name)
                          for name in ("loss", "reconstruction_loss", "kl_loss", "kl_exact")}
@@ -349,9 +355,13 @@ def _global_batch_size(per_image):
 
 
 def build_vae(config, compile=True, fused_batch_norm=True) -> CartoonVAE:
-    """A built (and, by default, compiled with Adam at ``train.learning_rate``) :class:`CartoonVAE`."""
+    """A built (and, by default, compiled with Adam at ``train.learning_rate``) :class:`CartoonVAE`, its
+    layers in ``train.precision`` (Keras' mixed-precision policy: float32 variables, low-precision
+    compute; the heads, the sampling layer, the image output and the losses stay float32)."""
+    from .hardware import resolve_precision
+
     m, l = config.model, config.loss
-    vae = CartoonVAE(
+    vae = CartoonVAE(dtype=resolve_precision(config.train.precision),
         image_size=config.data.image_size, latent_dim=m.latent_dim, encoder_filters=m.encoder_filters,
         decoder_filters=m.decoder_filters, kernel_size=m.kernel_size, leaky_relu_slope=m.leaky_relu_slope,
         reparam=m.reparam, kl=l.kl, reconstruction_weight=l.reconstruction_weight, kl_weight=l.kl_weight,

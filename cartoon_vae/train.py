@@ -240,10 +240,14 @@ def _newest_loadable(run_dir):
 
 
 def _train(config, run_dir, resume, verbose, callbacks):
+    from .hardware import resolve_precision
+
     if resume:
         saved = load_config(run_dir / "config.yaml")
         config = saved.replace(train={k: getattr(config.train, k) for k in RESUMABLE["train"]}) \
             if config is not None else saved
+    # The run folder records the precision used, so a resume elsewhere computes the same way.
+    config = config.replace(train={"precision": resolve_precision(config.train.precision)})
     for stale in run_dir.rglob(".tmp-*"):  # what a killed process was writing
         stale.unlink()
     start = _newest_loadable(run_dir) if resume else 0
