@@ -44,9 +44,11 @@ import numpy as np
 from .config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = {  # images (files) and epochs per training measurement; the first epoch is warm-up
-    "quick": {"images": {256: 256, "demo": 512}, "epochs": 2, "generation_reps": 3},
-    "full": {"images": {256: 768, "demo": 2000}, "epochs": 3, "generation_reps": 10},
+SETTINGS = {  # images (files) and epochs per training measurement; the first epoch is warm-up.
+    # time_to_quality: epochs of the paper recipe in the reference loop (its final MSE is the target) and
+    # the most epochs the recommended recipe gets to reach it (0: the phase is skipped)
+    "quick": {"images": {256: 256, "demo": 512}, "epochs": 2, "generation_reps": 3, "time_to_quality": (0, 0)},
+    "full": {"images": {256: 768, "demo": 2000}, "epochs": 3, "generation_reps": 10, "time_to_quality": (40, 40)},
 }
 
 
@@ -116,11 +118,11 @@ def training_flops_per_image(vae) -> int:
     return 3 * (forward_flops_per_image(vae.encoder) + forward_flops_per_image(vae.decoder))
 
 
-def matmul_flops(n=2048, seconds=3.0) -> float:
-    """Dense float32 matmul FLOP/s of this machine (best of repeated n x n products)."""
+def matmul_flops(n=2048, seconds=3.0, dtype="float32") -> float:
+    """Dense matmul FLOP/s of this machine in ``dtype`` (best of repeated n x n products): the roofline."""
     import tensorflow as tf
 
-    a, b = tf.random.uniform((n, n)), tf.random.uniform((n, n))
+    a, b = (tf.cast(tf.random.uniform((n, n)), dtype) for _ in range(2))
     product = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
     product().numpy()
     best, end = 0.0, time.perf_counter() + seconds
@@ -153,15 +155,15 @@ def steady_rate(images_per_epoch, epoch_seconds) -> float:
     return images_per_epoch * len(measured) / sum(measured)
 
 
-def project_training(config, epochs):
+def project_training(config, epochs, precision="float32"):
     """The project's pipeline: the cached, shuffled, prefetched stream of :func:`make_training_datasets`
-    into ``fit``. Returns (img/s, the trained model, its initial weights)."""
+    into ``fit``, in ``precision``. Returns (img/s, the trained model, its initial weights)."""
     import keras
 
     from .data import make_training_datasets, quiet_fit_warnings
     from .model import build_vae
 
-    config = config.replace(train={"epochs": epochs})
+    config = config.replace(train={"epochs": epochs, "precision": precision})
     keras.utils.set_random_seed(config.train.seed)
     stream, _, steps = make_training_datasets(config)
     vae = build_vae(config)
@@ -192,20 +194,37 @@ def reference_training(config, epochs, initial_weights):
     this is the same update as the notebook's one optimizer.
     """
     import keras
-    import tensorflow as tf
 
-    from . import losses
-    from .model import build_vae
-
-    d, l = config.data, config.loss
+    d = config.data
     ds = keras.utils.image_dataset_from_directory(d.dir, label_mode=None, image_size=(d.image_size, d.image_size),
                                                   batch_size=d.batch_size, verbose=False)
     n_images = len(ds.file_paths)
     normalization_layer = keras.layers.Rescaling(1.0 / 255)
     ds = ds.map(lambda x: normalization_layer(x))
+    train_step, _ = reference_step(config, initial_weights)
+    timer = _EpochTimer()
+    for _ in range(epochs):
+        timer.begin()
+        for image_batch in ds:
+            loss = train_step(image_batch)
+        float(loss)
+        timer.end()
+    return steady_rate(n_images, timer.seconds)
 
-    reference = build_vae(config, compile=False, fused_batch_norm=False)
-    reference.set_weights(initial_weights)
+
+def reference_step(config, initial_weights=None):
+    """The notebook's step: two GradientTapes, two Adam ``apply_gradients``, Keras' BatchNormalization,
+    the loss summed over the batch. Returns (the tf.function, the model)."""
+    import keras
+    import tensorflow as tf
+
+    from . import losses
+    from .model import build_vae
+
+    l = config.loss
+    reference = build_vae(config.replace(train={"precision": "float32"}), compile=False, fused_batch_norm=False)
+    if initial_weights is not None:
+        reference.set_weights(initial_weights)
     enc, dec, sampling = reference.encoder, reference.decoder, reference.sampling
     kl = losses.KL_FORMS[l.kl]
     enc_opt = keras.optimizers.Adam(config.train.learning_rate)
@@ -225,14 +244,80 @@ def reference_training(config, epochs, initial_weights):
         dec_opt.apply_gradients(zip(gradients_of_dec, dec.trainable_variables))
         return loss
 
-    timer = _EpochTimer()
-    for _ in range(epochs):
-        timer.begin()
-        for image_batch in ds:
-            loss = train_step(image_batch)
+    return train_step, reference
+
+
+# --- time to quality -----------------------------------------------------------------------
+
+def heldout_mse(vae, val_x) -> float:
+    """MSE of the reconstructions (decoded latent means) of ``val_x``."""
+    from .figures import reconstruct
+
+    return float(np.mean((val_x - reconstruct(vae, val_x)) ** 2))
+
+
+def first_reach(curve, target):
+    """Seconds at which a [(seconds, mse), ...] curve first reaches ``target`` (None: never)."""
+    return next((t for t, mse in curve if mse <= target), None)
+
+
+def time_to_quality(paper_config, recommended_config, paper_epochs, max_epochs, log=print) -> dict:
+    """Wall seconds of training until the held-out MSE first reaches the paper recipe's final value:
+    the paper recipe in the reference loop (decoding every epoch, as the notebook does) for
+    ``paper_epochs`` epochs sets the target; the recommended recipe in the project's pipeline
+    (cache, fused step, ``train.precision: auto``) trains until it reaches it. Both read the same
+    images with the project's preprocessing and are scored on the same held-out faces; the time of
+    scoring is left out."""
+    import keras
+
+    from .data import make_datasets, make_training_datasets, quiet_fit_warnings
+    from .model import build_vae
+
+    _, val = make_datasets(paper_config)
+    val_x = np.concatenate([np.asarray(b) for b in val])
+    keras.utils.set_random_seed(paper_config.train.seed)
+    stream, _ = make_datasets(paper_config.replace(data={"cache": "none"}))  # decoded every epoch
+    step, reference = reference_step(paper_config)
+    paper_curve, elapsed = [], 0.0
+    for epoch in range(paper_epochs):
+        t0 = time.perf_counter()
+        for batch in stream:
+            loss = step(batch)
         float(loss)
-        timer.end()
-    return steady_rate(n_images, timer.seconds)
+        elapsed += time.perf_counter() - t0
+        paper_curve.append((elapsed, heldout_mse(reference, val_x)))
+    target = paper_curve[-1][1]
+    log(f"  paper recipe, reference loop: {paper_epochs} epochs in {elapsed:.0f} s, held-out MSE {target:.5f}")
+
+    config = recommended_config.replace(train={"precision": "auto", "epochs": max_epochs})
+    keras.utils.set_random_seed(config.train.seed)
+    train_ds, _, steps = make_training_datasets(config)
+    vae = build_vae(config)
+    vae.kl_warmup_steps = config.loss.kl_warmup_epochs * steps
+    curve, clock = [], {"elapsed": 0.0}
+
+    def begin(*_):
+        clock["t0"] = time.perf_counter()
+
+    def end(epoch, logs=None):
+        clock["elapsed"] += time.perf_counter() - clock["t0"]
+        curve.append((clock["elapsed"], heldout_mse(vae, val_x)))
+        if curve[-1][1] <= target:
+            vae.stop_training = True
+
+    quiet_fit_warnings()
+    vae.fit(train_ds, epochs=max_epochs, steps_per_epoch=steps, verbose=0,
+            callbacks=[keras.callbacks.LambdaCallback(on_epoch_begin=begin, on_epoch_end=end)])
+    paper_s, ours_s = first_reach(paper_curve, target), first_reach(curve, target)
+    result = {"target_mse": round(target, 6), "paper_epochs": paper_epochs,
+              "paper_reference_seconds": round(paper_s, 1), "paper_curve": [[round(t, 1), round(m, 6)]
+                                                                             for t, m in paper_curve],
+              "recommended_precision": config.train.precision, "recommended_seconds": ours_s and round(ours_s, 1),
+              "recommended_epochs": len(curve), "recommended_curve": [[round(t, 1), round(m, 6)] for t, m in curve],
+              "speedup": round(paper_s / ours_s, 2) if ours_s else None}
+    log(f"  recommended recipe, project pipeline: reached it after {len(curve)} epochs, "
+        f"{ours_s if ours_s is None else round(ours_s)} s: {result['speedup']}x")
+    return result
 
 
 # --- input pipeline and generation ---------------------------------------------------------
@@ -292,8 +377,8 @@ def step_rate(config, variant="project", batch_size=32, steps=3) -> float:
 
     from .model import build_vae
 
-    if variant == "mixed_bfloat16":
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    precision = "mixed_bfloat16" if variant == "mixed_bfloat16" else "float32"
+    config = config.replace(train={"precision": precision})
     try:
         keras.utils.set_random_seed(0)
         vae = build_vae(config, compile=False, fused_batch_norm=variant != "keras_batch_norm")
@@ -308,7 +393,7 @@ def step_rate(config, variant="project", batch_size=32, steps=3) -> float:
         float(loss)
         return batch_size * steps / (time.perf_counter() - t0)
     finally:
-        keras.mixed_precision.set_global_policy("float32")
+        keras.backend.clear_session()
 
 
 def in_child(function, env, **kwargs):
@@ -350,13 +435,10 @@ def _machine():
     import keras
     import tensorflow as tf
 
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+    from .hardware import cpu_flags, cpu_model, resolve_precision
+
+    return {"cpu": cpu_model(), "cpu_flags": cpu_flags(), "auto_precision": resolve_precision("auto"),
+            "cores": os.cpu_count(), "python": platform.python_version(),
             "tensorflow": tf.__version__, "keras": keras.__version__,
             "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS")}
 
@@ -373,7 +455,7 @@ def _subset(data_dir, n, out):
 
 
 def run_benchmark(quick=False, data_dir=None, paper_config="configs/paper.yaml", demo_config="configs/demo-paper.yaml",
-                  variants=None, log=print, plan=None) -> dict:
+                  variants=None, log=print, plan=None, recommended_config="configs/recommended.yaml") -> dict:
     """Run every phase; return the results (see the module docstring). ``variants`` defaults to
     ``not quick``; ``plan`` replaces the image counts and epochs of :data:`SETTINGS` (tests)."""
     from .synthetic import make_dataset
@@ -383,6 +465,7 @@ def run_benchmark(quick=False, data_dir=None, paper_config="configs/paper.yaml",
     variants = (not quick) if variants is None else variants
     results = {"mode": mode, "machine": _machine(), "phases": {}, "training": [], "input_pipeline": [],
                "step_variants": []}
+    auto = results["machine"]["auto_precision"]
     phases = results["phases"]
     need = max(plan["images"].values())
     with tempfile.TemporaryDirectory() as tmp:
@@ -395,7 +478,15 @@ def run_benchmark(quick=False, data_dir=None, paper_config="configs/paper.yaml",
         with phase(phases, "matmul"):
             roofline = matmul_flops(seconds=2.0 if quick else 5.0)
         results["matmul_gflop_s"] = round(roofline / 1e9, 1)
+        log(f"{results['machine']['cpu']}; flags: " + " ".join(f for f, on in results["machine"]["cpu_flags"].items()
+                                                                if on) + f"; auto precision: {auto}")
         log(f"dense float32 matmul: {roofline / 1e9:.1f} GFLOP/s")
+        roofline_auto = roofline
+        if auto == "mixed_bfloat16":
+            with phase(phases, "matmul_bfloat16"):
+                roofline_auto = matmul_flops(seconds=2.0 if quick else 5.0, dtype="bfloat16")
+            results["matmul_bf16_gflop_s"] = round(roofline_auto / 1e9, 1)
+            log(f"dense bfloat16 matmul: {roofline_auto / 1e9:.1f} GFLOP/s")
 
         for label, config_path in (("256", paper_config), ("demo", demo_config)):
             config = load_config(config_path)
@@ -411,8 +502,15 @@ def run_benchmark(quick=False, data_dir=None, paper_config="configs/paper.yaml",
             with phase(phases, f"train_reference_tf_defaults_{size}"):  # the child's own memory is not counted
                 defaults = in_child("child_reference_training", {"TF_ENABLE_ONEDNN_OPTS": "0"},
                                     config_path=config_file, epochs=plan["epochs"], weights_path=weights_file)
+            if auto != "float32":
+                with phase(phases, f"train_project_{auto}_{size}"):
+                    auto_rate = project_training(config, plan["epochs"], precision=auto)[0]
+            else:
+                auto_rate = project
             flops = training_flops_per_image(vae)
-            row = {"image_size": size, "batch_size": batch, "images": n, "config": str(config_path),
+            row = {"auto_precision": auto, "auto_img_s": round(auto_rate, 2),
+                   "auto_vs_float32": round(auto_rate / project, 2), "auto_speedup": round(auto_rate / reference, 2),
+                   "auto_fraction_of_roofline": round(auto_rate * flops / roofline_auto, 3),"image_size": size, "batch_size": batch, "images": n, "config": str(config_path),
                    "project_img_s": round(project, 2), "reference_img_s": round(reference, 2),
                    "speedup": round(project / reference, 2),
                    "reference_tf_defaults_img_s": round(defaults, 2),
@@ -421,6 +519,8 @@ def run_benchmark(quick=False, data_dir=None, paper_config="configs/paper.yaml",
                    "fraction_of_matmul": round(project * flops / roofline, 3),
                    "reference_fraction_of_matmul": round(reference * flops / roofline, 3)}
             results["training"].append(row)
+            log(f"  {auto}: {auto_rate:.1f} img/s, {auto_rate / project:.2f}x float32, {auto_rate / reference:.2f}x "
+                f"the reference loop")
             log(f"  project {project:.1f} img/s, reference {reference:.1f} img/s: {project / reference:.2f}x "
                 f"(reference with TensorFlow's defaults, oneDNN off: {defaults:.1f} img/s, {project / defaults:.2f}x); "
                 f"{row['project_gflop_s']} GFLOP/s = {100 * row['fraction_of_matmul']:.0f}% of matmul")
@@ -438,6 +538,14 @@ def run_benchmark(quick=False, data_dir=None, paper_config="configs/paper.yaml",
                 log(f"  generation: 10 faces in {g['latency_10_ms']} ms, {g['batched_img_s']} img/s batched")
             if variants:
                 results["step_variants"] += _variants(config, config_file, log)
+        paper_epochs, max_epochs = plan["time_to_quality"]
+        if paper_epochs:
+            log(f"time to quality at 64x64 ({plan['images']['demo']} images): ...")
+            subset = {"dir": str(tmp / "subset-demo")}
+            with phase(phases, "time_to_quality"):
+                results["time_to_quality"] = time_to_quality(
+                    load_config(demo_config).replace(data=subset),
+                    load_config(recommended_config).replace(data=subset), paper_epochs, max_epochs, log)
     return results
 
 
@@ -468,7 +576,27 @@ def format_table(results) -> str:
         lines.append(f"| {r['image_size']} | {r['batch_size']} | {r['reference_img_s']} | {r['project_img_s']} | "
                      f"**{r['speedup']}x** | {r['reference_tf_defaults_img_s']} | {r['speedup_vs_tf_defaults']}x | "
                      f"{r['project_gflop_s']} | {100 * r['fraction_of_matmul']:.0f}% |")
-    lines += ["", f"Dense float32 matmul: {results['matmul_gflop_s']} GFLOP/s.", "",
+    m = results["machine"]
+    lines += ["", f"Machine: {m['cpu']}, {m['cores']} cores; flags " + ", ".join(
+        f"{f} {'yes' if on else 'no'}" for f, on in m.get("cpu_flags", {}).items())
+        + f"; `train.precision: auto` picks **{m.get('auto_precision', 'float32')}**. Dense float32 matmul: "
+        f"{results['matmul_gflop_s']} GFLOP/s" + (f"; bfloat16: {results['matmul_bf16_gflop_s']} GFLOP/s"
+                                                  if "matmul_bf16_gflop_s" in results else "") + ".", ""]
+    if any(r.get("auto_precision", "float32") != "float32" for r in results["training"]):
+        lines += ["| image size | float32 img/s | auto img/s | auto vs float32 | auto vs reference loop | "
+                  "% of the auto roofline |", "|---|---|---|---|---|---|"]
+        for r in results["training"]:
+            lines.append(f"| {r['image_size']} | {r['project_img_s']} | {r['auto_img_s']} ({r['auto_precision']}) | "
+                         f"**{r['auto_vs_float32']}x** | **{r['auto_speedup']}x** | "
+                         f"{100 * r['auto_fraction_of_roofline']:.0f}% |")
+        lines.append("")
+    t = results.get("time_to_quality")
+    if t:
+        lines += [f"Time to quality at 64x64: the paper recipe in the reference loop reaches held-out MSE "
+                  f"{t['target_mse']} after {t['paper_epochs']} epochs, {t['paper_reference_seconds']} s of training; "
+                  f"the recommended recipe in the project's pipeline ({t['recommended_precision']}) reaches it after "
+                  f"{t['recommended_epochs']} epochs, {t['recommended_seconds']} s: **{t['speedup']}x**.", ""]
+    lines += [
               "| image size | input pipeline, cold img/s | cached img/s | training consumes img/s |",
               "|---|---|---|---|"]
     for r in results["input_pipeline"]:
