@@ -50,7 +50,7 @@ BAD = [
     # (yaml text, overrides, words the one-line message must contain)
     ("model:\n  latnt_dim: 3\n", [], ["model.latnt_dim", "unknown key", "latent_dim"]),
     ("modle:\n  latent_dim: 3\n", [], ["modle", "unknown key", "model"]),
-    ("model:\n  latent_dim: 0\n", [], ["model.latent_dim", ">= 1", "0"]),
+    ("model:\n  latent_dim: 0\n", [], ["model.latent_dim", "[1, 8,192]", "0"]),
     ("model:\n  latent_dim: ten\n", [], ["model.latent_dim", "integer", "ten"]),
     ("model:\n  latent_dim: 2.5\n", [], ["model.latent_dim", "integer"]),
     ("model:\n  latent_dim: true\n", [], ["model.latent_dim", "integer"]),
@@ -62,13 +62,15 @@ BAD = [
     ("model:\n  reparam: sigma\n", [], ["model.reparam", "std, paper_variance"]),
     ("model:\n  encoder_filters: 32\n", [], ["model.encoder_filters", "list"]),
     ("model:\n  decoder_filters: [8, 8]\n", [], ["model.decoder_filters", "4 entries"]),
-    ("train:\n  learning_rate: -1\n", [], ["train.learning_rate", "> 0"]),
+    ("train:\n  learning_rate: -1\n", [], ["train.learning_rate", "(0, 10]"]),
+    ("train:\n  learning_rate: .inf\n", [], ["train.learning_rate", "finite"]),
+    ("train:\n  precision: half\n", [], ["train.precision", "auto, float32, mixed_bfloat16, mixed_float16"]),
     ("model: 3\n", [], ["model", "mapping"]),
     ("- 1\n- 2\n", [], ["expected a mapping"]),
     ("model:\n  latent_dim: [1\n", [], ["YAML syntax error", "line"]),
     ("", ["model.latnt_dim=3"], ["--set model.latnt_dim", "unknown key", "model.latent_dim"]),
     ("", ["latent_dim=3"], ["--set", "section.key=value"]),
-    ("", ["model.latent_dim=-4"], ["model.latent_dim", ">= 1"]),
+    ("", ["model.latent_dim=-4"], ["model.latent_dim", "[1, 8,192]"]),
 ]
 
 
