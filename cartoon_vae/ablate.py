@@ -112,7 +112,7 @@ def run_ablation(path, verbose=1, train_only=False) -> dict:
                     write_text_atomic(run / "diverged.json", json.dumps({"diverged": True, "error": str(e)}) + "\n")
             if (run / "history.csv").exists():
                 record.update(_training_summary(read_history(run / "history.csv")))
-            if not train_only and not record["diverged"] and variant.get("evaluate", True):
+            if not train_only and not record["diverged"] and variant.get("evaluate", True) is not False:
                 if not (probe_dir / "probe.keras").exists():
                     train_probe(variant_config(spec, spec["variants"][0], spec["seeds"][0]), probe_dir,
                                 epochs=spec.get("probe_epochs", 15), verbose=verbose)
@@ -144,10 +144,14 @@ def _training_summary(history) -> dict:
 SAMPLERS = ("minmax", "normal", "gmm", "reconstructions", "real_train")
 
 
-def _fid_wanted(spec, variant) -> bool:
+def _fid_wanted(spec, variant, seed) -> bool:
+    """Whether this run gets the Inception FID: ``fid.variants`` maps a variant to ``all`` or a list of seeds."""
     from .fid import FidUnavailable, require
 
-    if variant["name"] not in spec.get("fid", {}).get("variants", []):
+    wanted = spec.get("fid", {}).get("variants", {})
+    wanted = dict.fromkeys(wanted, "all") if isinstance(wanted, list) else wanted
+    seeds = wanted.get(variant["name"])
+    if seeds is None or (seeds != "all" and seed not in seeds):
         return False
     try:
         require()
@@ -158,15 +162,16 @@ def _fid_wanted(spec, variant) -> bool:
 
 def _evaluate(spec, variant, seed, run, probe_dir) -> dict:
     """evaluate_run's numbers for one run, flattened (a stored metrics.json with the same settings is reused)."""
-    from .evaluate import evaluate_run
+    from .evaluate import SETTINGS, evaluate_run
 
     fid = spec.get("fid", {})
+    light = variant.get("evaluate", True) == "light"  # no edits: a variant outside the claims' comparisons
     settings = {"samples": spec.get("samples", 500), "bootstrap": spec.get("bootstrap", 200),
-                "confidence": spec.get("confidence", 0.95), "fid": _fid_wanted(spec, variant),
-                "fid_images": fid.get("images", 150), "showcase": {}, "edit_faces": 50}
+                "confidence": spec.get("confidence", 0.95), "fid": _fid_wanted(spec, variant, seed),
+                "fid_images": fid.get("images", 150), "showcase": {}, "edit_faces": 50, "edits": not light}
     stored = run / "metrics.json"
     m = json.loads(stored.read_text()) if stored.exists() else None
-    if m is None or any(m["settings"].get(k) != v for k, v in settings.items()):
+    if m is None or any(m["settings"].get(k, SETTINGS.get(k)) != v for k, v in settings.items()):
         m = evaluate_run(run, probe_dir, settings=settings)
     out = {"mse": m["reconstruction"]["mse"], "ssim": m["reconstruction"]["ssim"],
            "kl_exact_heldout": m["latent"]["kl_exact_nats_per_image"],

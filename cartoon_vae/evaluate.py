@@ -27,7 +27,7 @@ from .stats import bootstrap_interval
 
 SETTINGS = {"samples": 1000, "sample_seed": 0, "kid_subsets": 10, "kid_subset_size": 100, "pr_k": 3,
             "bootstrap": 200, "confidence": 0.95, "fid": False, "fid_images": 500, "sap_train_codes": 1000,
-            "mig_bins": 20, "dci_estimator": "linear", "midpoint_pairs": 500,
+            "mig_bins": 20, "dci_estimator": "linear", "midpoint_pairs": 500, "edits": True,
             "edit_faces": 100, "edit_target": 1, "edit_mode": "class", "edit_probability": 0.9,
             "edit_hold": "readable", "interpolation_pairs": 20,
             "interpolation_steps": 10, "max_images": 2000, "edit_readable": 0.8, "showcase_faces": 6,
@@ -153,7 +153,7 @@ def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
                                     min(s["kid_subset_size"], n), s["sample_seed"]) for mode, images in sets.items()}
         out["fid"]["note"] = (f"Inception-v3 pool3 FID/KID against {n} held-out real faces, {n} images per set; "
                               "comparable only at equal counts and image size")
-    if labels is not None:
+    if labels is not None and s["edits"]:
         readable = {n for n, v in out["probe_accuracy"]["per_attribute"].items()
                     if v["reconstructions"] >= s["edit_readable"]}
         out["editing"] = evaluate_edits(vae, probe, attrs, train_means, attrs.values[train_idx], means, labels, s,
