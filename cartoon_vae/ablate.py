@@ -135,7 +135,7 @@ def _training_summary(history) -> dict:
     steady = seconds[1:] or seconds
     elapsed = np.cumsum([float(np.median(steady))] + steady)[: len(history)]
     last = history[-1]
-    return {"epochs": len(history), "seconds_per_epoch": float(np.mean(steady)),
+    return {"epochs": len(history), "seconds_per_epoch": float(np.mean(steady)), "train_seconds": float(sum(seconds)),
             "final_val_mse": last["val_reconstruction_loss"], "final_val_kl_exact": last["val_kl_exact"],
             "final_val_kl_trained": last["val_kl_loss"],
             "val_mse_curve": [[float(t), float(r["val_reconstruction_loss"])] for t, r in zip(elapsed, history)]}
@@ -239,6 +239,10 @@ def _values(rows, variant, key, seeds):
                      else math.nan for s in seeds], float)
 
 
+def _train_minutes(rows) -> float:
+    return sum(r.get("train_seconds", 0.0) for recs in rows.values() for r in recs) / 60
+
+
 def _ms(values, digits):
     v = values[np.isfinite(values)]
     if not len(v):
@@ -275,6 +279,8 @@ class _Claims:
     def compare(self, label, a, b, predicted=None, margin_key=None, digits=3, relative=False):
         """One row; ``predicted`` None describes the direction instead of judging a claim."""
         d = paired_interval((a - b) / b if relative else a, 0.0 if relative else b, self.confidence)
+        if d["n"] < 2:  # one pair has no interval: the values stand in the tables above
+            return "inconclusive"
         margin = float(self.margins.get(margin_key, 0.0)) if margin_key else 0.0
         if predicted is None:
             lo, hi = d["interval"]
@@ -315,9 +321,10 @@ def results_markdown(spec, report, path) -> str:
     names = [v["name"] for v in spec["variants"] if v["name"] in rows]
     vals = lambda v, k: _values(rows, v, k, seeds)  # noqa: E731
     lines = ["# The paper's claims, tested", "",
-             f"Produced by `cartoon-vae ablate --config {path}` on {report.get('machine', 'this machine')}; "
-             f"evaluation and report took {report.get('evaluation_seconds', math.nan) / 60:.0f} min after the "
-             f"runs were trained. Base config `{spec['base']}` with `{' '.join(spec.get('set', []))}`, data "
+             f"Produced by `cartoon-vae ablate --config {path}` on {report.get('machine', 'this machine')}: "
+             f"{sum(len(r) for r in rows.values())} runs, {_train_minutes(rows):.0f} min of training in all (the "
+             f"runs' history.csv); this report's pass took {report.get('evaluation_seconds', math.nan) / 60:.0f} min "
+             f"(evaluations stored in the run folders are reused). Base config `{spec['base']}` with `{' '.join(spec.get('set', []))}`, data "
              f"`{spec.get('data', 'as in the base config')}`, seeds {seeds}. Each variant changes one thing; every "
              f"run trains on the same images and split, and a seed fixes weight initialisation and sampling noise, "
              f"so comparisons are **paired by seed**: the difference a - b per seed, its mean, a {conf:.0%} "
