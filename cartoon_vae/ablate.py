@@ -219,15 +219,10 @@ def _sampler_figure(spec, variant, run, n=8) -> Path:
 
 def _machine() -> str:
     import os
-    import platform
 
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, no GPU used"
+    from .hardware import cpu_model
+
+    return f"{cpu_model()}, {os.cpu_count()} cores, no GPU used"
 
 
 # --- the report ------------------------------------------------------------------------------
