@@ -94,18 +94,10 @@ def _run_data(args, config):
 
 
 def _val_images(config, n):
-    import numpy as np
-
     from .data import make_datasets
+    from .evaluate import first_images
 
-    _, val = make_datasets(config)
-    out, have = [], 0
-    for batch in val:
-        out.append(np.asarray(batch))
-        have += len(out[-1])
-        if have >= n:
-            break
-    return np.concatenate(out)[:n]
+    return first_images(make_datasets(config)[1], n)
 
 
 def _train_batches(config):

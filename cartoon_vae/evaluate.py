@@ -165,9 +165,10 @@ def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
 
 
 def first_images(dataset, n) -> np.ndarray:
-    """The first ``n`` images of a ``with_index`` dataset."""
+    """The first ``n`` images of a batched dataset of images or of ``(images, indices)``."""
     out, seen = [], 0
-    for x, _ in dataset:
+    for batch in dataset:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
         out.append(np.asarray(x)[: n - seen])
         seen += len(out[-1])
         if seen >= n:

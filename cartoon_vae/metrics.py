@@ -163,6 +163,13 @@ def dci_from_importance(importance) -> dict:
             "completeness": float((per_factor * r.sum(0) / total).sum())}
 
 
+def _standardised(train_codes, test_codes):
+    """Both sets scaled by the training codes' per-dimension mean and standard deviation."""
+    tx, vx = np.asarray(train_codes, np.float64), np.asarray(test_codes, np.float64)
+    mu, sd = tx.mean(0), tx.std(0) + 1e-8
+    return (tx - mu) / sd, (vx - mu) / sd
+
+
 def _factor_columns(*factor_sets):
     """Factors that take at least two values in every given set."""
     return [j for j in range(factor_sets[0].shape[1]) if all(len(np.unique(f[:, j])) > 1 for f in factor_sets)]
@@ -177,9 +184,7 @@ def dci(train_codes, train_factors, test_codes, test_factors, estimator="linear"
     from sklearn.ensemble import GradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
-    tx, vx = np.asarray(train_codes, np.float64), np.asarray(test_codes, np.float64)
-    mu, sd = tx.mean(0), tx.std(0) + 1e-8
-    tx, vx = (tx - mu) / sd, (vx - mu) / sd
+    tx, vx = _standardised(train_codes, test_codes)
     tf, vf = np.asarray(train_factors), np.asarray(test_factors)
     columns = _factor_columns(tf)
     importance, accuracy = np.zeros((tx.shape[1], len(columns))), []
@@ -201,9 +206,7 @@ def sap(train_codes, train_factors, test_codes, test_factors) -> float:
     factor, the gap between the best and second-best dimension, averaged."""
     from sklearn.svm import LinearSVC
 
-    tx, vx = np.asarray(train_codes, np.float64), np.asarray(test_codes, np.float64)
-    mu, sd = tx.mean(0), tx.std(0) + 1e-8
-    tx, vx = (tx - mu) / sd, (vx - mu) / sd
+    tx, vx = _standardised(train_codes, test_codes)
     tf, vf = np.asarray(train_factors), np.asarray(test_factors)
     columns = _factor_columns(tf)
     score = np.zeros((tx.shape[1], len(columns)))
