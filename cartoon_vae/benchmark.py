@@ -2,24 +2,28 @@
 
 Everything runs in one process, on the same image files and the same initial weights:
 
-* **training** images/s, steady state (the first epoch, with tracing and the cache
-  fill, is excluded), of (a) the project's ``fit`` pipeline (:func:`make_training_datasets`
-  + :func:`build_vae` + ``fit``) and (b) a reference loop written as the paper's
+* **training** images/s of (a) the project's pipeline (the cached, reshuffled, prefetched
+  split of :func:`make_datasets` into ``fit``), in float32 and in the precision
+  ``train.precision: auto`` picks, and (b) a reference loop written as the paper's
   reference code is: ``image_dataset_from_directory`` + ``map(Rescaling)`` decoding the
   PNGs every epoch, Keras' own BatchNormalization, two GradientTapes and two
   ``apply_gradients`` per step in a ``tf.function``; at the paper's 256x256 and at the
-  demo size, each with its config's batch size;
+  demo size, each with its config's batch size. The loops run one epoch each in
+  turn (:func:`interleave`), so that the drift of a shared machine's speed (CPU steal)
+  falls on all of them; ratios are per-round ratios with intervals (:func:`rate_ratio`);
 * the step's achieved FLOP/s (:func:`training_flops_per_image`, 3x the forward pass)
-  as a fraction of a dense float32 matmul's FLOP/s measured in the same run;
+  as a fraction of a dense float32 (and, where native, bfloat16) matmul's FLOP/s;
 * the input pipeline alone, cold (decoding PNGs) and from the cache, against the
   rate training consumes images;
 * generation from a saved and reloaded model: latency for 10 faces, batched images/s;
-* the peak resident memory (RSS) of each phase (the kernel's high-water mark, reset
-  between phases through /proc/self/clear_refs);
+* the peak resident memory (RSS) and the CPU steal of each phase (the kernel's
+  high-water mark, reset between phases through /proc/self/clear_refs; /proc/stat);
+* time to quality (the full run): wall seconds until held-out MSE reaches the paper
+  recipe's final value, paper recipe + reference loop vs recommended recipe + pipeline;
 * with ``--variants`` (the full run), the step alone under settings the project
-  chose or rejected: Keras' BatchNormalization instead of the fused kernel, XLA,
-  mixed_bfloat16, oneDNN off and one inter-op thread (the last two in a child
-  process: TensorFlow reads them once, at start-up).
+  chose or rejected (:data:`STEP_VARIANTS`, :data:`CHILD_VARIANTS`: Keras'
+  BatchNormalization, XLA, mixed_bfloat16, larger batches, oneDNN off, fewer threads; the
+  last ones in child processes: TensorFlow reads them once, at start-up), interleaved.
 
 Example:
     >>> from cartoon_vae.benchmark import run_benchmark
@@ -44,11 +48,11 @@ import numpy as np
 from .config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = {  # images (files) and epochs per training measurement; the first epoch is warm-up.
+SETTINGS = {  # images (files) and measured rounds (one epoch of each loop, interleaved) after a warm-up round;
     # time_to_quality: epochs of the paper recipe in the reference loop (its final MSE is the target) and
     # the most epochs the recommended recipe gets to reach it (0: the phase is skipped)
-    "quick": {"images": {256: 256, "demo": 512}, "epochs": 2, "generation_reps": 3, "time_to_quality": (0, 0)},
-    "full": {"images": {256: 768, "demo": 2000}, "epochs": 3, "generation_reps": 10, "time_to_quality": (40, 40)},
+    "quick": {"images": {256: 256, "demo": 512}, "rounds": 2, "variant_rounds": 2, "generation_reps": 3, "time_to_quality": (0, 0)},
+    "full": {"images": {256: 768, "demo": 2000}, "rounds": 4, "variant_rounds": 3, "generation_reps": 10, "time_to_quality": (40, 40)},
 }
 
 
@@ -81,14 +85,17 @@ def rss_mb(field="VmHWM") -> float:
 
 @contextmanager
 def phase(record: dict, name: str):
-    """Time a phase; record its wall seconds, RSS at its start and peak RSS under ``record[name]``.
-    Memory the process still holds from earlier phases counts in the peak: compare with the start."""
+    """Time a phase; record its wall seconds, RSS at its start, peak RSS and the machine's CPU steal
+    under ``record[name]``. Memory the process still holds from earlier phases counts in the peak:
+    compare with the start."""
+    from .hardware import cpu_ticks, steal_fraction
+
     reset_peak_rss()
-    start = rss_mb("VmRSS")
+    start, ticks = rss_mb("VmRSS"), cpu_ticks()
     t0 = time.perf_counter()
     yield
     record[name] = {"seconds": round(time.perf_counter() - t0, 2), "rss_at_start_mb": round(start),
-                    "peak_rss_mb": round(rss_mb())}
+                    "peak_rss_mb": round(rss_mb()), "cpu_steal": steal_fraction(ticks, cpu_ticks())}
 
 
 # --- FLOPs ---------------------------------------------------------------------------------
@@ -134,46 +141,70 @@ def matmul_flops(n=2048, seconds=3.0, dtype="float32") -> float:
     return best
 
 
+# --- timing on a shared machine ----------------------------------------------------------
+
+def interleave(contenders, rounds, warmup=1) -> dict:
+    """Run each of ``contenders`` ({name: fn() -> (images, seconds)}) once per round, ``warmup`` +
+    ``rounds`` rounds, the order rotated every round; return {name: [img/s of each measured round]}.
+
+    The cores of a shared virtual machine do not run at one speed: CPU steal (time the hypervisor
+    gives to other guests) was seen here to move between 1% and 30% within minutes, which moves a
+    step's time by up to 2x. Timing one contender after another compares the machine's moods;
+    interleaving puts every contender under the same drift, and the ratio within each round is what
+    one run can compare (:func:`rate_ratio`). The first ``warmup`` rounds (tracing, cache fill) are
+    not measured.
+    """
+    names = list(contenders)
+    rates = {name: [] for name in names}
+    for r in range(warmup + rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            images, seconds = contenders[name]()
+            if r >= warmup:
+                rates[name].append(images / seconds)
+    return rates
+
+
+def rate_ratio(a, b, confidence=0.95) -> dict:
+    """Geometric-mean ratio of paired rates a / b (one pair per round) with the t-interval of the mean
+    log ratio (Student's t, rounds - 1 degrees of freedom) mapped back to a ratio."""
+    from .stats import paired_interval
+
+    d = paired_interval(np.log(a), np.log(b), confidence)
+    return {"ratio": round(float(np.exp(d["mean"])), 3), "rounds": d["n"],
+            "interval": [round(float(np.exp(v)), 3) if np.isfinite(v) else None for v in d["interval"]]}
+
+
+def steady_rate(epochs) -> float:
+    """Images/s over [(images, seconds), ...] epochs after the first (tracing, cache fill, allocator warm-up)."""
+    measured = epochs[1:] or epochs
+    return sum(i for i, _ in measured) / sum(s for _, s in measured)
+
+
 # --- the two training loops ----------------------------------------------------------------
 
-class _EpochTimer:
-    """Wall time of each training epoch (validation excluded: the benchmark runs none)."""
-
-    def __init__(self):
-        self.seconds = []
-
-    def begin(self):
-        self.t0 = time.perf_counter()
-
-    def end(self):
-        self.seconds.append(time.perf_counter() - self.t0)
-
-
-def steady_rate(images_per_epoch, epoch_seconds) -> float:
-    """Images/s over the epochs after the first (tracing, cache fill and allocator warm-up)."""
-    measured = epoch_seconds[1:] or epoch_seconds
-    return images_per_epoch * len(measured) / sum(measured)
-
-
-def project_training(config, epochs, precision="float32"):
-    """The project's pipeline: the cached, shuffled, prefetched stream of :func:`make_training_datasets`
-    into ``fit``, in ``precision``. Returns (img/s, the trained model, its initial weights)."""
+def project_epochs(config, precision="float32", initial_weights=None):
+    """The project's pipeline, one epoch per call: the cached, reshuffled, prefetched training split
+    of :func:`make_datasets` into ``fit``, in ``precision``. Returns (fn() -> (images, seconds), model)."""
     import keras
 
-    from .data import make_training_datasets, quiet_fit_warnings
+    from .data import make_datasets, quiet_fit_warnings
     from .model import build_vae
 
-    config = config.replace(train={"epochs": epochs, "precision": precision})
+    config = config.replace(train={"precision": precision})
     keras.utils.set_random_seed(config.train.seed)
-    stream, _, steps = make_training_datasets(config)
+    train, _ = make_datasets(config)
     vae = build_vae(config)
-    initial = vae.get_weights()
-    timer = _EpochTimer()
-    callback = keras.callbacks.LambdaCallback(on_epoch_begin=lambda *_: timer.begin(),
-                                              on_epoch_end=lambda *_: timer.end())
+    if initial_weights is not None:
+        vae.set_weights(initial_weights)
+    n = _count_train(config)
     quiet_fit_warnings()
-    vae.fit(stream, epochs=epochs, steps_per_epoch=steps, verbose=0, callbacks=[callback])
-    return steady_rate(_count_train(config), timer.seconds), vae, initial
+
+    def epoch():
+        t0 = time.perf_counter()
+        vae.fit(train, epochs=1, verbose=0)
+        return n, time.perf_counter() - t0
+
+    return epoch, vae
 
 
 def _count_train(config):
@@ -184,15 +215,10 @@ def _count_train(config):
     return n - int(n * config.data.val_fraction)
 
 
-def reference_training(config, epochs, initial_weights):
-    """The paper's reference loop (LearnOpenCV's notebook) on the same files, from the same initial weights.
-    Returns img/s.
-
-    The network is the same with Keras' own BatchNormalization, as in the notebook.
-    Keras 3 optimizers are bound to the variables of their first update, so the two
-    ``apply_gradients`` calls use two Adam instances; Adam's state is per variable, so
-    this is the same update as the notebook's one optimizer.
-    """
+def reference_epochs(config, initial_weights):
+    """The paper's reference loop (LearnOpenCV's notebook) on the same files, from the same initial
+    weights, one epoch per call: ``image_dataset_from_directory`` + ``map(Rescaling)``, decoding the
+    PNGs every epoch, into :func:`reference_step`. Returns fn() -> (images, seconds)."""
     import keras
 
     d = config.data
@@ -202,14 +228,21 @@ def reference_training(config, epochs, initial_weights):
     normalization_layer = keras.layers.Rescaling(1.0 / 255)
     ds = ds.map(lambda x: normalization_layer(x))
     train_step, _ = reference_step(config, initial_weights)
-    timer = _EpochTimer()
-    for _ in range(epochs):
-        timer.begin()
+
+    def epoch():
+        t0 = time.perf_counter()
         for image_batch in ds:
             loss = train_step(image_batch)
         float(loss)
-        timer.end()
-    return steady_rate(n_images, timer.seconds)
+        return n_images, time.perf_counter() - t0
+
+    return epoch
+
+
+def reference_training(config, epochs, initial_weights):
+    """Images/s of :func:`reference_epochs` over ``epochs`` epochs, the first not counted."""
+    epoch = reference_epochs(config, initial_weights)
+    return steady_rate([epoch() for _ in range(epochs)])
 
 
 def reference_step(config, initial_weights=None):
@@ -271,8 +304,10 @@ def time_to_quality(paper_config, recommended_config, paper_epochs, max_epochs, 
     import keras
 
     from .data import make_datasets, make_training_datasets, quiet_fit_warnings
+    from .hardware import cpu_ticks, steal_fraction
     from .model import build_vae
 
+    ticks = [cpu_ticks()]
     _, val = make_datasets(paper_config)
     val_x = np.concatenate([np.asarray(b) for b in val])
     keras.utils.set_random_seed(paper_config.train.seed)
@@ -287,6 +322,7 @@ def time_to_quality(paper_config, recommended_config, paper_epochs, max_epochs, 
         elapsed += time.perf_counter() - t0
         paper_curve.append((elapsed, heldout_mse(reference, val_x)))
     target = paper_curve[-1][1]
+    ticks.append(cpu_ticks())
     log(f"  paper recipe, reference loop: {paper_epochs} epochs in {elapsed:.0f} s, held-out MSE {target:.5f}")
 
     config = recommended_config.replace(train={"precision": "auto", "epochs": max_epochs})
@@ -308,13 +344,15 @@ def time_to_quality(paper_config, recommended_config, paper_epochs, max_epochs, 
     quiet_fit_warnings()
     vae.fit(train_ds, epochs=max_epochs, steps_per_epoch=steps, verbose=0,
             callbacks=[keras.callbacks.LambdaCallback(on_epoch_begin=begin, on_epoch_end=end)])
+    ticks.append(cpu_ticks())
     paper_s, ours_s = first_reach(paper_curve, target), first_reach(curve, target)
     result = {"target_mse": round(target, 6), "paper_epochs": paper_epochs,
               "paper_reference_seconds": round(paper_s, 1), "paper_curve": [[round(t, 1), round(m, 6)]
                                                                              for t, m in paper_curve],
               "recommended_precision": config.train.precision, "recommended_seconds": ours_s and round(ours_s, 1),
               "recommended_epochs": len(curve), "recommended_curve": [[round(t, 1), round(m, 6)] for t, m in curve],
-              "speedup": round(paper_s / ours_s, 2) if ours_s else None}
+              "speedup": round(paper_s / ours_s, 2) if ours_s else None,
+              "cpu_steal": {"paper": steal_fraction(*ticks[:2]), "recommended": steal_fraction(*ticks[1:])}}
     log(f"  recommended recipe, project pipeline: reached it after {len(curve)} epochs, "
         f"{ours_s if ours_s is None else round(ours_s)} s: {result['speedup']}x")
     return result
@@ -370,30 +408,88 @@ def generation_rates(vae, batch_size, reps):
 
 # --- step variants -------------------------------------------------------------------------
 
-def step_rate(config, variant="project", batch_size=32, steps=3) -> float:
-    """Images/s of the training step alone on a fixed random batch, for one variant of the settings."""
+STEP_VARIANTS = ("project", "keras_batch_norm", "xla", "mixed_bfloat16", "batch_64", "batch_128")
+CHILD_VARIANTS = {"onednn_off": {"TF_ENABLE_ONEDNN_OPTS": "0"}, "one_inter_op_thread": {"TF_NUM_INTEROP_THREADS": "1"},
+                  "one_thread": {"TF_NUM_INTEROP_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1"}}
+
+
+def step_runner(config, variant="project", batch_size=32, images=256):
+    """fn() -> (images, seconds) of the training step alone on a fixed random batch, about ``images``
+    images per call, for one variant of the project's settings (:data:`STEP_VARIANTS`): Keras'
+    BatchNormalization instead of the fused kernel, XLA, mixed_bfloat16, or a larger batch
+    (batch_N: the per-image rate at batch N). Traced and warmed up before it returns."""
     import keras
     import tensorflow as tf
 
     from .model import build_vae
 
-    precision = "mixed_bfloat16" if variant == "mixed_bfloat16" else "float32"
-    config = config.replace(train={"precision": precision})
-    try:
-        keras.utils.set_random_seed(0)
-        vae = build_vae(config, compile=False, fused_batch_norm=variant != "keras_batch_norm")
-        vae.compile(optimizer=keras.optimizers.Adam(config.train.learning_rate))
-        x = tf.random.uniform((batch_size, config.data.image_size, config.data.image_size, 3), seed=0)
-        step = tf.function(vae.train_step, jit_compile=variant == "xla")
-        for _ in range(2):  # tracing, then the allocator's first real step
-            float(step(x)["loss"])
+    if variant.startswith("batch_"):
+        batch_size = int(variant.split("_")[1])
+    config = config.replace(train={"precision": "mixed_bfloat16" if variant == "mixed_bfloat16" else "float32"})
+    keras.utils.set_random_seed(0)
+    vae = build_vae(config, compile=False, fused_batch_norm=variant != "keras_batch_norm")
+    vae.compile(optimizer=keras.optimizers.Adam(config.train.learning_rate))
+    x = tf.random.uniform((batch_size, config.data.image_size, config.data.image_size, 3), seed=0)
+    step = tf.function(vae.train_step, jit_compile=variant == "xla")
+    for _ in range(2):  # tracing, then the allocator's first real step
+        float(step(x)["loss"])
+    steps = max(1, images // batch_size)
+
+    def run():
         t0 = time.perf_counter()
         for _ in range(steps):
             loss = step(x)["loss"]
         float(loss)
-        return batch_size * steps / (time.perf_counter() - t0)
-    finally:
-        keras.backend.clear_session()
+        return steps * batch_size, time.perf_counter() - t0
+
+    return run
+
+
+OP_GROUPS = (("convolution", ("Conv2D",)), ("batch norm", ("BatchNorm",)), ("activation", ("LeakyRelu", "Sigmoid")),
+             ("bias", ("BiasAdd",)), ("dense", ("MatMul",)))
+
+
+def op_profile(config, batch_size=32, steps=5, top=12) -> dict | None:
+    """Where the training step's time goes: TensorFlow's profiler over ``steps`` steps of the project's
+    step, its trace (XSpace) read back and each op's time summed by type and by group (:data:`OP_GROUPS`;
+    "other" is mostly the optimizer's and the loss's small element-wise ops). Times are ms per step
+    summed over TensorFlow's inter-op threads, so they can exceed the step's wall time when two ops
+    run at once. None where this TensorFlow has no trace reader."""
+    import glob
+
+    import tensorflow as tf
+
+    try:
+        from tensorflow.tsl.profiler.protobuf import xplane_pb2
+    except ImportError:
+        return None
+    run = step_runner(config, "project", batch_size, batch_size * steps)
+    wall = run()[1]
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        try:
+            run()
+        finally:
+            tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        space.ParseFromString(Path(sorted(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True))[-1]).read_bytes())
+    by_op = {}
+    for plane in space.planes:
+        for line in plane.lines:
+            if line.name.startswith("tf_Compute"):
+                for event in line.events:
+                    meta = plane.event_metadata[event.metadata_id]
+                    name = meta.display_name or meta.name
+                    if name != "ExecutorState::Process":
+                        by_op[name] = by_op.get(name, 0.0) + event.duration_ps / 1e9 / steps
+    groups = {}
+    for name, ms in by_op.items():
+        group = next((g for g, keys in OP_GROUPS if any(k in name for k in keys)), "other")
+        groups[group] = round(groups.get(group, 0.0) + ms, 2)
+    ops = sorted(by_op.items(), key=lambda kv: -kv[1])[:top]
+    return {"image_size": config.data.image_size, "batch_size": batch_size, "step_ms": round(1000 * wall / steps, 1),
+            "op_ms_per_step": round(sum(by_op.values()), 1), "groups_ms": dict(sorted(groups.items(), key=lambda kv: -kv[1])),
+            "top_ops_ms": {k: round(v, 2) for k, v in ops}}
 
 
 def in_child(function, env, **kwargs):
@@ -406,9 +502,9 @@ def in_child(function, env, **kwargs):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def child_step_rate(config_path, batch_size, steps):
-    """:func:`step_rate` of the project's step, for :func:`in_child`."""
-    return step_rate(load_config(config_path), "project", batch_size, steps)
+def child_step(config_path, batch_size, images):
+    """One call of the project's :func:`step_runner` in a fresh process, for :func:`in_child`."""
+    return step_runner(load_config(config_path), "project", batch_size, images)()
 
 
 def child_reference_training(config_path, epochs, weights_path):
@@ -493,43 +589,35 @@ def run_benchmark(quick=False, data_dir=None, paper_config="configs/paper.yaml",
             n = _subset(data_dir, plan["images"][256 if label == "256" else "demo"], tmp / f"subset-{label}")
             config = config.replace(data={"dir": str(tmp / f"subset-{label}")})
             size, batch = config.data.image_size, config.data.batch_size
-            log(f"training at {size}x{size}, batch {batch}, {n} images, {plan['epochs']} epochs per loop ...")
-            with phase(phases, f"train_project_{size}"):
-                project, vae, initial = project_training(config, plan["epochs"])
-            with phase(phases, f"train_reference_{size}"):
-                reference = reference_training(config, plan["epochs"], initial)
+            log(f"training at {size}x{size}, batch {batch}, {n} images: {plan['rounds']} rounds of one epoch "
+                f"per loop, interleaved, after a warm-up round ...")
+            with phase(phases, f"train_{size}"):
+                project, vae = project_epochs(config)
+                initial = vae.get_weights()
+                loops = {"project": project, "reference": reference_epochs(config, initial)}
+                if auto != "float32":
+                    loops["auto"] = project_epochs(config, auto, initial)[0]
+                rates = interleave(loops, plan["rounds"])
+            rates.setdefault("auto", rates["project"])
             config_file, weights_file = _to_files(config, initial, tmp / f"child-{label}")
             with phase(phases, f"train_reference_tf_defaults_{size}"):  # the child's own memory is not counted
                 defaults = in_child("child_reference_training", {"TF_ENABLE_ONEDNN_OPTS": "0"},
-                                    config_path=config_file, epochs=plan["epochs"], weights_path=weights_file)
-            if auto != "float32":
-                with phase(phases, f"train_project_{auto}_{size}"):
-                    auto_rate = project_training(config, plan["epochs"], precision=auto)[0]
-            else:
-                auto_rate = project
-            flops = training_flops_per_image(vae)
-            row = {"auto_precision": auto, "auto_img_s": round(auto_rate, 2),
-                   "auto_vs_float32": round(auto_rate / project, 2), "auto_speedup": round(auto_rate / reference, 2),
-                   "auto_fraction_of_roofline": round(auto_rate * flops / roofline_auto, 3),"image_size": size, "batch_size": batch, "images": n, "config": str(config_path),
-                   "project_img_s": round(project, 2), "reference_img_s": round(reference, 2),
-                   "speedup": round(project / reference, 2),
-                   "reference_tf_defaults_img_s": round(defaults, 2),
-                   "speedup_vs_tf_defaults": round(project / defaults, 2), "gflop_per_image": round(flops / 1e9, 3),
-                   "project_gflop_s": round(project * flops / 1e9, 1),
-                   "fraction_of_matmul": round(project * flops / roofline, 3),
-                   "reference_fraction_of_matmul": round(reference * flops / roofline, 3)}
+                                    config_path=config_file, epochs=2, weights_path=weights_file)
+            row = _training_row(config, config_path, n, rates, defaults, training_flops_per_image(vae), auto,
+                                roofline, roofline_auto)
             results["training"].append(row)
-            log(f"  {auto}: {auto_rate:.1f} img/s, {auto_rate / project:.2f}x float32, {auto_rate / reference:.2f}x "
-                f"the reference loop")
-            log(f"  project {project:.1f} img/s, reference {reference:.1f} img/s: {project / reference:.2f}x "
-                f"(reference with TensorFlow's defaults, oneDNN off: {defaults:.1f} img/s, {project / defaults:.2f}x); "
-                f"{row['project_gflop_s']} GFLOP/s = {100 * row['fraction_of_matmul']:.0f}% of matmul")
+            log(f"  project {row['project_img_s']} img/s, reference {row['reference_img_s']} img/s: "
+                f"{row['speedup']}x {row['speedup_interval']} (reference with TensorFlow's defaults, oneDNN off, "
+                f"own process: {defaults:.1f} img/s); {row['project_gflop_s']} GFLOP/s = "
+                f"{100 * row['fraction_of_matmul']:.0f}% of matmul")
+            log(f"  {auto}: {row['auto_img_s']} img/s, {row['auto_vs_float32']}x float32 "
+                f"{row['auto_vs_float32_interval']}, {row['auto_speedup']}x the reference loop")
             with phase(phases, f"input_pipeline_{size}"):
-                rates = input_pipeline_rates(config)
-            results["input_pipeline"].append({"image_size": size, "cold_img_s": round(rates["cold"], 1),
-                                              "cached_img_s": round(rates["cached"], 1),
-                                              "training_img_s": round(project, 1)})
-            log(f"  input pipeline: cold {rates['cold']:.0f} img/s, cached {rates['cached']:.0f} img/s")
+                pipeline = input_pipeline_rates(config)
+            results["input_pipeline"].append({"image_size": size, "cold_img_s": round(pipeline["cold"], 1),
+                                              "cached_img_s": round(pipeline["cached"], 1),
+                                              "training_img_s": row["project_img_s"]})
+            log(f"  input pipeline: cold {pipeline['cold']:.0f} img/s, cached {pipeline['cached']:.0f} img/s")
             if label == "256":
                 with phase(phases, "generation_256"):
                     results["generation"] = {"image_size": size, **generation_rates(vae, batch,
@@ -537,7 +625,13 @@ def run_benchmark(quick=False, data_dir=None, paper_config="configs/paper.yaml",
                 g = results["generation"]
                 log(f"  generation: 10 faces in {g['latency_10_ms']} ms, {g['batched_img_s']} img/s batched")
             if variants:
-                results["step_variants"] += _variants(config, config_file, log)
+                with phase(phases, f"step_variants_{size}"):
+                    results["step_variants"] += _variants(config, config_file, plan["variant_rounds"], log)
+                profile = op_profile(config)
+                if profile:
+                    results.setdefault("op_profiles", []).append(profile)
+                    log(f"  where the step's time goes (ms per step over threads, step {profile['step_ms']} ms): "
+                        + ", ".join(f"{g} {ms}" for g, ms in profile["groups_ms"].items()))
         paper_epochs, max_epochs = plan["time_to_quality"]
         if paper_epochs:
             log(f"time to quality at 64x64 ({plan['images']['demo']} images): ...")
@@ -549,45 +643,80 @@ def run_benchmark(quick=False, data_dir=None, paper_config="configs/paper.yaml",
     return results
 
 
-def _variants(config, config_path, log, batch_size=32, steps=3):
-    rows = []
+def _median(values):
+    return round(statistics.median(values), 2)
+
+
+def _training_row(config, config_path, n, rates, defaults, flops, auto, roofline, roofline_auto) -> dict:
+    """One size's training comparison from the interleaved rates: medians, paired ratios, FLOP/s."""
+    project, reference, fast = (_median(rates[k]) for k in ("project", "reference", "auto"))
+    speedup = rate_ratio(rates["project"], rates["reference"])
+    auto_vs = rate_ratio(rates["auto"], rates["project"])
+    auto_speedup = rate_ratio(rates["auto"], rates["reference"])
+    return {"image_size": config.data.image_size, "batch_size": config.data.batch_size, "images": n,
+            "config": str(config_path), "rounds": speedup["rounds"],
+            "project_img_s": project, "reference_img_s": reference,
+            "speedup": speedup["ratio"], "speedup_interval": speedup["interval"],
+            "auto_precision": auto, "auto_img_s": fast, "auto_vs_float32": auto_vs["ratio"],
+            "auto_vs_float32_interval": auto_vs["interval"], "auto_speedup": auto_speedup["ratio"],
+            "auto_speedup_interval": auto_speedup["interval"],
+            "auto_fraction_of_roofline": round(fast * flops / roofline_auto, 3),
+            "reference_tf_defaults_img_s": round(defaults, 2), "speedup_vs_tf_defaults": round(project / defaults, 2),
+            "gflop_per_image": round(flops / 1e9, 3), "project_gflop_s": round(project * flops / 1e9, 1),
+            "fraction_of_matmul": round(project * flops / roofline, 3),
+            "reference_fraction_of_matmul": round(reference * flops / roofline, 3),
+            "rates": {k: [round(v, 2) for v in r] for k, r in rates.items()}}
+
+
+def _variants(config, config_path, rounds, log, batch_size=32):
+    """The training step under each of :data:`STEP_VARIANTS` and :data:`CHILD_VARIANTS` (the latter in
+    fresh processes), interleaved, against the project's step."""
     size = config.data.image_size
-    base = step_rate(config, "project", batch_size, steps)
-    runs = [("keras_batch_norm", lambda: step_rate(config, "keras_batch_norm", batch_size, steps)),
-            ("xla", lambda: step_rate(config, "xla", batch_size, steps)),
-            ("mixed_bfloat16", lambda: step_rate(config, "mixed_bfloat16", batch_size, max(1, steps // 2))),
-            ("onednn_off", lambda: in_child("child_step_rate", {"TF_ENABLE_ONEDNN_OPTS": "0"},
-                                            config_path=config_path, batch_size=batch_size, steps=steps)),
-            ("one_inter_op_thread", lambda: in_child("child_step_rate", {"TF_NUM_INTEROP_THREADS": "1"},
-                                                     config_path=config_path, batch_size=batch_size, steps=steps))]
-    rows.append({"image_size": size, "variant": "project", "img_s": round(base, 2), "relative": 1.0})
-    for name, fn in runs:
-        rate = fn()
-        rows.append({"image_size": size, "variant": name, "img_s": round(rate, 2), "relative": round(rate / base, 2)})
-        log(f"  step variant {name}: {rate:.1f} img/s ({rate / base:.2f}x the project's step)")
+    images = 128 if size > 128 else 1024
+    runners = {v: step_runner(config, v, batch_size, images) for v in STEP_VARIANTS}
+    for name, env in CHILD_VARIANTS.items():
+        runners[name] = lambda env=env: in_child("child_step", env, config_path=config_path,
+                                                 batch_size=batch_size, images=images)
+    rates = interleave(runners, rounds, warmup=0)
+    rows = []
+    for name, r in rates.items():
+        ratio = rate_ratio(r, rates["project"])
+        rows.append({"image_size": size, "variant": name, "img_s": _median(r), "relative": ratio["ratio"],
+                     "interval": ratio["interval"], "rounds": ratio["rounds"]})
+        log(f"  step variant {name}: {rows[-1]['img_s']} img/s ({ratio['ratio']}x the project's step, "
+            f"{ratio['interval']})")
     return rows
+
+
+def _interval(i):
+    return f"[{i[0]}, {i[1]}]" if i and None not in i else "n/a"
 
 
 def format_table(results) -> str:
     """The benchmark as Markdown tables (the README's performance section)."""
-    lines = ["| image size | batch | reference loop img/s | project img/s | speedup | reference, TF defaults "
-             "img/s | speedup | project GFLOP/s | % of matmul |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| image size | batch | reference loop img/s | project img/s | speedup [95% CI] | reference, TF defaults "
+             "img/s | project GFLOP/s | % of matmul |", "|---|---|---|---|---|---|---|---|"]
     for r in results["training"]:
         lines.append(f"| {r['image_size']} | {r['batch_size']} | {r['reference_img_s']} | {r['project_img_s']} | "
-                     f"**{r['speedup']}x** | {r['reference_tf_defaults_img_s']} | {r['speedup_vs_tf_defaults']}x | "
+                     f"**{r['speedup']}x** {_interval(r['speedup_interval'])} | {r['reference_tf_defaults_img_s']} | "
                      f"{r['project_gflop_s']} | {100 * r['fraction_of_matmul']:.0f}% |")
     m = results["machine"]
+    steal = [p["cpu_steal"] for p in results["phases"].values() if p.get("cpu_steal") is not None]
     lines += ["", f"Machine: {m['cpu']}, {m['cores']} cores; flags " + ", ".join(
         f"{f} {'yes' if on else 'no'}" for f, on in m.get("cpu_flags", {}).items())
         + f"; `train.precision: auto` picks **{m.get('auto_precision', 'float32')}**. Dense float32 matmul: "
         f"{results['matmul_gflop_s']} GFLOP/s" + (f"; bfloat16: {results['matmul_bf16_gflop_s']} GFLOP/s"
-                                                  if "matmul_bf16_gflop_s" in results else "") + ".", ""]
+                                                  if "matmul_bf16_gflop_s" in results else "")
+        + (f". CPU steal by the hypervisor, per phase: {100 * min(steal):.0f}% to {100 * max(steal):.0f}%"
+           if steal else "") + ". Rates are medians over interleaved rounds; ratios are geometric means of "
+        "the per-round ratios with Student-t intervals.", ""]
     if any(r.get("auto_precision", "float32") != "float32" for r in results["training"]):
-        lines += ["| image size | float32 img/s | auto img/s | auto vs float32 | auto vs reference loop | "
+        lines += ["| image size | float32 img/s | auto img/s | auto vs float32 [95% CI] | auto vs reference loop | "
                   "% of the auto roofline |", "|---|---|---|---|---|---|"]
         for r in results["training"]:
             lines.append(f"| {r['image_size']} | {r['project_img_s']} | {r['auto_img_s']} ({r['auto_precision']}) | "
-                         f"**{r['auto_vs_float32']}x** | **{r['auto_speedup']}x** | "
+                         f"**{r['auto_vs_float32']}x** {_interval(r['auto_vs_float32_interval'])} | "
+                         f"**{r['auto_speedup']}x** {_interval(r['auto_speedup_interval'])} | "
                          f"{100 * r['auto_fraction_of_roofline']:.0f}% |")
         lines.append("")
     t = results.get("time_to_quality")
@@ -596,8 +725,7 @@ def format_table(results) -> str:
                   f"{t['target_mse']} after {t['paper_epochs']} epochs, {t['paper_reference_seconds']} s of training; "
                   f"the recommended recipe in the project's pipeline ({t['recommended_precision']}) reaches it after "
                   f"{t['recommended_epochs']} epochs, {t['recommended_seconds']} s: **{t['speedup']}x**.", ""]
-    lines += [
-              "| image size | input pipeline, cold img/s | cached img/s | training consumes img/s |",
+    lines += ["| image size | input pipeline, cold img/s | cached img/s | training consumes img/s |",
               "|---|---|---|---|"]
     for r in results["input_pipeline"]:
         lines.append(f"| {r['image_size']} | {r['cold_img_s']} | {r['cached_img_s']} | {r['training_img_s']} |")
@@ -607,11 +735,19 @@ def format_table(results) -> str:
                       f"{g['latency_10_ms']} ms; {g['batched_img_s']} faces/s in batches of {g['batch_size']} "
                       f"(model load {g['load_seconds']} s)."]
     if results["step_variants"]:
-        lines += ["", "| image size | training step variant (batch 32) | img/s | vs the project's step |",
+        lines += ["", "| image size | training step variant (batch 32) | img/s | vs the project's step [95% CI] |",
                   "|---|---|---|---|"]
         for r in results["step_variants"]:
-            lines.append(f"| {r['image_size']} | {r['variant']} | {r['img_s']} | {r['relative']}x |")
-    lines += ["", "| phase | seconds | RSS at start MiB | peak RSS MiB |", "|---|---|---|---|"]
+            lines.append(f"| {r['image_size']} | {r['variant']} | {r['img_s']} | {r['relative']}x "
+                         f"{_interval(r.get('interval'))} |")
+    for p in results.get("op_profiles", []):
+        total = p["op_ms_per_step"]
+        lines += ["", f"Where the {p['image_size']}x{p['image_size']} step's time goes (TensorFlow's profiler, batch "
+                      f"{p['batch_size']}: {p['step_ms']} ms per step; {total} ms of op time summed over threads): "
+                  + ", ".join(f"{g} {100 * ms / total:.0f}%" for g, ms in p["groups_ms"].items()) + "."]
+    lines += ["", "| phase | seconds | RSS at start MiB | peak RSS MiB | CPU steal |", "|---|---|---|---|---|"]
     for name, p in results["phases"].items():
-        lines.append(f"| {name} | {p['seconds']} | {p['rss_at_start_mb']} | {p['peak_rss_mb']} |")
+        steal = p.get("cpu_steal")
+        lines.append(f"| {name} | {p['seconds']} | {p['rss_at_start_mb']} | {p['peak_rss_mb']} | "
+                     f"{'n/a' if steal is None else f'{100 * steal:.0f}%'} |")
     return "\n".join(lines)

@@ -53,3 +53,21 @@ def resolve_precision(name: str) -> str:
     if name != "auto":
         return name
     return "mixed_bfloat16" if native_bf16() else "float32"
+
+
+def cpu_ticks():
+    """(all, steal) CPU ticks since boot from /proc/stat, or None where it cannot be read. On a shared
+    virtual machine "steal" is time the hypervisor gave this machine's cores to someone else."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(v) for v in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
+
+
+def steal_fraction(start, end):
+    """Fraction of CPU time stolen between two :func:`cpu_ticks` readings (None where unknown)."""
+    if start is None or end is None or end[0] <= start[0]:
+        return None
+    return round((end[1] - start[1]) / (end[0] - start[0]), 3)
