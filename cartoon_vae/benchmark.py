@@ -408,16 +408,17 @@ def generation_rates(vae, batch_size, reps):
 
 # --- step variants -------------------------------------------------------------------------
 
-STEP_VARIANTS = ("project", "keras_batch_norm", "xla", "mixed_bfloat16", "batch_64", "batch_128")
+STEP_VARIANTS = ("project", "reference_step", "keras_batch_norm", "xla", "mixed_bfloat16", "batch_64", "batch_128")
 CHILD_VARIANTS = {"onednn_off": {"TF_ENABLE_ONEDNN_OPTS": "0"}, "one_inter_op_thread": {"TF_NUM_INTEROP_THREADS": "1"},
                   "one_thread": {"TF_NUM_INTEROP_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1"}}
 
 
 def step_runner(config, variant="project", batch_size=32, images=256):
     """fn() -> (images, seconds) of the training step alone on a fixed random batch, about ``images``
-    images per call, for one variant of the project's settings (:data:`STEP_VARIANTS`): Keras'
-    BatchNormalization instead of the fused kernel, XLA, mixed_bfloat16, or a larger batch
-    (batch_N: the per-image rate at batch N). Traced and warmed up before it returns."""
+    images per call, for one variant of the project's settings (:data:`STEP_VARIANTS`): the reference
+    loop's step (:func:`reference_step`: what the loops differ by once decoding is taken away), Keras'
+    BatchNormalization instead of the fused kernel, XLA, mixed_bfloat16, or a larger batch (batch_N:
+    the per-image rate at batch N). Traced and warmed up before it returns."""
     import keras
     import tensorflow as tf
 
@@ -427,18 +428,25 @@ def step_runner(config, variant="project", batch_size=32, images=256):
         batch_size = int(variant.split("_")[1])
     config = config.replace(train={"precision": "mixed_bfloat16" if variant == "mixed_bfloat16" else "float32"})
     keras.utils.set_random_seed(0)
-    vae = build_vae(config, compile=False, fused_batch_norm=variant != "keras_batch_norm")
-    vae.compile(optimizer=keras.optimizers.Adam(config.train.learning_rate))
+    if variant == "reference_step":
+        step = reference_step(config)[0]
+    else:
+        vae = build_vae(config, compile=False, fused_batch_norm=variant != "keras_batch_norm")
+        vae.compile(optimizer=keras.optimizers.Adam(config.train.learning_rate))
+        train_step = tf.function(vae.train_step, jit_compile=variant == "xla")
+
+        def step(x):
+            return train_step(x)["loss"]
+
     x = tf.random.uniform((batch_size, config.data.image_size, config.data.image_size, 3), seed=0)
-    step = tf.function(vae.train_step, jit_compile=variant == "xla")
     for _ in range(2):  # tracing, then the allocator's first real step
-        float(step(x)["loss"])
+        float(step(x))
     steps = max(1, images // batch_size)
 
     def run():
         t0 = time.perf_counter()
         for _ in range(steps):
-            loss = step(x)["loss"]
+            loss = step(x)
         float(loss)
         return steps * batch_size, time.perf_counter() - t0
 
