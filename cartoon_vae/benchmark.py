@@ -500,14 +500,27 @@ def op_profile(config, batch_size=32, steps=5, top=12) -> dict | None:
             "top_ops_ms": {k: round(v, 2) for k, v in ops}}
 
 
-def in_child(function, env, **kwargs):
+def in_child(function, env, log=None, **kwargs):
     """Run ``function(**kwargs)`` of this module in a fresh Python with extra environment variables and
-    return its (JSON) result: TensorFlow reads oneDNN and thread settings once, at start-up."""
-    code = ("import json, sys; from cartoon_vae import benchmark; a = json.loads(sys.argv[2]); "
-            "print(json.dumps(getattr(benchmark, sys.argv[1])(**a)))")
-    out = subprocess.run([sys.executable, "-c", code, function, json.dumps(kwargs)], env={**os.environ, **env},
-                         check=True, capture_output=True, text=True, cwd=ROOT)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return its (JSON) result: TensorFlow reads oneDNN and thread settings once, at start-up, and a
+    fresh process carries none of the state (models, thread pools, allocator) an earlier phase left.
+    With ``log``, the child's progress lines are passed to it as they come (``function`` then takes
+    ``log`` too)."""
+    code = ("import functools, json, sys; from cartoon_vae import benchmark; a = json.loads(sys.argv[2]); "
+            "a.update({'log': functools.partial(print, flush=True)} if sys.argv[3] == '1' else {}); "
+            "print(json.dumps(getattr(benchmark, sys.argv[1])(**a)), flush=True)")
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-c", code, function, json.dumps(kwargs), "1" if log else "0"],
+                                env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT)
+        lines = []
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if log and not line.startswith("{"):
+                log(lines[-1])
+        if proc.wait():
+            err.seek(0)
+            raise RuntimeError(f"benchmark child {function} failed:\n{err.read()[-3000:]}")
+    return json.loads(lines[-1])
 
 
 def child_step(config_path, batch_size, images):
@@ -593,62 +606,90 @@ def run_benchmark(quick=False, data_dir=None, paper_config="configs/paper.yaml",
             log(f"dense bfloat16 matmul: {roofline_auto / 1e9:.1f} GFLOP/s")
 
         for label, config_path in (("256", paper_config), ("demo", demo_config)):
-            config = load_config(config_path)
-            n = _subset(data_dir, plan["images"][256 if label == "256" else "demo"], tmp / f"subset-{label}")
-            config = config.replace(data={"dir": str(tmp / f"subset-{label}")})
-            size, batch = config.data.image_size, config.data.batch_size
-            log(f"training at {size}x{size}, batch {batch}, {n} images: {plan['rounds']} rounds of one epoch "
-                f"per loop, interleaved, after a warm-up round ...")
-            with phase(phases, f"train_{size}"):
-                project, vae = project_epochs(config)
-                initial = vae.get_weights()
-                loops = {"project": project, "reference": reference_epochs(config, initial)}
-                if auto != "float32":
-                    loops["auto"] = project_epochs(config, auto, initial)[0]
-                rates = interleave(loops, plan["rounds"])
-            rates.setdefault("auto", rates["project"])
-            config_file, weights_file = _to_files(config, initial, tmp / f"child-{label}")
-            with phase(phases, f"train_reference_tf_defaults_{size}"):  # the child's own memory is not counted
-                defaults = in_child("child_reference_training", {"TF_ENABLE_ONEDNN_OPTS": "0"},
-                                    config_path=config_file, epochs=2, weights_path=weights_file)
-            row = _training_row(config, config_path, n, rates, defaults, training_flops_per_image(vae), auto,
-                                roofline, roofline_auto)
-            results["training"].append(row)
-            log(f"  project {row['project_img_s']} img/s, reference {row['reference_img_s']} img/s: "
-                f"{row['speedup']}x {row['speedup_interval']} (reference with TensorFlow's defaults, oneDNN off, "
-                f"own process: {defaults:.1f} img/s); {row['project_gflop_s']} GFLOP/s = "
-                f"{100 * row['fraction_of_matmul']:.0f}% of matmul")
-            log(f"  {auto}: {row['auto_img_s']} img/s, {row['auto_vs_float32']}x float32 "
-                f"{row['auto_vs_float32_interval']}, {row['auto_speedup']}x the reference loop")
-            with phase(phases, f"input_pipeline_{size}"):
-                pipeline = input_pipeline_rates(config)
-            results["input_pipeline"].append({"image_size": size, "cold_img_s": round(pipeline["cold"], 1),
-                                              "cached_img_s": round(pipeline["cached"], 1),
-                                              "training_img_s": row["project_img_s"]})
-            log(f"  input pipeline: cold {pipeline['cold']:.0f} img/s, cached {pipeline['cached']:.0f} img/s")
-            if label == "256":
-                with phase(phases, "generation_256"):
-                    results["generation"] = {"image_size": size, **generation_rates(vae, batch,
-                                                                                    plan["generation_reps"])}
-                g = results["generation"]
-                log(f"  generation: 10 faces in {g['latency_10_ms']} ms, {g['batched_img_s']} img/s batched")
-            if variants:
-                with phase(phases, f"step_variants_{size}"):
-                    results["step_variants"] += _variants(config, config_file, plan["variant_rounds"], log)
-                profile = op_profile(config)
-                if profile:
-                    results.setdefault("op_profiles", []).append(profile)
-                    log(f"  where the step's time goes (ms per step over threads, step {profile['step_ms']} ms): "
-                        + ", ".join(f"{g} {ms}" for g, ms in profile["groups_ms"].items()))
+            _subset(data_dir, plan["images"][256 if label == "256" else "demo"], tmp / f"subset-{label}")
+            section = in_child("size_section", {}, log, config_path=str(Path(config_path).resolve()), name=str(config_path),
+                               data_dir=str(tmp / f"subset-{label}"), plan=plan, variants=variants,
+                               roofline=roofline, roofline_auto=roofline_auto, generation=label == "256")
+            phases.update(section.pop("phases"))
+            results["training"].append(section["training"])
+            results["input_pipeline"].append(section["input_pipeline"])
+            results["step_variants"] += section["step_variants"]
+            if section.get("generation"):
+                results["generation"] = section["generation"]
+            if section.get("op_profile"):
+                results.setdefault("op_profiles", []).append(section["op_profile"])
         paper_epochs, max_epochs = plan["time_to_quality"]
         if paper_epochs:
             log(f"time to quality at 64x64 ({plan['images']['demo']} images): ...")
-            subset = {"dir": str(tmp / "subset-demo")}
             with phase(phases, "time_to_quality"):
-                results["time_to_quality"] = time_to_quality(
-                    load_config(demo_config).replace(data=subset),
-                    load_config(recommended_config).replace(data=subset), paper_epochs, max_epochs, log)
+                results["time_to_quality"] = in_child(
+                    "child_time_to_quality", {}, log, paper_config=str(Path(demo_config).resolve()),
+                    recommended_config=str(Path(recommended_config).resolve()), data_dir=str(tmp / "subset-demo"),
+                    paper_epochs=paper_epochs, max_epochs=max_epochs)
     return results
+
+
+def size_section(config_path, name, data_dir, plan, variants, roofline, roofline_auto, generation, log=print) -> dict:
+    """Everything the benchmark measures at one config's image size, run by :func:`run_benchmark` in
+    a fresh process (:func:`in_child`) per size: the interleaved training loops, the reference loop
+    with TensorFlow's defaults, the input pipeline, generation (``generation``), and with
+    ``variants`` the step variants and the op profile. ``name``: the config as the user gave it."""
+    from .hardware import resolve_precision
+
+    auto = resolve_precision("auto")
+    config = load_config(config_path).replace(data={"dir": data_dir})
+    size, batch = config.data.image_size, config.data.batch_size
+    n = len(list(Path(data_dir).iterdir()))
+    out = {"phases": {}, "step_variants": []}
+    phases = out["phases"]
+    log(f"training at {size}x{size}, batch {batch}, {n} images: {plan['rounds']} rounds of one epoch "
+        f"per loop, interleaved, after a warm-up round ...")
+    with phase(phases, f"train_{size}"):
+        project, vae = project_epochs(config)
+        initial = vae.get_weights()
+        loops = {"project": project, "reference": reference_epochs(config, initial)}
+        if auto != "float32":
+            loops["auto"] = project_epochs(config, auto, initial)[0]
+        rates = interleave(loops, plan["rounds"])
+    rates.setdefault("auto", rates["project"])
+    with tempfile.TemporaryDirectory() as tmp:
+        config_file, weights_file = _to_files(config, initial, Path(tmp))
+        with phase(phases, f"train_reference_tf_defaults_{size}"):  # the child's own memory is not counted
+            defaults = in_child("child_reference_training", {"TF_ENABLE_ONEDNN_OPTS": "0"},
+                                config_path=config_file, epochs=2, weights_path=weights_file)
+        row = _training_row(config, name, n, rates, defaults, training_flops_per_image(vae), auto,
+                            roofline, roofline_auto)
+        out["training"] = row
+        log(f"  project {row['project_img_s']} img/s, reference {row['reference_img_s']} img/s: "
+            f"{row['speedup']}x {row['speedup_interval']} (reference with TensorFlow's defaults, oneDNN off, "
+            f"own process: {defaults:.1f} img/s); {row['project_gflop_s']} GFLOP/s = "
+            f"{100 * row['fraction_of_matmul']:.0f}% of matmul")
+        log(f"  {auto}: {row['auto_img_s']} img/s, {row['auto_vs_float32']}x float32 "
+            f"{row['auto_vs_float32_interval']}, {row['auto_speedup']}x the reference loop")
+        with phase(phases, f"input_pipeline_{size}"):
+            pipeline = input_pipeline_rates(config)
+        out["input_pipeline"] = {"image_size": size, "cold_img_s": round(pipeline["cold"], 1),
+                                 "cached_img_s": round(pipeline["cached"], 1), "training_img_s": row["project_img_s"]}
+        log(f"  input pipeline: cold {pipeline['cold']:.0f} img/s, cached {pipeline['cached']:.0f} img/s")
+        if generation:
+            with phase(phases, f"generation_{size}"):
+                g = out["generation"] = {"image_size": size, **generation_rates(vae, batch, plan["generation_reps"])}
+            log(f"  generation: 10 faces in {g['latency_10_ms']} ms, {g['batched_img_s']} img/s batched")
+        if variants:
+            with phase(phases, f"step_variants_{size}"):
+                out["step_variants"] = _variants(config, config_file, plan["variant_rounds"], log)
+            p = out["op_profile"] = op_profile(config)
+            if p:
+                log(f"  where the step's time goes (ms per step over threads, step {p['step_ms']} ms): "
+                    + ", ".join(f"{g} {ms}" for g, ms in p["groups_ms"].items()))
+    return out
+
+
+def child_time_to_quality(paper_config, recommended_config, data_dir, paper_epochs, max_epochs, log=print):
+    """:func:`time_to_quality` on ``data_dir``, for :func:`in_child`."""
+    subset = {"dir": data_dir}
+    return time_to_quality(load_config(paper_config).replace(data=subset),
+                           load_config(recommended_config).replace(data=subset), paper_epochs, max_epochs, log)
 
 
 def _median(values):
