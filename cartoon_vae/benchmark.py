@@ -638,12 +638,13 @@ def size_section(config_path, name, data_dir, plan, variants, roofline, roofline
     a fresh process (:func:`in_child`) per size: the interleaved training loops, the reference loop
     with TensorFlow's defaults, the input pipeline, generation (``generation``), and with
     ``variants`` the step variants and the op profile. ``name``: the config as the user gave it."""
+    from .data import list_images
     from .hardware import resolve_precision
 
     auto = resolve_precision("auto")
     config = load_config(config_path).replace(data={"dir": data_dir})
     size, batch = config.data.image_size, config.data.batch_size
-    n = len(list(Path(data_dir).iterdir()))
+    n = len(list_images(data_dir))
     out = {"phases": {}, "step_variants": []}
     phases = out["phases"]
     log(f"training at {size}x{size}, batch {batch}, {n} images: {plan['rounds']} rounds of one epoch "
