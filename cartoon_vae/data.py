@@ -1,8 +1,15 @@
-"""Images and attributes: Cartoon Set (10k flat, 100k in folders 0/..9/) or any folder of PNG/JPEG.
+"""Images and attributes: Cartoon Set (10k flat, 100k in folders 0/..9/) or any folder of images.
 
-The loader is the paper's, ``keras.utils.image_dataset_from_directory``, with two
-changes that correctness needs:
+The split and order are the paper's loader's, ``keras.utils.image_dataset_from_directory``
+(the file list shuffled once with ``data.seed``, the last ``val_fraction`` held out, the
+training split shuffled again in a 1024-image buffer; ``tests/test_data.py`` checks that
+both give the same files in the same order), with three changes that correctness needs:
 
+* One reader, PIL, both for the scan that decides which files are usable and for the
+  decode that training sees, so nothing the scan accepted is dropped later and nothing it
+  refused is trained on. It reads every format the README promises (PNG, JPEG including
+  CMYK, the first frame of a GIF, WebP, BMP, TIFF), over the decompression-bomb limit
+  refused. TensorFlow's own decoder rejects CMYK JPEGs, WebP and TIFF.
 * Cartoon Set PNGs are RGBA with a transparent background, and the RGB under a
   transparent pixel is arbitrary. Images are read as RGBA at ``data.load_size``
   (500, Cartoon Set's own size, so that read is not a resize), composited onto
@@ -11,13 +18,13 @@ changes that correctness needs:
 * Each image carries its index in the sorted file list as its integer label, so
   attributes stay aligned with images through shuffling and skipped files.
 
-Unreadable files (empty, not an image, truncated) are found before training by a
-header and checksum scan (PIL ``verify``), logged with their count and names, and
-skipped; a decode error the scan missed is skipped too (``ignore_errors``), so a
-bad file never stops an epoch. A folder with no readable image is an error.
+Unreadable files (empty, not an image, truncated, too large) are found before training by a
+header and checksum scan (PIL ``verify``), logged with their count and names, and skipped;
+a file that passes the scan and still fails to decode is named in a warning and skipped.
+A folder with no readable image is an error.
 
 Decoded, composited, resized images are cached as uint8 (in memory, or in a file
-cache for sets too big for memory), so only the first epoch decodes PNGs; the
+cache for sets too big for memory), so only the first epoch decodes images; the
 paper's ``Rescaling(1/255)`` is applied after the cache.
 """
 
@@ -33,7 +40,9 @@ import numpy as np
 
 log = logging.getLogger("cartoon_vae")
 
-IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # what image_dataset_from_directory reads
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")  # what the reader decodes
+MAX_IMAGE_PIXELS = 89_478_485  # PIL's decompression-bomb warning limit; an image over it is refused, not decoded
+SHUFFLE_BUFFER = 1024          # image_dataset_from_directory's buffer for the training split (batch_size=None)
 
 
 class DataError(ValueError):
@@ -61,8 +70,27 @@ def list_images(folder) -> list[str]:
     return paths
 
 
+def _open(path):
+    """PIL's image of ``path``, refusing one over :data:`MAX_IMAGE_PIXELS` before it is decoded."""
+    from PIL import Image
+
+    im = Image.open(path)
+    if im.width * im.height > MAX_IMAGE_PIXELS:
+        im.close()
+        raise ValueError(f"{im.width}x{im.height} pixels, over the decompression-bomb limit of "
+                         f"{MAX_IMAGE_PIXELS:,}")
+    return im
+
+
+def _why(e: Exception) -> str:
+    return "permission denied" if isinstance(e, PermissionError) else \
+        f"not a readable image ({type(e).__name__}{': ' + str(e) if isinstance(e, ValueError) else ''})"
+
+
 def find_unreadable(paths) -> dict[str, str]:
-    """``{path: reason}`` for files that are empty, not images, or fail PIL's checksum scan."""
+    """``{path: reason}`` for files that are empty, not images, too large, or fail PIL's checksum scan."""
+    import warnings
+
     from PIL import Image
 
     bad = {}
@@ -71,13 +99,26 @@ def find_unreadable(paths) -> dict[str, str]:
             if os.path.getsize(p) == 0:
                 bad[p] = "empty file"
                 continue
-            with Image.open(p) as im:
-                im.verify()
-        except PermissionError:
-            bad[p] = "permission denied"
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with _open(p) as im:
+                    im.verify()
         except Exception as e:  # PIL raises many types for broken files
-            bad[p] = f"not a readable image ({type(e).__name__})"
+            bad[p] = _why(e)
     return bad
+
+
+def read_rgba(path) -> np.ndarray:
+    """The image at ``path`` as (H, W, 4) uint8 RGBA, through PIL: the first frame of an animation,
+    CMYK and palette images converted, 16-bit greys scaled to 8 bits, no alpha read as opaque."""
+    from PIL import Image
+
+    with _open(path) as im:
+        im.seek(0)
+        if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
+            grey = np.asarray(im, np.float64)
+            im = Image.fromarray(np.clip(np.round(grey / 257.0), 0, 255).astype(np.uint8), "L")
+        return np.asarray(im.convert("RGBA"), np.uint8)
 
 
 @dataclass(frozen=True)
@@ -195,14 +236,32 @@ class Splits:
     n_val: int
 
 
+def split_indices(n, val_fraction, seed) -> tuple[list[int], list[int]]:
+    """image_dataset_from_directory's split of ``n`` files: the list shuffled once with ``seed``
+    (NumPy's RandomState), the last ``int(val_fraction * n)`` held out."""
+    order = list(range(n))
+    np.random.RandomState(seed).shuffle(order)
+    n_val = int(val_fraction * n)
+    return order[:n - n_val], order[n - n_val:]
+
+
+def _crop_resize(rgba, size):
+    """image_dataset_from_directory's ``crop_to_aspect_ratio`` read at ``size``: the central square, area-resized."""
+    import tensorflow as tf
+
+    h, w = tf.shape(rgba)[0], tf.shape(rgba)[1]
+    side = tf.minimum(h, w)
+    square = rgba[(h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
+    return tf.image.resize(tf.cast(square, tf.float32), (size, size), method="area")
+
+
 def load_splits(cfg, verbose=True) -> Splits:
     """The train and validation splits of ``cfg.dir`` (``cfg`` is the ``data`` section).
 
-    The split is image_dataset_from_directory's: the file list shuffled once with
-    ``cfg.seed``, the last ``val_fraction`` held out. A folder written by :func:`prepare`
-    is streamed from its shards (``cache`` does not apply: nothing is held in memory).
+    The split is image_dataset_from_directory's (:func:`split_indices`); files the scan refuses
+    are left out of it, each named in a warning. A folder written by :func:`prepare` is streamed
+    from its shards (``cache`` does not apply: nothing is held in memory).
     """
-    import keras
     import tensorflow as tf
 
     manifest = prepared_manifest(cfg.dir)
@@ -217,28 +276,42 @@ def load_splits(cfg, verbose=True) -> Splits:
         shown = "; ".join(f"{p}: {why}" for p, why in list(bad.items())[:5])
         log.warning("skipping %d unreadable image file(s) in %s: %s%s", len(bad), cfg.dir, shown,
                     " ..." if len(bad) > 5 else "")
-    if len(paths) < 2:
-        raise DataError(f"{cfg.dir}: needs at least 2 images for a train/validation split, found {len(paths)}")
-    train, val = keras.utils.image_dataset_from_directory(
-        cfg.dir, labels=list(range(len(paths))), label_mode="int", color_mode="rgba",
-        image_size=(cfg.load_size, cfg.load_size), interpolation="area", crop_to_aspect_ratio=True,
-        batch_size=None, shuffle=True, seed=cfg.seed, validation_split=cfg.val_fraction, subset="both",
-        verbose=False)
-    if len(train.file_paths) + len(val.file_paths) != len(paths):  # pragma: no cover - a folder changed under us
-        raise DataError(f"{cfg.dir}: the folder changed while it was being read")
+    train_idx, val_idx = split_indices(len(paths), cfg.val_fraction, cfg.seed)
+    usable = np.array([p not in bad for p in paths])
+    n_train, n_val = int(usable[train_idx].sum()), int(usable[val_idx].sum())
+    if not n_train or not n_val:
+        raise DataError(f"{cfg.dir}: {len(paths) - len(bad)} readable image(s) leave "
+                        f"{'no training' if not n_train else 'no validation'} image with data.val_fraction="
+                        f"{cfg.val_fraction}; add images or change data.val_fraction")
 
-    def composite(rgba, index):
+    def decode(index):
+        path = paths[int(index)]
+        try:
+            return read_rgba(path)
+        except Exception as e:  # the scan passed it, the full decode did not (a truncated JPEG, say)
+            log.warning("skipping %s: %s", path, _why(e))
+            return np.zeros((0, 0, 4), np.uint8)
+
+    def composite(index):
+        rgba = tf.numpy_function(decode, [index], tf.uint8, stateful=False)
+        rgba.set_shape((None, None, 4))
+        return rgba, index
+
+    def resize(rgba, index):
+        rgba = _crop_resize(rgba, cfg.load_size)
         return _composite_and_resize(rgba, cfg.image_size, cfg.background, cfg.crop), index
 
-    def prepare(ds, split, split_paths):
+    def split(indices, name, shuffle):
+        ds = tf.data.Dataset.from_tensor_slices(np.array(indices, np.int32))
+        if shuffle:  # as image_dataset_from_directory shuffles its training split
+            ds = ds.shuffle(SHUFFLE_BUFFER, seed=cfg.seed)
+        ds = ds.filter(lambda i: tf.gather(tf.constant(usable), i))
         ds = ds.map(composite, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return _cache(ds.ignore_errors(), cfg, split, split_paths)
+        ds = ds.filter(lambda rgba, i: tf.shape(rgba)[0] > 0)
+        ds = ds.map(resize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return _cache(ds, cfg, name, [paths[i] for i in indices if usable[i]])
 
-    def readable(split_paths):
-        return sum(p not in bad for p in split_paths)
-
-    return Splits(prepare(train, "train", train.file_paths), prepare(val, "val", val.file_paths), paths,
-                  readable(train.file_paths), readable(val.file_paths))
+    return Splits(split(train_idx, "train", True), split(val_idx, "val", False), paths, n_train, n_val)
 
 
 PREPARED = "prepared.json"
