@@ -58,18 +58,11 @@ def cmd_download(args):
 def cmd_train(args):
     from .config import load_config
     from .runs import RunError
-    from .train import train
-
-    from .train import RESUMABLE
+    from .train import check_resume_overrides, train
 
     run_dir = Path(args.run_dir or Path("runs") / Path(args.config).stem)
     if args.resume:
-        allowed = [f"{section}.{key}" for section, keys in RESUMABLE.items() for key in keys]
-        for item in args.set:
-            key = item.partition("=")[0].strip()
-            if key not in allowed:
-                raise RunError(f"--set {key}: cannot change on --resume (the run keeps its config.yaml; only "
-                               f"{', '.join(allowed)} may change); start a new run to change it")
+        check_resume_overrides(args.set)
     if args.resume and args.config is None:
         if not (run_dir / "config.yaml").exists():
             raise RunError(f"{run_dir}: nothing to resume (no config.yaml); start it with --config")

@@ -91,6 +91,12 @@ def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
     train_ds, val_ds = make_datasets(config, with_index=True, shuffle_train=False)
     x, means, log_vars, idx = encode_split(vae, val_ds, s["max_images"])
     labels = attrs.values[idx] if attrs.names else None
+    keep = labels[:, 0] >= 0 if labels is not None else None  # held-out faces with an attribute CSV
+    if keep is not None and not keep.all():
+        print(f"{run_dir}: {int((~keep).sum())} of {len(keep)} held-out faces have no attribute CSV; "
+              f"they are left out of the attribute scores")
+    if keep is not None and not keep.any():
+        labels = keep = None
 
     log_vars = np.asarray(vae.posterior_log_var(log_vars))  # the posterior sampling draws from (eq. 6 as used)
     recon = decode(vae, means)
@@ -106,11 +112,12 @@ def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
     real_feats, real_preds = probe.features_and_predictions(x)
     _, recon_preds = probe.features_and_predictions(recon)
     if labels is not None:
+        out["unlabelled_heldout_images"] = int((~keep).sum())
         per = {}
         for k, n in enumerate(attrs.names):
             if n in probe.names:
-                acc_o = float(np.mean(real_preds[n] == labels[:, k]))
-                acc_r = float(np.mean(recon_preds[n] == labels[:, k]))
+                acc_o = float(np.mean(real_preds[n][keep] == labels[keep, k]))
+                acc_r = float(np.mean(recon_preds[n][keep] == labels[keep, k]))
                 per[n] = {"originals": acc_o, "reconstructions": acc_r, "relative": acc_r / max(acc_o, 1e-9)}
         out["probe_accuracy"] = {"relative_mean": float(np.mean([v["relative"] for v in per.values()])),
                                  "per_attribute": per}
@@ -140,7 +147,9 @@ def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
     out["latent"]["interpolation_unevenness"] = float(np.mean(uneven))
 
     if labels is not None:
-        out["disentanglement"] = disentanglement(train_means, attrs.values[train_idx], means, labels, attrs.names, s)
+        train_keep = attrs.labelled[train_idx]
+        labelled = (train_means[train_keep], attrs.values[train_idx][train_keep], means[keep], labels[keep])
+        out["disentanglement"] = disentanglement(*labelled, attrs.names, s)
     if s["fid"]:
         from .fid import fid_kid, inception_features
 
@@ -156,8 +165,7 @@ def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
     if labels is not None and s["edits"]:
         readable = {n for n, v in out["probe_accuracy"]["per_attribute"].items()
                     if v["reconstructions"] >= s["edit_readable"]}
-        out["editing"] = evaluate_edits(vae, probe, attrs, train_means, attrs.values[train_idx], means, labels, s,
-                                        readable)
+        out["editing"] = evaluate_edits(vae, probe, attrs, *labelled, s, readable)
     if write:
         write_text_atomic(run_dir / "metrics.json", json.dumps(out, indent=1) + "\n")
         write_text_atomic(run_dir / "metrics.md", metrics_markdown(out))
@@ -315,8 +323,11 @@ def metrics_markdown(m) -> str:
                   f"{d['train_codes']} training codes, scored on {d['test_codes']} held-out codes (DCI estimator: "
                   f"{d['dci']['estimator']})."]
     if "probe_accuracy" in m:
+        unlabelled = m.get("unlabelled_heldout_images", 0)
         lines += ["", f"Probe accuracy on reconstructions relative to originals (mean over attributes): "
-                      f"{m['probe_accuracy']['relative_mean']:.3f}", "",
+                      f"{m['probe_accuracy']['relative_mean']:.3f}" + (
+                      f" ({unlabelled} held-out faces without an attribute CSV are left out of every attribute "
+                      f"score)" if unlabelled else ""), "",
                   "| attribute | probe acc. originals | reconstructions | edit success | gain | preservation "
                   "| pixel change |", "|---|---|---|---|---|---|---|"]
         edits = m.get("editing", {}).get("per_attribute", {})

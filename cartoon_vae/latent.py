@@ -25,7 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .runs import RunError, atomic_path
+from .runs import atomic_path, writer
+
+MIN_MIXTURE_CODES = 10  # fewer codes cannot choose a component count on a held-out fifth
 
 
 def encode_means(vae, batches, limit=None):
@@ -78,8 +80,8 @@ def fit_gmm(codes, components=(1, 2, 4, 8, 16, 32), heldout=0.2, seed=0) -> dict
     from sklearn.mixture import GaussianMixture
 
     codes = np.asarray(codes, np.float64)
-    if len(codes) < 10:
-        raise ValueError(f"need at least 10 codes to fit a mixture, got {len(codes)}")
+    if len(codes) < MIN_MIXTURE_CODES:
+        raise ValueError(f"need at least {MIN_MIXTURE_CODES} codes to fit a mixture, got {len(codes)}")
     order = np.random.default_rng(seed).permutation(len(codes))
     cut = max(1, int(round(len(codes) * heldout)))
     test, train = codes[order[:cut]], codes[order[cut:]]
@@ -119,25 +121,47 @@ def model_fingerprint(vae) -> str:
     return h.hexdigest()[:16]
 
 
-def _cached(path, fingerprint, requested, compute, what):
-    """A fit of this model's latent codes kept in an .npz: reused only if the fingerprint and the
-    requested image count match, otherwise computed by ``compute()`` (a dict of arrays) and replaced."""
+def _cached(path, fingerprint, requested, compute, what, valid):
+    """A fit of this model's latent codes kept in an .npz: reused only if it reads back whole, passes
+    ``valid`` (shapes and finite values), and its fingerprint and requested image count match;
+    otherwise computed by ``compute()`` (a dict of arrays) and replaced, under the run folder's
+    writer lock (:func:`cartoon_vae.runs.writer`), so a run being trained is never written to."""
     path = Path(path)
     if path.exists():
         try:
-            with np.load(path) as f:
+            with np.load(path, allow_pickle=False) as f:
                 cached = {k: f[k] for k in f.files}
-        except (OSError, ValueError) as e:
-            raise RunError(f"{path}: unreadable {what} ({e}); delete it to recompute") from None
-        if str(cached.get("fingerprint")) == fingerprint and int(cached.get("requested", -1)) == requested:
-            return {k: v for k, v in cached.items() if k not in ("fingerprint", "requested")}
-        why = "another model" if str(cached.get("fingerprint")) != fingerprint else "another image count"
-        print(f"{path}: {what} of {why}; recomputing them for this model from {requested} images")
+            why = None if valid(cached) else "damaged"
+        except Exception as e:  # truncated or zeroed: zipfile, OSError, ValueError, EOFError ...
+            cached, why = {}, f"unreadable ({type(e).__name__})"
+        if why is None:
+            if str(cached.get("fingerprint")) == fingerprint and int(cached.get("requested", -1)) == requested:
+                return {k: v for k, v in cached.items() if k not in ("fingerprint", "requested")}
+            why = "of another model" if str(cached.get("fingerprint")) != fingerprint else "of another image count"
+        print(f"{path}: {what} {why}; recomputing them for this model from {requested} images")
     result = compute()
-    with atomic_path(path) as tmp:
+    with writer(path.parent), atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **result, requested=requested, fingerprint=fingerprint)
     return result
+
+
+def _finite(*arrays) -> bool:
+    return all(np.issubdtype(a.dtype, np.number) and np.isfinite(a).all() for a in arrays)
+
+
+def _valid_stats(c) -> bool:
+    return {"min", "max", "count"} <= set(c) and c["min"].ndim == 1 and c["min"].shape == c["max"].shape \
+        and _finite(c["min"], c["max"]) and bool(np.all(c["min"] <= c["max"]))
+
+
+def _valid_gmm(c) -> bool:
+    if not {"weights", "means", "covariances", "count", "components"} <= set(c):
+        return False
+    w, m, cov = c["weights"], c["means"], c["covariances"]
+    return w.ndim == 1 and m.ndim == 2 and cov.ndim == 3 and len(w) == len(m) == len(cov) \
+        and cov.shape[1:] == (m.shape[1], m.shape[1]) and _finite(w, m, cov) and bool(np.all(w >= 0)) \
+        and w.sum() > 0
 
 
 def cached_minmax_stats(run_dir, vae, batches_fn, n_images, refresh=False) -> dict:
@@ -152,7 +176,7 @@ def cached_minmax_stats(run_dir, vae, batches_fn, n_images, refresh=False) -> di
     # "-train": statistics of the training split only; a cache written before that rule (training and
     # held-out images) carries the bare fingerprint and is recomputed.
     stats = _cached(path, model_fingerprint(vae) + "-train", n_images,
-                    lambda: minmax_stats(vae, batches_fn(), n_images), "latent statistics")
+                    lambda: minmax_stats(vae, batches_fn(), n_images), "latent statistics", _valid_stats)
     return {"min": stats["min"], "max": stats["max"], "count": int(stats["count"])}
 
 
@@ -161,8 +185,13 @@ def cached_gmm(run_dir, vae, batches_fn, n_images) -> dict:
     (:func:`fit_gmm`), cached in ``latent_gmm.npz`` like the min-max statistics."""
     def compute():
         codes = np.concatenate(list(encode_means(vae, batches_fn(), n_images)))
+        if len(codes) < MIN_MIXTURE_CODES:
+            from .data import DataError
+            raise DataError(f"{run_dir}: the Gaussian mixture needs the codes of at least {MIN_MIXTURE_CODES} "
+                            f"training images, this run's data has {len(codes)}; use more images")
         g = fit_gmm(codes)
         return {"weights": g["weights"], "means": g["means"], "covariances": g["covariances"],
                 "count": len(codes), "components": g["components"]}
 
-    return _cached(Path(run_dir) / "latent_gmm.npz", model_fingerprint(vae), n_images, compute, "latent mixture")
+    return _cached(Path(run_dir) / "latent_gmm.npz", model_fingerprint(vae), n_images, compute, "latent mixture",
+                   _valid_gmm)

@@ -15,15 +15,21 @@ A run folder holds:
     .lock                the writer lock (see :func:`writer`)
 
 One process writes a run folder at a time: ``train``, ``figures`` and ``evaluate`` hold an
-exclusive ``flock`` on ``.lock`` while they write, which the kernel releases when the process
-ends however it ends (a SIGKILL never leaves a stale lock). A new run folder is created
-atomically: made under a temporary name with its lock already held, then renamed into place,
-so of two commands started at the same instant only one owns it.
+exclusive ``flock`` on ``.lock`` while they write (``sample`` only for the moment it writes a
+cache), which the kernel releases when the process ends however it ends (a SIGKILL never leaves
+a stale lock). A new run folder is created atomically: made under a temporary name with its
+lock already held, then renamed into place, so of two commands started at the same instant
+only one owns it.
+
+Run folders are zipped and shared, so one may hold symbolic links planted to point anywhere.
+Nothing here follows one: the lock is opened with ``O_NOFOLLOW``, and a writer refuses a run
+folder holding any link, naming it, before it writes a byte.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -51,11 +57,34 @@ def atomic_path(path):
             tmp.unlink()
 
 
+def refuse_links(folder) -> None:
+    """RunError naming the first symbolic link inside ``folder`` (the folder itself included): a writer
+    following one would write, truncate or delete a file outside the folder."""
+    folder = Path(folder)
+    if folder.is_symlink():
+        raise RunError(f"{folder}: is a symbolic link; give the real folder")
+    for root, dirs, files in os.walk(folder):
+        for name in sorted(dirs + files):
+            path = Path(root) / name
+            if path.is_symlink():
+                raise RunError(f"{path}: symbolic link inside the run folder (to {os.readlink(path)}); "
+                               f"nothing is written through links; remove it")
+
+
+_HELD: dict[str, int] = {}  # run folders whose lock this process holds, by real path: a nested writer reuses it
+
+
 def _lock(folder, run_dir):
     """An open, exclusively flock-ed ``folder/.lock`` holding our PID, or RunError naming the holder."""
     import fcntl
 
-    fd = os.open(Path(folder) / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(Path(folder) / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise RunError(f"{Path(folder) / '.lock'}: symbolic link; nothing is written through links; "
+                           f"remove it") from None
+        raise
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -78,10 +107,17 @@ def writer(run_dir, new=False):
     if not new:
         if not run_dir.is_dir():
             raise RunError(f"{run_dir}: run folder not found")
+        key = os.path.realpath(run_dir)
+        if key in _HELD:  # this process holds it already (figures writing a cache, say)
+            yield run_dir
+            return
+        refuse_links(run_dir)
         fd = _lock(run_dir, run_dir)
+        _HELD[key] = fd
         try:
             yield run_dir
         finally:
+            del _HELD[key]
             os.close(fd)
         return
     run_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -95,6 +131,8 @@ def writer(run_dir, new=False):
         shutil.rmtree(tmp, ignore_errors=True)
         raise RunError(f"{run_dir}: run folder already exists; pass --resume to continue it, "
                        f"or choose another --run-dir") from None
+    key = os.path.realpath(run_dir)
+    _HELD[key] = fd
     try:
         yield run_dir
     except BaseException:
@@ -102,6 +140,7 @@ def writer(run_dir, new=False):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     finally:
+        del _HELD[key]
         os.close(fd)
 
 
@@ -143,7 +182,23 @@ def load_run(run_dir):
     path = require_model(run_dir)
     config = load_config(Path(run_dir) / "config.yaml")
     try:
-        return keras.models.load_model(path), config
+        vae = keras.models.load_model(path)
     except Exception as e:  # Keras raises many types for a broken file
         raise RunError(f"{path}: cannot load the model ({type(e).__name__}); "
                        f"retrain, or delete it to fall back to the last checkpoint") from None
+    check_model_matches(vae, config, path, Path(run_dir) / "config.yaml")
+    return vae, config
+
+
+SHAPE_KEYS = {"image_size": ("data", "image_size"), "latent_dim": ("model", "latent_dim"),
+              "encoder_filters": ("model", "encoder_filters"), "decoder_filters": ("model", "decoder_filters")}
+
+
+def check_model_matches(vae, config, model_path, config_path) -> None:
+    """RunError when a run's config.yaml no longer describes its model's shapes (edited by hand)."""
+    for attr, (section, key) in SHAPE_KEYS.items():
+        have, want = getattr(vae, attr), getattr(getattr(config, section), key)
+        if (list(have) if isinstance(have, (list, tuple)) else have) != \
+                (list(want) if isinstance(want, (list, tuple)) else want):
+            raise RunError(f"{config_path}: {section}.{key} is {want}, but {model_path} was trained with {have}; "
+                           f"restore config.yaml, or start a new run for the new setting")

@@ -19,9 +19,9 @@ import keras
 import yaml
 
 from .config import load_config
-from .data import make_training_datasets, quiet_fit_warnings
+from .data import DataError, make_training_datasets, quiet_fit_warnings
 from .model import build_vae
-from .runs import RunError, atomic_path, checkpoint_path, checkpoints, write_text_atomic
+from .runs import RunError, atomic_path, check_model_matches, checkpoint_path, checkpoints, write_text_atomic
 
 HISTORY_COLUMNS = ["epoch", "loss", "reconstruction_loss", "kl_loss", "kl_exact",
                    "val_loss", "val_reconstruction_loss", "val_kl_loss", "val_kl_exact",
@@ -112,6 +112,9 @@ class RunKeeper(keras.callbacks.Callback):
         if self.bad is not None:
             return
         logs = dict(logs or {})
+        if "loss" not in logs:  # the data set yielded nothing: never a row of empty numbers
+            raise DataError(f"{self.run_dir}: epoch {epoch + 1} saw no training image; check the data folder "
+                            f"with cartoon-vae check-data")
         if not all(math.isfinite(float(v)) for v in logs.values()):
             self.bad = (epoch + 1, "end")
             self.model.stop_training = True
@@ -224,19 +227,48 @@ def is_chief() -> bool:
     return kind == "chief" or (kind == "worker" and int(task.get("index", 0)) == 0 and "chief" not in cluster)
 
 
-def _newest_loadable(run_dir):
-    """The epoch of the newest checkpoint that loads (0: none); a damaged newer one is named and skipped."""
+def check_resume_overrides(overrides) -> None:
+    """RunError for a ``--set key=value`` that ``--resume`` may not change (only :data:`RESUMABLE` keys may)."""
+    allowed = [f"{section}.{key}" for section, keys in RESUMABLE.items() for key in keys]
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if key not in allowed:
+            raise RunError(f"--set {key}: cannot change on --resume (the run keeps its config.yaml; only "
+                           f"{', '.join(allowed)} may change); start a new run to change it")
+
+
+def resume_point(run_dir, config):
+    """(epoch, model path) to resume ``run_dir`` from: its newest checkpoint that loads (a damaged newer
+    one is named and skipped). With no checkpoint, a ``model.keras`` whose history.csv counts its epochs
+    is resumed from, saying so; anything else that shows the run trained is a RunError, never a silent
+    start from epoch 1. (0, None): nothing trained yet."""
     done = checkpoints(run_dir)
     for path in reversed(done):
         try:
-            keras.models.load_model(path)
+            vae = keras.models.load_model(path)
         except Exception as e:  # Keras raises many types for a truncated or zeroed file
             print(f"{path}: damaged checkpoint ({type(e).__name__}); trying the one before", flush=True)
             continue
-        return int(path.stem.split("_")[1])
+        check_model_matches(vae, config, path, run_dir / "config.yaml")
+        return int(path.stem.split("_")[1]), path
     if done:
         raise RunError(f"{run_dir}: none of the {len(done)} checkpoints loads; start the run again")
-    return 0
+    model, rows = run_dir / "model.keras", read_history(run_dir / "history.csv")
+    if model.exists() and rows and [r["epoch"] for r in rows] == list(range(1, len(rows) + 1)):
+        try:
+            vae = keras.models.load_model(model)
+        except Exception as e:
+            raise RunError(f"{model}: no checkpoint to resume from and model.keras does not load "
+                           f"({type(e).__name__}); start a new run") from None
+        check_model_matches(vae, config, model, run_dir / "config.yaml")
+        print(f"{run_dir}: no checkpoint in checkpoints/; resuming from model.keras, which history.csv says "
+              f"finished epoch {len(rows)}", flush=True)
+        return len(rows), model
+    if model.exists() or rows:
+        what = "model.keras" if model.exists() else f"history.csv with {len(rows)} epoch(s)"
+        raise RunError(f"{run_dir}: no checkpoint to resume from, but {what} is there, so --resume would train "
+                       f"again from epoch 1; restore checkpoints/ (or history.csv), or start a new --run-dir")
+    return 0, None
 
 
 def _train(config, run_dir, resume, verbose, callbacks):
@@ -250,7 +282,7 @@ def _train(config, run_dir, resume, verbose, callbacks):
     config = config.replace(train={"precision": resolve_precision(config.train.precision)})
     for stale in run_dir.rglob(".tmp-*"):  # what a killed process was writing
         stale.unlink()
-    start = _newest_loadable(run_dir) if resume else 0
+    start, resume_from = resume_point(run_dir, config) if resume else (0, None)
     rows = [r for r in read_history(run_dir / "history.csv") if r["epoch"] <= start]
     if start >= config.train.epochs and (run_dir / "model.keras").exists():
         if verbose:
@@ -263,7 +295,7 @@ def _train(config, run_dir, resume, verbose, callbacks):
                                                      replicas=strategy.num_replicas_in_sync)
     with strategy.scope():
         if start:
-            vae = keras.models.load_model(checkpoint_path(run_dir, start))  # in the strategy's scope
+            vae = keras.models.load_model(resume_from)  # in the strategy's scope
             vae.optimizer.learning_rate = config.train.learning_rate
             if verbose:
                 print(f"resuming {run_dir} after epoch {start}")
