@@ -14,8 +14,8 @@ import cartoon_vae  # noqa: F401  (sets the Keras backend before anything import
 
 
 def _add_config_args(p, required=True):
-    p.add_argument("--config", required=required, help="YAML config, e.g. configs/recommended.yaml")
-    p.add_argument("--data", help="data folder (sets data.dir)")
+    p.add_argument("--config", type=_path, required=required, help="YAML config, e.g. configs/recommended.yaml")
+    p.add_argument("--data", type=_path, help="data folder (sets data.dir)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set train.epochs=5 (repeatable)")
 
@@ -136,10 +136,11 @@ def cmd_sample(args):
 
     from .figures import decode
     from .latent import sample_gmm, sample_minmax, sample_normal
-    from .runs import atomic_path, load_run
+    from .runs import atomic_path, claim_outputs, load_run
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)  # a bad --out fails now, before any work
+    earlier = claim_outputs(out, ["sample_[0-9][0-9][0-9][0-9]*.png", "latents.npy"], args.overwrite)
     vae, config = load_run(args.run)
     config = _run_data(args, config)
     rng = np.random.default_rng(args.seed)
@@ -159,6 +160,10 @@ def cmd_sample(args):
     with atomic_path(out / "latents.npy") as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, z)
+    written = {f"sample_{i:04d}.png" for i in range(len(z))} | {"latents.npy"}
+    for stale in earlier:  # samples of an earlier, longer call
+        if stale.name not in written:
+            stale.unlink()
     print(f"{args.n} {args.mode} samples and latents.npy in {out}/")
 
 
@@ -171,16 +176,83 @@ class _Parser(argparse.ArgumentParser):
 
 SAMPLE_BATCH = 256       # images decoded at once by `sample`
 MAX_COUNT = 1_000_000    # the most images any count argument asks for
+MAX_SEED = 2 ** 31 - 1   # as the config's seed keys
+MAX_WORKERS = 256        # processes for make-data
+MAX_VARIANT = 10_000     # as data.MAX_VARIANTS
+MAX_STRENGTH = 100.0     # standard deviations an edit column moves
+MAX_PATH = 4096          # characters in a path argument
 
 
-def _count(text):
+def _integer(low, high):
+    """An argparse type: an integer in [low, high], or one line saying so."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be an integer in [{low:,}, {high:,}], got {text}")
+        return value
+    return parse
+
+
+_count = _integer(1, MAX_COUNT)
+_seed = _integer(0, MAX_SEED)
+
+
+def _path(text):
+    """A file or folder argument: not empty, no NUL, valid UTF-8 (a name with other bytes is refused, since
+    TensorFlow and the files written name it in UTF-8)."""
+    if not text or "\0" in text or len(text) > MAX_PATH:
+        raise argparse.ArgumentTypeError(f"must be a path of 1 to {MAX_PATH:,} characters without NUL, "
+                                         f"got {text[:80]!r}")
     try:
-        value = int(text)
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"must be valid UTF-8, got {text.encode('utf-8', 'surrogateescape')!r}; "
+                                         f"rename it") from None
+    return text
+
+
+def _strengths(text):
+    """Comma-separated finite numbers in [-MAX_STRENGTH, MAX_STRENGTH] (an empty string: none)."""
+    values = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        try:
+            v = float(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be comma-separated numbers, got {part!r}") from None
+        if not -MAX_STRENGTH <= v <= MAX_STRENGTH:  # also refuses nan and inf
+            raise argparse.ArgumentTypeError(f"each must be a number in [-{MAX_STRENGTH:g}, {MAX_STRENGTH:g}], "
+                                             f"got {part}")
+        values.append(v)
+    if len(values) > 100:
+        raise argparse.ArgumentTypeError(f"at most 100 strengths, got {len(values)}")
+    return values
+
+
+def _probability(text):
+    try:
+        v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if not 1 <= value <= MAX_COUNT:
-        raise argparse.ArgumentTypeError(f"must be an integer in [1, {MAX_COUNT:,}], got {text}")
-    return value
+        raise argparse.ArgumentTypeError(f"must be a number in (0.5, 1), got {text!r}") from None
+    if not 0.5 < v < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in (0.5, 1), got {text}")
+    return v
+
+
+def _attribute(text):
+    names = _names(text)
+    if len(names) != 1:
+        raise argparse.ArgumentTypeError(f"must be one attribute name, got {text[:80]!r}")
+    return names[0]
+
+
+def _names(text):
+    names = [a.strip() for a in text.split(",") if a.strip()]
+    if not names or any(len(n) > 200 for n in names):
+        raise argparse.ArgumentTypeError(f"must be comma-separated attribute names, got {text[:80]!r}")
+    return names
 
 
 def cmd_train_probe(args):
@@ -220,9 +292,20 @@ def cmd_edit(args):
                        edit_to_probability, fit_direction, hold)
     from .evaluate import encode_split
     from .figures import decode, save_grid
-    from .runs import load_run, write_text_atomic
+    from .runs import claim_outputs, load_run, write_text_atomic
 
+    out = Path(args.out)
+    name = f"edit_{args.attribute}_to{args.to}"
+    out.mkdir(parents=True, exist_ok=True)  # a bad --out fails now, before any work
+    claim_outputs(out, [f"{name}.png", f"{name}.json"], args.overwrite)
+    probe = None
+    if args.probe:  # a damaged probe fails now, before anything is written
+        from .probe import Probe
+
+        probe = Probe.load(args.probe)
     vae, config = load_run(args.run)
+    if probe is not None:
+        probe.check_compatible(config)
     config = _run_data(args, config)
     attrs = read_attributes(config.data.dir)
     for name in [args.attribute, *args.hold]:
@@ -233,9 +316,7 @@ def cmd_edit(args):
     for name, value in (("--to", args.to), ("--from", args.from_)):
         if value is not None and not 0 <= value < n_variants:
             raise DataError(f"{name} {value}: {args.attribute} has variants 0..{n_variants - 1}")
-    if args.p is not None and not 0.5 < args.p < 1:
-        raise DataError(f"--p {args.p}: must be in (0.5, 1)")
-    strengths = [float(v) for v in args.strengths.split(",")] if args.strengths else []
+    strengths = args.strengths
     train_ds, val_ds = make_datasets(config, with_index=True, shuffle_train=False)
     _, train_means, _, train_idx = encode_split(vae, train_ds, keep_images=False)
     try:
@@ -262,9 +343,6 @@ def cmd_edit(args):
     columns["class mean"] = decode(vae, edit_to_class(val_means[rows], direction))
     if args.p is not None:
         columns[f"p = {args.p:g}"] = decode(vae, edit_to_probability(val_means[rows], direction, args.p))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    name = f"edit_{args.attribute}_to{args.to}"
     grid = np.stack(list(columns.values()), 1).reshape(-1, *val_x.shape[1:])
     save_grid(grid, out / f"{name}.png", len(rows), len(columns), col_labels=list(columns),
               title=f"{args.attribute} -> {args.to}" + (f" (from {args.from_})" if args.from_ is not None else "")
@@ -272,11 +350,7 @@ def cmd_edit(args):
     report = {"attribute": args.attribute, "to": args.to, "from": args.from_, "strengths": strengths,
               "p": args.p, "hold": args.hold, "faces": int(len(rows)), "images": [int(i) for i in val_idx[rows]],
               "classifier_train_accuracy": direction["train_accuracy"]}
-    if args.probe:
-        from .probe import Probe
-
-        probe = Probe.load(args.probe)
-        probe.check_compatible(config)
+    if probe is not None:
         base_images = columns["reconstruction"]
         _, base = probe.features_and_predictions(base_images)
         report["scores"] = {}
@@ -331,67 +405,68 @@ def build_parser():
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     s = sub.add_parser("make-data", help="draw Cartoon Set-format faces (the embedded data set)")
-    s.add_argument("--out", default="data/synthetic")
+    s.add_argument("--out", type=_path, default="data/synthetic")
     s.add_argument("--n", type=_count, default=2000)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    s.add_argument("--seed", type=_seed, default=0)
+    s.add_argument("--workers", type=_integer(1, MAX_WORKERS), default=None, help="processes (default: all cores)")
     s.set_defaults(fn=cmd_make_data)
 
     s = sub.add_parser("check-data", help="check a data folder: images, unreadable files, attribute CSVs")
-    s.add_argument("--data", required=True)
+    s.add_argument("--data", type=_path, required=True)
     s.set_defaults(fn=cmd_check_data)
 
     s = sub.add_parser("download-cartoonset", help="download and extract Google's Cartoon Set")
     s.add_argument("--variant", choices=["10k", "100k"], default="10k")
-    s.add_argument("--out", default="data")
-    s.add_argument("--url", help="tarball URL (default: the dataset's public bucket)")
+    s.add_argument("--out", type=_path, default="data")
+    s.add_argument("--url", help="tarball URL, http or https (default: the dataset's public bucket)")
     s.set_defaults(fn=cmd_download)
 
     s = sub.add_parser("train", help="train a config into a run folder")
     _add_config_args(s, required=False)
-    s.add_argument("--run-dir", help="run folder (default: runs/<config name>)")
+    s.add_argument("--run-dir", type=_path, help="run folder (default: runs/<config name>)")
     s.add_argument("--resume", action="store_true", help="continue an existing run folder")
     s.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("prepare", help="decode and resize a data folder once into TFRecord shards that training "
                                        "streams (sets bigger than memory)")
     _add_config_args(s)
-    s.add_argument("--out", required=True, help="folder to create")
+    s.add_argument("--out", type=_path, required=True, help="folder to create")
     s.add_argument("--shard-images", type=_count, default=1024, help="images per shard file")
     s.set_defaults(fn=cmd_prepare)
 
     s = sub.add_parser("figures", help="write Fig. 4, Fig. 5 and the other figures of a run")
-    s.add_argument("--run", required=True)
-    s.add_argument("--data", help="data folder (default: the run's data.dir)")
+    s.add_argument("--run", type=_path, required=True)
+    s.add_argument("--data", type=_path, help="data folder (default: the run's data.dir)")
     s.set_defaults(fn=cmd_figures)
 
     s = sub.add_parser("sample", help="decode new faces from min-max uniform, N(0, I) or Gaussian-mixture latents")
-    s.add_argument("--run", required=True)
+    s.add_argument("--run", type=_path, required=True)
     s.add_argument("--n", type=_count, default=10)
     s.add_argument("--mode", choices=["minmax", "normal", "gmm"], default="minmax",
                    help="minmax: the paper's Fig. 5; normal: the prior N(0, I); gmm: a Gaussian mixture fitted "
                         "to the training codes (usually the most faithful)")
     s.add_argument("--stats-images", type=_count, default=5000,
                    help="training images whose latent means give min/max or the mixture")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--out", required=True)
-    s.add_argument("--data", help="data folder (default: the run's data.dir)")
+    s.add_argument("--seed", type=_seed, default=0)
+    s.add_argument("--out", type=_path, required=True)
+    s.add_argument("--overwrite", action="store_true", help="replace samples an earlier call left in --out")
+    s.add_argument("--data", type=_path, help="data folder (default: the run's data.dir)")
     s.set_defaults(fn=cmd_sample)
 
     s = sub.add_parser("train-probe", help="train the attribute probe (features for FD_attr/KID_attr, edit scores)")
-    s.add_argument("--config", default="configs/recommended.yaml", help="image size and crop to train at")
-    s.add_argument("--data", help="labelled data folder (sets data.dir)")
+    s.add_argument("--config", type=_path, default="configs/recommended.yaml", help="image size and crop to train at")
+    s.add_argument("--data", type=_path, help="labelled data folder (sets data.dir)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    s.add_argument("--out", required=True)
+    s.add_argument("--out", type=_path, required=True)
     s.add_argument("--epochs", type=_count, default=15)
-    s.add_argument("--mix-run", action="append", default=[], metavar="RUN",
+    s.add_argument("--mix-run", type=_path, action="append", default=[], metavar="RUN",
                    help="also train on this run's reconstructions of the training faces, so the probe reads "
                         "decoded faces (repeatable)")
     s.set_defaults(fn=cmd_train_probe)
 
     s = sub.add_parser("evaluate", help="measure a run: reconstructions, latent space, samples, edits")
-    s.add_argument("--run", required=True)
-    s.add_argument("--probe", required=True)
+    s.add_argument("--run", type=_path, required=True)
+    s.add_argument("--probe", type=_path, required=True)
     s.add_argument("--samples", type=_count, default=1000, help="samples per mode (minmax, normal, gmm)")
     s.add_argument("--fid", action="store_true", help="also the standard Inception FID/KID (needs the [fid] extra)")
     s.add_argument("--fid-images", type=_count, default=500,
@@ -399,26 +474,28 @@ def build_parser():
     s.set_defaults(fn=cmd_evaluate)
 
     s = sub.add_parser("edit", help="edit held-out faces along an attribute classifier's latent direction")
-    s.add_argument("--run", required=True)
-    s.add_argument("--attribute", required=True)
-    s.add_argument("--to", type=int, required=True, help="target variant")
-    s.add_argument("--from", dest="from_", type=int, default=None, help="edit faces of this variant only, and "
+    s.add_argument("--run", type=_path, required=True)
+    s.add_argument("--attribute", type=_attribute, required=True)
+    s.add_argument("--to", type=_integer(0, MAX_VARIANT), required=True, help="target variant")
+    s.add_argument("--from", dest="from_", type=_integer(0, MAX_VARIANT), default=None,
+                   help="edit faces of this variant only, and "
                                                                          "contrast with it (default: all others)")
-    s.add_argument("--strengths", default="1,2,3",
+    s.add_argument("--strengths", type=_strengths, default="1,2,3",
                    help="columns moved by these many standard deviations of the codes along the direction; the "
                         "last column moves each face to the target's class mean in the classifier's subspace")
-    s.add_argument("--p", type=float, default=None, help="add a column moved until the classifier reads the "
+    s.add_argument("--p", type=_probability, default=None, help="add a column moved until the classifier reads the "
                                                           "target at this probability (e.g. 0.9)")
-    s.add_argument("--hold", type=lambda t: [a for a in t.split(",") if a], default=[],
+    s.add_argument("--hold", type=_names, default=[],
                    help="comma-separated attributes whose classifiers the edit leaves unchanged (projection)")
     s.add_argument("--faces", type=_count, default=6)
-    s.add_argument("--probe", help="probe folder: also measure success and preservation")
-    s.add_argument("--out", required=True)
-    s.add_argument("--data", help="data folder (default: the run's data.dir)")
+    s.add_argument("--probe", type=_path, help="probe folder: also measure success and preservation")
+    s.add_argument("--out", type=_path, required=True)
+    s.add_argument("--overwrite", action="store_true", help="replace the figure and report of an earlier call")
+    s.add_argument("--data", type=_path, help="data folder (default: the run's data.dir)")
     s.set_defaults(fn=cmd_edit)
 
     s = sub.add_parser("ablate", help="test the paper's claims: train variants x seeds, evaluate, write results")
-    s.add_argument("--config", default="configs/ablation.yaml")
+    s.add_argument("--config", type=_path, default="configs/ablation.yaml")
     s.add_argument("--report-only", action="store_true", help="rebuild the report from stored results.json")
     s.add_argument("--train-only", action="store_true", help="train (and reuse) the runs, evaluate nothing")
     s.set_defaults(fn=cmd_ablate)
@@ -426,9 +503,9 @@ def build_parser():
     s = sub.add_parser("benchmark", help="training speed against the paper's reference loop, input pipeline, "
                                          "generation, memory")
     s.add_argument("--quick", action="store_true", help="fewer images and epochs, no step variants (minutes)")
-    s.add_argument("--out", help="write the results as JSON here")
+    s.add_argument("--out", type=_path, help="write the results as JSON here")
     s.add_argument("--force", action="store_true", help="overwrite --out")
-    s.add_argument("--data", help="image folder (default: faces drawn by the embedded generator)")
+    s.add_argument("--data", type=_path, help="image folder (default: faces drawn by the embedded generator)")
     s.add_argument("--variants", action=argparse.BooleanOptionalAction, default=None,
                    help="also time the step under rejected settings (default: on unless --quick)")
     s.set_defaults(fn=cmd_benchmark)

@@ -46,6 +46,8 @@ def _finite(predicate, allowed):
     return _check(lambda v: math.isfinite(v) and predicate(v), allowed + ", finite")
 
 
+MAX_SEED = 2 ** 31 - 1          # what every seed consumer (NumPy's RandomState, Keras, tf.data) accepts
+_SEED = _check(lambda v: 0 <= v <= MAX_SEED, f"an integer in [0, {MAX_SEED:,}]")
 MAX_CONFIG_BYTES = 1 << 20      # a config file is a few kilobytes; refuse anything over 1 MiB unread
 MAX_BATCH_BYTES = 4 << 30       # one batch of float32 input images: at most 4 GiB
 MAX_PARAMETERS = 500_000_000    # the model's weights: at most 2 GB of float32
@@ -79,7 +81,7 @@ class DataConfig:
                         "three integers in [0, 255] (an RGB colour)"))
     batch_size: int = field(default=128, metadata=_positive_int(8192))
     val_fraction: float = field(default=0.1, metadata=_check(lambda v: 0 < v < 1, "a number in (0, 1)"))
-    seed: int = 0
+    seed: int = field(default=0, metadata=_SEED)
     cache: Literal["memory", "file", "none"] = "memory"
     cache_dir: Optional[str] = None
     shuffle_buffer: int = field(default=10000, metadata=_positive_int(10_000_000))
@@ -100,7 +102,7 @@ class ModelConfig:
     leaky_relu_slope: float = field(default=0.3, metadata=_check(lambda v: 0 <= v < 1, "a number in [0, 1)"))
     reparam: Literal["std", "paper_variance"] = "std"
     bounded_variance: Optional[bool] = None  # None: the sigmoid-bounded head iff loss.kl is poly_bound
-    seed: int = 0
+    seed: int = field(default=0, metadata=_SEED)
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ class LossConfig:
 class TrainConfig:
     epochs: int = field(default=30, metadata=_positive_int(1_000_000))
     learning_rate: float = field(default=5e-4, metadata=_finite(lambda v: 0 < v <= 10, "a number in (0, 10]"))
-    seed: int = 0
+    seed: int = field(default=0, metadata=_SEED)
     steps_per_epoch: Optional[int] = field(default=None, metadata=_positive_int(100_000_000))
     distribute: Literal["none", "mirrored", "multi_worker"] = "none"
     # auto: mixed_bfloat16 where the hardware computes bfloat16 natively, else float32 (cartoon_vae.hardware)
@@ -128,7 +130,7 @@ class TrainConfig:
 class SampleConfig:
     n: int = field(default=10, metadata=_positive_int(10_000))
     stats_images: int = field(default=5000, metadata=_positive_int(10_000_000))
-    seed: int = 0
+    seed: int = field(default=0, metadata=_SEED)
     reconstructions: int = field(default=8, metadata=_positive_int(1000))
     interpolation_steps: int = field(default=10, metadata=_check(lambda v: 2 <= v <= 1000, "an integer in [2, 1000]"))
 

@@ -42,6 +42,8 @@ log = logging.getLogger("cartoon_vae")
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")  # what the reader decodes
 MAX_IMAGE_PIXELS = 89_478_485  # PIL's decompression-bomb warning limit; an image over it is refused, not decoded
+MAX_VARIANTS = 10_000          # variants of one attribute in a CSV (Cartoon Set's most: 111)
+MAX_CSV_BYTES = 1 << 20        # an attribute CSV is under a kilobyte
 SHUFFLE_BUFFER = 1024          # image_dataset_from_directory's buffer for the training split (batch_size=None)
 
 
@@ -151,22 +153,32 @@ class Attributes:
 def parse_attribute_csv(path) -> list[tuple[str, int, int]]:
     """Lines of ``"name", variant_index, n_variants``. A malformed line raises DataError with file:line."""
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            parts = [p.strip() for p in line.strip().split(",")]
-            try:
-                name, index, count = parts
-                if not (len(name) >= 2 and name[0] == name[-1] == '"'):
-                    raise ValueError
-                name, index, count = name[1:-1], int(index), int(count)
-                if not 0 <= index < count:
-                    raise ValueError
-            except ValueError:
-                raise DataError(f"{path}:{lineno}: expected '\"name\", variant_index, n_variants' with "
-                                f"0 <= variant_index < n_variants, got {line.strip()!r}") from None
-            rows.append((name, index, count))
+    try:
+        if os.path.getsize(path) > MAX_CSV_BYTES:
+            raise DataError(f"{path}: attribute CSV of {os.path.getsize(path):,} bytes; at most {MAX_CSV_BYTES:,}")
+        with open(path, "rb") as fh:
+            lines = fh.read().split(b"\n")
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    for lineno, raw in enumerate(lines, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataError(f"{path}:{lineno}: not UTF-8 text") from None
+        if not line.strip():
+            continue
+        parts = [p.strip() for p in line.strip().split(",")]
+        try:
+            name, index, count = parts
+            if not (len(name) >= 2 and name[0] == name[-1] == '"'):
+                raise ValueError
+            name, index, count = name[1:-1], int(index), int(count)
+            if not (0 <= index < count <= MAX_VARIANTS):
+                raise ValueError
+        except ValueError:
+            raise DataError(f"{path}:{lineno}: expected '\"name\", variant_index, n_variants' with "
+                            f"0 <= variant_index < n_variants <= {MAX_VARIANTS:,}, got {line.strip()[:200]!r}") from None
+        rows.append((name, index, count))
     return rows
 
 
@@ -184,9 +196,12 @@ def read_attributes(folder, paths=None) -> Attributes:
             continue
         rows = parse_attribute_csv(csv)
         if names is None:
-            names, counts = tuple(r[0] for r in rows), np.array([r[2] for r in rows], np.int32)
+            names, counts, first = tuple(r[0] for r in rows), np.array([r[2] for r in rows], np.int32), csv
         elif tuple(r[0] for r in rows) != names:
             raise DataError(f"{csv}: attributes {[r[0] for r in rows]} differ from the first CSV's {list(names)}")
+        elif [r[2] for r in rows] != counts.tolist():
+            k = next(k for k, r in enumerate(rows) if r[2] != counts[k])
+            raise DataError(f"{csv}: {names[k]} has {rows[k][2]} variants, the first CSV ({first}) says {counts[k]}")
         values.append([r[1] for r in rows])
     names = names or ()
     table = np.full((len(paths), len(names)), -1, np.int32)

@@ -46,11 +46,16 @@ def labelled_splits(config):
     """(train, val) datasets of (images, {attribute: label}) for the labelled images of ``config.data.dir``."""
     import tensorflow as tf
 
-    from .data import DataError, make_datasets, read_attributes
+    from .data import DataError, make_datasets, read_attributes, split_indices
 
     attrs = read_attributes(config.data.dir)
     if not attrs.names:
         raise DataError(f"{config.data.dir}: no attribute CSVs beside the images; the probe needs them")
+    for name, rows in zip(("training", "validation"),
+                          split_indices(len(attrs.paths), config.data.val_fraction, config.data.seed)):
+        if not attrs.labelled[rows].any():
+            raise DataError(f"{config.data.dir}: the {name} split has no image with an attribute CSV "
+                            f"({int(attrs.labelled.sum())} labelled in all); the probe needs labelled images in both")
     table = tf.constant(attrs.values)
     labelled = tf.constant(attrs.labelled)
 
@@ -132,6 +137,38 @@ def train_probe(config, out, epochs=15, learning_rate=2e-3, verbose=1, mix_runs=
     return info
 
 
+MAX_INFO_BYTES = 1 << 20  # probe.json is a few kilobytes
+
+
+def read_info(path) -> dict:
+    """probe.json, checked: names and variant counts that agree, an image size and crop in range.
+    A bad file is a RunError naming it."""
+    path = Path(path)
+
+    def bad(why):
+        return RunError(f"{path}: {why}; train the probe again")
+
+    try:
+        if path.stat().st_size > MAX_INFO_BYTES:
+            raise bad(f"{path.stat().st_size:,} bytes, at most {MAX_INFO_BYTES:,}")
+        info = json.loads(path.read_bytes().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise bad(f"not readable JSON ({type(e).__name__})") from None
+    if not isinstance(info, dict):
+        raise bad("not a JSON object")
+    names, counts = info.get("names"), info.get("n_variants")
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)
+            and isinstance(counts, list) and len(counts) == len(names)
+            and all(isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= 10_000 for k in counts)):
+        raise bad("'names' and 'n_variants' must be lists of equal length (names, counts in [1, 10,000])")
+    size, crop = info.get("image_size"), info.get("crop")
+    if not (isinstance(size, int) and 8 <= size <= 2048):
+        raise bad(f"'image_size' must be an integer in [8, 2048], got {size!r}")
+    if not (isinstance(crop, (int, float)) and not isinstance(crop, bool) and 0 < crop <= 1):
+        raise bad(f"'crop' must be a number in (0, 1], got {crop!r}")
+    return info
+
+
 class Probe:
     """A trained probe: features and per-attribute predictions for images in [0, 1]."""
 
@@ -151,7 +188,18 @@ class Probe:
         if not (folder / "probe.keras").exists() or not (folder / "probe.json").exists():
             raise RunError(f"{folder}: no probe here (probe.keras, probe.json); train one with "
                            f"cartoon-vae train-probe --data DIR --out {folder}")
-        return cls(keras.models.load_model(folder / "probe.keras"), json.loads((folder / "probe.json").read_text()))
+        info = read_info(folder / "probe.json")
+        try:
+            model = keras.models.load_model(folder / "probe.keras")
+        except Exception as e:  # Keras raises many types for a broken file
+            raise RunError(f"{folder / 'probe.keras'}: cannot load the probe ({type(e).__name__}); train it "
+                           f"again") from None
+        heads = {n: int(model.output[n].shape[-1]) for n in info["names"] if isinstance(model.output, dict)
+                 and n in model.output}
+        if heads != dict(zip(info["names"], info["n_variants"])):
+            raise RunError(f"{folder / 'probe.keras'}: its heads do not match probe.json's attributes; train it "
+                           f"again")
+        return cls(model, info)
 
     def check_compatible(self, config):
         if abs(self.info["crop"] - config.data.crop) > 1e-9:

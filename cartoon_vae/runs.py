@@ -144,6 +144,23 @@ def writer(run_dir, new=False):
         os.close(fd)
 
 
+def claim_outputs(folder, patterns, overwrite=False) -> list[Path]:
+    """The files in ``folder`` named by the glob ``patterns`` (a link counts, dangling or not): a RunError
+    naming the first one, unless ``overwrite``. The caller writes its files with :func:`atomic_path`
+    (which replaces a link itself, never its target) and then unlinks those of the returned files it did
+    not rewrite, so no stale file of an earlier call is left beside the new ones."""
+    folder = Path(folder)
+    found = sorted({p for pattern in patterns for p in folder.glob(pattern) if os.path.lexists(p)})
+    if found and not overwrite:
+        more = f" and {len(found) - 1} more" if len(found) > 1 else ""
+        raise RunError(f"{found[0]}{more}: already there from an earlier call; pass --overwrite to replace "
+                       f"them, or choose another --out")
+    for p in found:
+        if p.is_dir() and not p.is_symlink():
+            raise RunError(f"{p}: is a folder where a file would be written; remove it")
+    return found
+
+
 def write_text_atomic(path, text: str) -> None:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text)
