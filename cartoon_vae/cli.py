@@ -37,11 +37,15 @@ def cmd_make_data(args):
 def cmd_check_data(args):
     from .data import find_unreadable, list_images, read_attributes
 
+    from collections import Counter
+
     paths = list_images(args.data)
-    bad = find_unreadable(paths)
+    bad = find_unreadable(paths, decode=True)  # what training will decode, fully
     attrs = read_attributes(args.data, paths)
-    print(f"{args.data}: {len(paths)} image files, {len(bad)} unreadable, "
-          f"{int(attrs.labelled.sum())} with attribute CSVs")
+    kinds = Counter(Path(p).suffix.lower().lstrip(".") for p in paths)
+    print(f"{args.data}: {len(paths)} image files ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))}), "
+          f"{len(bad)} unreadable, {int(attrs.labelled.sum())} with attribute CSVs; training uses "
+          f"{len(paths) - len(bad)}")
     for p, why in bad.items():
         print(f"  unreadable: {p}: {why}")
     for name, n in zip(attrs.names, attrs.n_variants):
@@ -125,9 +129,10 @@ def cmd_figures(args):
     config = _run_data(args, config)
     s = config.sample
     with writer(args.run):
+        gmm = _gmm(args, vae, config, s.stats_images)  # first: it refuses a set too small, before anything is written
         val = _val_images(config, max(s.reconstructions, 2))
         stats = _stats(args, vae, config, s.stats_images)
-        write_run_figures(args.run, vae, config, val, stats, gmm=_gmm(args, vae, config, s.stats_images))
+        write_run_figures(args.run, vae, config, val, stats, gmm=gmm)
     print(f"figures written to {args.run}/")
 
 
@@ -139,7 +144,6 @@ def cmd_sample(args):
     from .runs import atomic_path, claim_outputs, load_run
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)  # a bad --out fails now, before any work
     earlier = claim_outputs(out, ["sample_[0-9][0-9][0-9][0-9]*.png", "latents.npy"], args.overwrite)
     vae, config = load_run(args.run)
     config = _run_data(args, config)
@@ -153,6 +157,7 @@ def cmd_sample(args):
         z = sample_normal(args.n, vae.latent_dim, rng)
     from PIL import Image
 
+    out.mkdir(parents=True, exist_ok=True)
     for first in range(0, len(z), SAMPLE_BATCH):  # decoded and written a batch at a time: memory stays flat
         for i, img in enumerate(decode(vae, z[first:first + SAMPLE_BATCH]), start=first):
             with atomic_path(out / f"sample_{i:04d}.png") as tmp:
@@ -295,9 +300,8 @@ def cmd_edit(args):
     from .runs import claim_outputs, load_run, write_text_atomic
 
     out = Path(args.out)
-    name = f"edit_{args.attribute}_to{args.to}"
-    out.mkdir(parents=True, exist_ok=True)  # a bad --out fails now, before any work
-    claim_outputs(out, [f"{name}.png", f"{name}.json"], args.overwrite)
+    stem = f"edit_{args.attribute}_to{args.to}"
+    claim_outputs(out, [f"{stem}.png", f"{stem}.json"], args.overwrite)
     probe = None
     if args.probe:  # a damaged probe fails now, before anything is written
         from .probe import Probe
@@ -344,7 +348,8 @@ def cmd_edit(args):
     if args.p is not None:
         columns[f"p = {args.p:g}"] = decode(vae, edit_to_probability(val_means[rows], direction, args.p))
     grid = np.stack(list(columns.values()), 1).reshape(-1, *val_x.shape[1:])
-    save_grid(grid, out / f"{name}.png", len(rows), len(columns), col_labels=list(columns),
+    out.mkdir(parents=True, exist_ok=True)
+    save_grid(grid, out / f"{stem}.png", len(rows), len(columns), col_labels=list(columns),
               title=f"{args.attribute} -> {args.to}" + (f" (from {args.from_})" if args.from_ is not None else "")
               + (f", holding {', '.join(args.hold)}" if args.hold else ""))
     report = {"attribute": args.attribute, "to": args.to, "from": args.from_, "strengths": strengths,
@@ -361,8 +366,8 @@ def cmd_edit(args):
             print(f"{label:>8}: target read on {report['scores'][label]['succeeded']} of {len(rows)} faces "
                   f"(gain {score['gain']:+.3f}), preservation {score['preservation']:.3f}, "
                   f"pixel change {score['pixel_change']:.4f}")
-    write_text_atomic(out / f"{name}.json", json.dumps(report, indent=1) + "\n")
-    print(f"written: {out / (name + '.png')}, {out / (name + '.json')}")
+    write_text_atomic(out / f"{stem}.json", json.dumps(report, indent=1) + "\n")
+    print(f"written: {out / (stem + '.png')}, {out / (stem + '.json')}")
 
 
 def cmd_ablate(args):

@@ -85,12 +85,19 @@ def _open(path):
 
 
 def _why(e: Exception) -> str:
-    return "permission denied" if isinstance(e, PermissionError) else \
-        f"not a readable image ({type(e).__name__}{': ' + str(e) if isinstance(e, ValueError) else ''})"
+    from PIL import Image
+
+    if isinstance(e, PermissionError):
+        return "permission denied"
+    if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return f"over the decompression-bomb limit of {MAX_IMAGE_PIXELS:,} pixels"
+    return f"not a readable image ({type(e).__name__}{': ' + str(e) if isinstance(e, ValueError) else ''})"
 
 
-def find_unreadable(paths) -> dict[str, str]:
-    """``{path: reason}`` for files that are empty, not images, too large, or fail PIL's checksum scan."""
+def find_unreadable(paths, decode=False) -> dict[str, str]:
+    """``{path: reason}`` for files that are empty, not images, too large, or fail PIL's checksum scan;
+    with ``decode``, also those that fail the full decode training does (:func:`read_rgba`), such as a
+    truncated JPEG, whose header scan passes."""
     import warnings
 
     from PIL import Image
@@ -105,6 +112,8 @@ def find_unreadable(paths) -> dict[str, str]:
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 with _open(p) as im:
                     im.verify()
+                if decode:
+                    read_rgba(p)
         except Exception as e:  # PIL raises many types for broken files
             bad[p] = _why(e)
     return bad

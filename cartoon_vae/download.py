@@ -18,11 +18,17 @@ import shutil
 import tarfile
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 BASE_URL = "https://storage.googleapis.com/cartoonset_public_files"
 VARIANTS = {"10k": ("cartoonset10k", 10_000), "100k": ("cartoonset100k", 100_000)}
 CHUNK = 1 << 20
+READ_TIMEOUT_S = 60          # one read that gets nothing for this long ends the download
+DEADLINE_S = 6 * 3600        # the whole download, however it trickles (the 100k set is ~5 GB)
+MIN_RATE = 10_000            # bytes/s averaged over each RATE_WINDOW_S, after the first window
+RATE_WINDOW_S = 60
+MAX_BYTES_PER_IMAGE = 1 << 20  # extracted bytes (image + CSV) per expected image: Cartoon Set's are ~30 KB
 
 
 class DownloadError(RuntimeError):
@@ -32,33 +38,67 @@ class DownloadError(RuntimeError):
 VERIFY_IMAGES = 32  # images decoded to check an extracted set, spread over it
 
 
-def fetch(url: str, dest: Path, progress: bool = True) -> Path:
-    """Download ``url`` to ``dest`` through ``dest.part``, resuming a previous partial file."""
+def _first_line(value) -> str:
+    return (str(value).strip().splitlines() or [""])[0][:200]
+
+
+def fetch(url: str, dest: Path, progress: bool = True, deadline_s: float = DEADLINE_S,
+          min_rate: float = MIN_RATE, rate_window_s: float = RATE_WINDOW_S,
+          read_timeout_s: float = READ_TIMEOUT_S) -> Path:
+    """Download ``url`` (http or https) to ``dest`` through ``dest.part``, resuming a previous partial file.
+
+    Ends with a DownloadError, keeping the part file to resume from, when the whole transfer takes
+    over ``deadline_s``, when a window of ``rate_window_s`` averages under ``min_rate`` bytes/s, or
+    when one read waits ``read_timeout_s``: a server that trickles never hangs the command."""
+    import time
+    import urllib.parse
+
     from tqdm import tqdm
 
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme not in ("http", "https"):
+        raise DownloadError(f"{url[:200]}: only http and https URLs are fetched, got {scheme or 'no scheme'!r}")
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    start = time.monotonic()
     try:
-        response = urllib.request.urlopen(request, timeout=60)
+        response = urllib.request.urlopen(request, timeout=read_timeout_s)
     except urllib.error.HTTPError as e:
         if e.code == 416 and have:  # the part file is already whole
             os.replace(part, dest)
             return dest
-        raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from None
-    except (urllib.error.URLError, OSError) as e:
-        raise DownloadError(f"{url}: cannot connect ({getattr(e, 'reason', e)})") from None
+        raise DownloadError(f"{url}: HTTP {e.code} {_first_line(e.reason)}") from None
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        raise DownloadError(f"{url}: cannot connect ({_first_line(getattr(e, 'reason', e))})") from None
     with response:
         resumed = response.status == 206
         if not resumed:
             have = 0  # the server sent the whole file: start over
         length = response.headers.get("Content-Length")
-        total = have + int(length) if length is not None else None
+        total = have + int(length) if length is not None and length.isdigit() else None
+        window_start, window_bytes = start, 0
         with open(part, "ab" if resumed else "wb") as fh, tqdm(
                 total=total, initial=have, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
-            while chunk := response.read(CHUNK):
+            while True:
+                try:
+                    chunk = response.read1(CHUNK)
+                except (OSError, ValueError) as e:  # a read timeout, a reset connection
+                    raise DownloadError(f"{url}: download stalled ({_first_line(e) or type(e).__name__}); "
+                                        f"run the command again to resume") from None
+                if not chunk:
+                    break
                 fh.write(chunk)
                 bar.update(len(chunk))
+                now, window_bytes = time.monotonic(), window_bytes + len(chunk)
+                if now - start > deadline_s:
+                    raise DownloadError(f"{url}: not finished within {deadline_s:g} s; run the command again "
+                                        f"to resume")
+                if now - window_start >= rate_window_s:
+                    if window_bytes / (now - window_start) < min_rate:
+                        raise DownloadError(f"{url}: slower than {min_rate:g} bytes/s over {rate_window_s:g} s; "
+                                            f"run the command again to resume")
+                    window_start, window_bytes = now, 0
     if total is not None and part.stat().st_size != total:
         raise DownloadError(f"{url}: download ended early ({part.stat().st_size} of {total} bytes); "
                             f"run the command again to resume")
@@ -71,12 +111,30 @@ def extract(archive: Path, target: Path, expected_images: int) -> Path:
     tmp = target.with_name(f".{target.name}.extracting")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    limit_bytes, limit_members = expected_images * MAX_BYTES_PER_IMAGE, 3 * expected_images + 100
+    seen = {"bytes": 0, "members": 0}
+
+    def bounded(member, path):
+        """tarfile's "data" filter, and a bound on what is written, checked from each member's header
+        before the member is extracted (a gzip bomb stops at the bound, not when the disk is full)."""
+        member = tarfile.data_filter(member, path)
+        seen["bytes"] += member.size
+        seen["members"] += 1
+        if seen["bytes"] > limit_bytes or seen["members"] > limit_members:
+            raise DownloadError(f"{archive}: holds more than {limit_bytes:,} bytes or {limit_members:,} files, "
+                                f"far more than {expected_images:,} images take; delete it and check --url")
+        return member
+
     try:
         with tarfile.open(archive) as tar:
-            tar.extractall(tmp, filter="data")
-    except (tarfile.TarError, OSError, EOFError) as e:
+            tar.extractall(tmp, filter=bounded)
+    except DownloadError:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise DownloadError(f"{archive}: cannot extract ({e}); delete it and run the command again") from None
+        raise
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DownloadError(f"{archive}: cannot extract ({_first_line(e)}); delete it and run the command "
+                            f"again") from None
     entries = [p for p in tmp.iterdir() if not p.name.startswith(".")]
     root = entries[0] if len(entries) == 1 and entries[0].is_dir() else tmp
     found = sum(1 for _ in root.rglob("*.png"))

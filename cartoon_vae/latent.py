@@ -131,13 +131,16 @@ def _cached(path, fingerprint, requested, compute, what, valid):
         try:
             with np.load(path, allow_pickle=False) as f:
                 cached = {k: f[k] for k in f.files}
-            why = None if valid(cached) else "damaged"
+            if str(cached.get("fingerprint")) != fingerprint:
+                why = "of another model"
+            elif cached.get("requested", np.array(-1)).shape != () or int(cached["requested"]) != requested:
+                why = "of another image count"
+            else:
+                why = None if valid(cached) else "damaged"
         except Exception as e:  # truncated or zeroed: zipfile, OSError, ValueError, EOFError ...
-            cached, why = {}, f"unreadable ({type(e).__name__})"
+            why = f"unreadable ({type(e).__name__})"
         if why is None:
-            if str(cached.get("fingerprint")) == fingerprint and int(cached.get("requested", -1)) == requested:
-                return {k: v for k, v in cached.items() if k not in ("fingerprint", "requested")}
-            why = "of another model" if str(cached.get("fingerprint")) != fingerprint else "of another image count"
+            return {k: v for k, v in cached.items() if k not in ("fingerprint", "requested")}
         print(f"{path}: {what} {why}; recomputing them for this model from {requested} images")
     result = compute()
     with writer(path.parent), atomic_path(path) as tmp:

@@ -150,6 +150,13 @@ def claim_outputs(folder, patterns, overwrite=False) -> list[Path]:
     (which replaces a link itself, never its target) and then unlinks those of the returned files it did
     not rewrite, so no stale file of an earlier call is left beside the new ones."""
     folder = Path(folder)
+    for above in (folder, *folder.parents):  # a bad --out fails now, before any work (and nothing is made)
+        if os.path.lexists(above):
+            if not above.is_dir():
+                raise RunError(f"{folder}: {above} is not a folder; choose another --out")
+            if not os.access(above, os.W_OK | os.X_OK):
+                raise RunError(f"{folder}: cannot write in {above} (permission denied)")
+            break
     found = sorted({p for pattern in patterns for p in folder.glob(pattern) if os.path.lexists(p)})
     if found and not overwrite:
         more = f" and {len(found) - 1} more" if len(found) > 1 else ""

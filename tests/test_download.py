@@ -103,3 +103,132 @@ def test_unreachable_server_is_one_clear_error(tmp_path):
     with pytest.raises(DownloadError, match="cannot connect"):
         fetch("http://127.0.0.1:9/x.tgz", tmp_path / "x.tgz", progress=False)
     assert not (tmp_path / "x.tgz").exists()
+
+
+# ---------------------------------------------------------------- hostile servers and archives
+
+@pytest.fixture
+def hostile():
+    """A server whose handler is ``state["handler"](request_handler)``."""
+    state = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            state["handler"](self)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield state, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def _trickle(handler, every=0.25, total=10_000):
+    import time
+
+    handler.send_response(200)
+    handler.send_header("Content-Length", str(total))
+    handler.end_headers()
+    try:
+        for _ in range(total):
+            handler.wfile.write(b"x")
+            handler.wfile.flush()
+            time.sleep(every)
+    except OSError:  # the client gave up
+        pass
+
+
+def test_a_trickling_server_ends_at_the_minimum_rate_keeping_the_part_file(tmp_path, hostile):
+    import time
+
+    state, base = hostile
+    state["handler"] = _trickle
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError, match=r"slower than 1000 bytes/s over 1 s; run the command again to resume"):
+        fetch(f"{base}/x.tgz", tmp_path / "x.tgz", progress=False, min_rate=1000, rate_window_s=1)
+    assert time.monotonic() - t0 < 5 and (tmp_path / "x.tgz.part").stat().st_size < 20
+
+
+def test_a_download_past_its_deadline_ends(tmp_path, hostile):
+    import time
+
+    state, base = hostile
+    state["handler"] = lambda h: _trickle(h, every=0.05)
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError, match=r"not finished within 1 s"):
+        fetch(f"{base}/x.tgz", tmp_path / "x.tgz", progress=False, deadline_s=1, min_rate=1)
+    assert time.monotonic() - t0 < 4
+
+
+def test_a_silent_server_ends_at_the_read_timeout(tmp_path, hostile):
+    import time
+
+    state, base = hostile
+
+    def silent(h):
+        h.send_response(200)
+        h.send_header("Content-Length", "100")
+        h.end_headers()
+        time.sleep(5)
+
+    state["handler"] = silent
+    with pytest.raises(DownloadError, match="download stalled"):
+        fetch(f"{base}/x.tgz", tmp_path / "x.tgz", progress=False, read_timeout_s=0.5)
+
+
+def test_a_redirect_loop_is_one_line(tmp_path, hostile):
+    state, base = hostile
+
+    def loop(h):
+        h.send_response(302)
+        h.send_header("Location", h.path)
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+
+    state["handler"] = loop
+    with pytest.raises(DownloadError) as e:
+        fetch(f"{base}/x.tgz", tmp_path / "x.tgz", progress=False)
+    assert "HTTP 302" in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/x.tgz", "/etc/passwd", "javascript:x"])
+def test_only_http_and_https_urls_are_fetched(tmp_path, url, capsys):
+    from cartoon_vae.cli import main
+
+    assert main(["download-cartoonset", "--out", str(tmp_path / "o"), "--url", url]) == 2
+    err = capsys.readouterr().err
+    assert "only http and https URLs" in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_gzip_bomb_stops_at_the_bound_before_the_disk_fills(tmp_path, server, monkeypatch):
+    import cartoon_vae.download as d
+
+    state, url = server
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for i in range(3):  # three small images first, then 64 MiB of zeros in one member
+            info = tarfile.TarInfo(f"cartoonset10k/cs{i}.png")
+            data = _png(i)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        info = tarfile.TarInfo("cartoonset10k/zeros.png")
+        info.size = 64 << 20
+        tar.addfile(info, io.BytesIO(bytes(info.size)))
+    state["body"] = buf.getvalue()
+    assert len(state["body"]) < 200_000
+    written = []
+    real = tarfile.TarFile.makefile
+
+    def spy(self, tarinfo, targetpath):
+        written.append(tarinfo.size)
+        return real(self, tarinfo, targetpath)
+
+    monkeypatch.setattr(tarfile.TarFile, "makefile", spy)
+    with pytest.raises(DownloadError, match="holds more than 3,145,728 bytes"):
+        download_cartoonset("10k", tmp_path, url=url, expected_images=3, progress=False)
+    assert sum(written) < d.MAX_BYTES_PER_IMAGE * 3  # the 64 MiB member was never written
+    assert not (tmp_path / "cartoonset10k").exists() and not list(tmp_path.glob(".cartoonset*"))
