@@ -89,7 +89,8 @@ def run_ablation(path, verbose=1, train_only=False) -> dict:
     """Train every variant x seed (finished runs are reused, unfinished ones resumed, diverged ones
     remembered in ``diverged.json``), then evaluate and report unless ``train_only``."""
     from .probe import train_probe
-    from .train import NonFiniteLoss, read_history, train
+    from .runs import read_history
+    from .train import NonFiniteLoss, train
 
     spec = load_ablation(path)
     started = time.time()
@@ -202,13 +203,14 @@ def _sampler_figure(spec, variant, run, n=8) -> Path:
     """One grid per variant (its first seed): a row of faces from each sampler beside real held-out faces,
     in the report's folder, so the verdict on realism has the pictures beside the numbers."""
     from .data import make_datasets
-    from .evaluate import first_images, sample_latents
-    from .figures import decode, save_grid
+    from .figures import save_grid
+    from .inference import decode, first_images
     from .runs import load_run
+    from .samplers import sample_all
 
     vae, config = load_run(run)
     real = first_images(make_datasets(config, with_index=True, shuffle_train=False)[1], n)
-    latents = sample_latents(run, vae, config, n, 0)
+    latents = sample_all(run, vae, config, n, 0)
     out = Path(spec.get("results", "docs/results.md")).parent / "figures" / f"ablation_{variant['name']}_samplers.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     save_grid(np.concatenate([real, *(decode(vae, latents[m]) for m in ("minmax", "normal", "gmm"))]), out, 4, n,

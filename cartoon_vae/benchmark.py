@@ -286,7 +286,7 @@ def reference_step(config, initial_weights=None):
 
 def heldout_mse(vae, val_x) -> float:
     """MSE of the reconstructions (decoded latent means) of ``val_x``."""
-    from .figures import reconstruct
+    from .inference import reconstruct
 
     return float(np.mean((val_x - reconstruct(vae, val_x)) ** 2))
 
@@ -384,7 +384,7 @@ def generation_rates(vae, batch_size, reps):
     """From a saved and reloaded model: median latency of 10 faces (ms) and batched faces/s."""
     import keras
 
-    from .figures import decode
+    from .inference import decode
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.keras"

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import cartoon_vae  # noqa: F401  (sets the Keras backend before anything imports keras)
+from cartoon_vae.samplers import SAMPLERS
 
 
 def _add_config_args(p, required=True):
@@ -90,71 +91,34 @@ def _run_data(args, config):
     return config
 
 
-def _val_images(config, n):
-    from .data import make_datasets
-    from .evaluate import first_images
-
-    return first_images(make_datasets(config)[1], n)
-
-
-def _train_batches(config):
-    """A function giving the run's training split in a fixed order: what latent fits are made from
-    (never the held-out faces)."""
-    from .data import make_datasets
-
-    return lambda: make_datasets(config, shuffle_train=False)[0]
-
-
-def _stats(args, vae, config, n_images):
-    """The run's min-max statistics over its training split."""
-    from .latent import cached_minmax_stats
-
-    return cached_minmax_stats(args.run, vae, _train_batches(config), n_images)
-
-
-def _gmm(args, vae, config, n_images):
-    """The run's Gaussian mixture over its training split's latent means."""
-    from .latent import cached_gmm
-
-    return cached_gmm(args.run, vae, _train_batches(config), n_images)
-
-
 def cmd_figures(args):
     from .figures import write_run_figures
-    from .runs import load_run
-
-    from .runs import writer
+    from .inference import heldout_images
+    from .runs import load_run, writer
+    from .samplers import fitted_samplers
 
     vae, config = load_run(args.run)
     config = _run_data(args, config)
     s = config.sample
-    with writer(args.run):
-        gmm = _gmm(args, vae, config, s.stats_images)  # first: it refuses a set too small, before anything is written
-        val = _val_images(config, max(s.reconstructions, 2))
-        stats = _stats(args, vae, config, s.stats_images)
-        write_run_figures(args.run, vae, config, val, stats, gmm=gmm)
+    with writer(args.run):  # the samplers first: a set too small for a fit is refused before anything is written
+        samplers = fitted_samplers(args.run, vae, config, ["minmax", "normal", "gmm"], s.stats_images)
+        write_run_figures(args.run, vae, config, heldout_images(config, max(s.reconstructions, 2)), samplers)
     print(f"figures written to {args.run}/")
 
 
 def cmd_sample(args):
     import numpy as np
 
-    from .figures import decode
-    from .latent import sample_gmm, sample_minmax, sample_normal
+    from .inference import decode
     from .runs import atomic_path, claim_outputs, load_run
+    from .samplers import fitted_samplers
 
     out = Path(args.out)
     earlier = claim_outputs(out, ["sample_[0-9][0-9][0-9][0-9]*.png", "latents.npy"], args.overwrite)
     vae, config = load_run(args.run)
     config = _run_data(args, config)
-    rng = np.random.default_rng(args.seed)
-    if args.mode == "minmax":
-        stats = _stats(args, vae, config, args.stats_images)
-        z = sample_minmax(stats["min"], stats["max"], args.n, rng)
-    elif args.mode == "gmm":
-        z = sample_gmm(_gmm(args, vae, config, args.stats_images), args.n, rng)
-    else:
-        z = sample_normal(args.n, vae.latent_dim, rng)
+    sampler = fitted_samplers(args.run, vae, config, [args.mode], args.stats_images)[args.mode]
+    z = sampler.sample(args.n, np.random.default_rng(args.seed))
     from PIL import Image
 
     out.mkdir(parents=True, exist_ok=True)
@@ -295,8 +259,8 @@ def cmd_edit(args):
     from .data import DataError, make_datasets, read_attributes
     from .edit import (COMPANIONS, attribute_classifier, edit_by_strength, edit_scores, edit_to_class, faces_to_edit,
                        edit_to_probability, fit_direction, hold)
-    from .evaluate import encode_split
-    from .figures import decode, save_grid
+    from .figures import save_grid
+    from .inference import decode, encode_split
     from .runs import claim_outputs, load_run, write_text_atomic
 
     out = Path(args.out)
@@ -447,7 +411,7 @@ def build_parser():
     s = sub.add_parser("sample", help="decode new faces from min-max uniform, N(0, I) or Gaussian-mixture latents")
     s.add_argument("--run", type=_path, required=True)
     s.add_argument("--n", type=_count, default=10)
-    s.add_argument("--mode", choices=["minmax", "normal", "gmm"], default="minmax",
+    s.add_argument("--mode", choices=list(SAMPLERS), default="minmax",
                    help="minmax: the paper's Fig. 5; normal: the prior N(0, I); gmm: a Gaussian mixture fitted "
                         "to the training codes (usually the most faithful)")
     s.add_argument("--stats-images", type=_count, default=5000,

@@ -17,12 +17,13 @@ import numpy as np
 
 from .edit import (COMPANIONS, attribute_classifier, edit_scores, edit_to_class, edit_to_probability, faces_to_edit,
                    fit_direction, hold)
-from .figures import decode
-from .latent import cached_gmm, cached_minmax_stats, interpolate, sample_gmm, sample_minmax, sample_normal
+from .inference import decode, encode_split, first_images
+from .latent import interpolate
 from .losses import kl_exact, kl_poly_bound
 from .metrics import (active_units, dci, frechet_distance, interpolation_unevenness, kernel_inception_distance, mig,
                       precision_recall, sap, total_variation)
 from .runs import write_text_atomic
+from .samplers import sample_all
 from .stats import bootstrap_interval
 
 SETTINGS = {"samples": 1000, "sample_seed": 0, "kid_subsets": 10, "kid_subset_size": 100, "pr_k": 3,
@@ -32,27 +33,6 @@ SETTINGS = {"samples": 1000, "sample_seed": 0, "kid_subsets": 10, "kid_subset_si
             "edit_hold": "readable", "interpolation_pairs": 20,
             "interpolation_steps": 10, "max_images": 2000, "edit_readable": 0.8, "showcase_faces": 6,
             "showcase": {"glasses": [-1], "hair_color": list(range(10))}}  # -1: the last variant ("none" for glasses)
-
-
-def encode_split(vae, dataset, limit=None, keep_images=True):
-    """Images (optional), latent means and log-variances, and file indices of a ``with_index`` dataset."""
-    images, means, log_vars, indices = [], [], [], []
-    seen = 0
-    for x, idx in dataset:
-        x, idx = np.asarray(x), np.asarray(idx)
-        if limit is not None:
-            x, idx = x[: limit - seen], idx[: limit - seen]
-        m, lv = vae.encode(x, training=False)
-        means.append(np.asarray(m))
-        log_vars.append(np.asarray(lv))
-        indices.append(idx)
-        if keep_images:
-            images.append(x)
-        seen += len(x)
-        if limit is not None and seen >= limit:
-            break
-    cat = np.concatenate
-    return (cat(images) if keep_images else None), cat(means), cat(log_vars), cat(indices)
 
 
 def _ssim_psnr(x, y):
@@ -123,7 +103,7 @@ def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
                                  "per_attribute": per}
 
     out["samples"] = {mode: _sample_block(probe, real_feats, real_preds, decode(vae, z), s)
-                      for mode, z in sample_latents(run_dir, vae, config, s["samples"], s["sample_seed"]).items()}
+                      for mode, z in sample_all(run_dir, vae, config, s["samples"], s["sample_seed"]).items()}
     # Controls: the decoder's own floor, its reconstructions of training faces (no sampler involved),
     # and the metric's floor on this data, real training faces against the held-out ones.
     _, train_means, _, train_idx = encode_split(vae, train_ds, keep_images=False)
@@ -156,7 +136,7 @@ def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
         n = min(s["fid_images"], len(x))
         real = inception_features(x[:n])
         sets = {mode: decode(vae, z[:n]) for mode, z in
-                sample_latents(run_dir, vae, config, n, s["sample_seed"]).items()}
+                sample_all(run_dir, vae, config, n, s["sample_seed"]).items()}
         sets.update(reconstructions=decode(vae, train_means[:n]), real_train=train_x[:n])
         out["fid"] = {mode: fid_kid(real, inception_features(images), s["kid_subsets"],
                                     min(s["kid_subset_size"], n), s["sample_seed"]) for mode, images in sets.items()}
@@ -172,18 +152,6 @@ def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
     return out
 
 
-def first_images(dataset, n) -> np.ndarray:
-    """The first ``n`` images of a batched dataset of images or of ``(images, indices)``."""
-    out, seen = [], 0
-    for batch in dataset:
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        out.append(np.asarray(x)[: n - seen])
-        seen += len(out[-1])
-        if seen >= n:
-            break
-    return np.concatenate(out)
-
-
 def disentanglement(train_codes, train_factors, test_codes, test_factors, names, s) -> dict:
     """MIG over the held-out codes; DCI and SAP with classifiers trained on training codes and
     scored on held-out ones (:mod:`cartoon_vae.metrics`)."""
@@ -193,22 +161,6 @@ def disentanglement(train_codes, train_factors, test_codes, test_factors, names,
             "sap": sap(train_codes[:sap_n], train_factors[:sap_n], test_codes, test_factors),
             "factors": list(names), "train_codes": int(len(train_codes)), "test_codes": int(len(test_codes)),
             "note": "latent means against the ground-truth attributes; 1 = each factor in its own dimension"}
-
-
-def sample_latents(run_dir, vae, config, n, seed) -> dict:
-    """``n`` latent codes from each sampler: the paper's min-max box, the prior N(0, I), and the
-    Gaussian mixture fitted to the training codes. The fits use training images only (never the
-    held-out faces the samples are scored against) and are cached in the run folder."""
-    from .data import make_datasets
-
-    def train_batches():
-        return make_datasets(config, shuffle_train=False)[0]
-
-    stats = cached_minmax_stats(run_dir, vae, train_batches, config.sample.stats_images)
-    gmm = cached_gmm(run_dir, vae, train_batches, config.sample.stats_images)
-    return {"minmax": sample_minmax(stats["min"], stats["max"], n, np.random.default_rng(seed)),
-            "normal": sample_normal(n, vae.latent_dim, np.random.default_rng(seed)),
-            "gmm": sample_gmm(gmm, n, np.random.default_rng(seed))}
 
 
 def _edit_score(vae, probe, direction, z, name, to, readable, s) -> dict:

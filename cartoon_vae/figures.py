@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .runs import atomic_path
+from .inference import decode, reconstruct
+from .latent import interpolate
+from .runs import atomic_path, read_history
 
 
 def _plt():
@@ -78,22 +80,10 @@ def plot_loss_curves(rows, path):
     _save(fig, path)
 
 
-def decode(vae, z, batch_size=64):
-    return np.concatenate([np.asarray(vae.decode(z[i:i + batch_size])) for i in range(0, len(z), batch_size)])
-
-
-def reconstruct(vae, x):
-    """Deterministic reconstructions: decode the latent means."""
-    mean, _ = vae.encode(x, training=False)
-    return np.asarray(vae.decode(mean))
-
-
-def write_run_figures(run_dir, vae, config, val_images, stats, out_dir=None, gmm=None):
-    """Every figure of a run. ``val_images``: held-out faces; ``stats``: the min-max statistics;
-    ``gmm``: the mixture fitted to the training codes (optional)."""
-    from .latent import interpolate, sample_gmm, sample_minmax, sample_normal
-    from .train import read_history
-
+def write_run_figures(run_dir, vae, config, val_images, samplers, out_dir=None):
+    """Every figure of a run. ``val_images``: held-out faces; ``samplers``: fitted samplers by name
+    (:func:`cartoon_vae.samplers.fitted_samplers`): ``minmax`` gives Fig. 5, ``normal`` and ``gmm``
+    (when present) a grid each."""
     run_dir = Path(run_dir)
     out = Path(out_dir or run_dir)
     s = config.sample
@@ -101,17 +91,16 @@ def write_run_figures(run_dir, vae, config, val_images, stats, out_dir=None, gmm
     save_grid(np.concatenate([val_images[:n_rec], reconstruct(vae, val_images[:n_rec])]),
               out / "fig4_reconstruction.png", 2, n_rec, ["original", "reconstruction"],
               "Fig. 4: held-out faces and their reconstructions")
-    rng = np.random.default_rng(s.seed)
     cols = (s.n + 1) // 2
-    z = sample_minmax(stats["min"], stats["max"], s.n, rng)
-    save_grid(decode(vae, z), out / "fig5_uniform_samples.png", 2, cols,
-              title=f"Fig. 5: min-max uniform latent sampling ({stats['count']} images' latent means)")
-    z = sample_normal(s.n, vae.latent_dim, np.random.default_rng(s.seed))
-    save_grid(decode(vae, z), out / "samples_normal.png", 2, cols, title="z ~ N(0, I)")
-    if gmm is not None:
-        z = sample_gmm(gmm, s.n, np.random.default_rng(s.seed))
-        save_grid(decode(vae, z), out / "samples_gmm.png", 2, cols,
-                  title=f"Gaussian mixture fitted to the training codes ({int(gmm['components'])} components)")
+    titles = {"minmax": ("fig5_uniform_samples.png", "Fig. 5: min-max uniform latent sampling "
+                         f"({samplers['minmax'].count if 'minmax' in samplers else 0} images' latent means)"),
+              "normal": ("samples_normal.png", "z ~ N(0, I)"),
+              "gmm": ("samples_gmm.png", "Gaussian mixture fitted to the training codes "
+                      f"({int(samplers['gmm'].state['components']) if 'gmm' in samplers else 0} components)")}
+    for name, (file, title) in titles.items():
+        if name in samplers:
+            z = samplers[name].sample(s.n, np.random.default_rng(s.seed))
+            save_grid(decode(vae, z), out / file, 2, cols, title=title)
     if len(val_images) >= 2:
         mean, _ = vae.encode(val_images[:2], training=False)
         mean = np.asarray(mean)

@@ -78,7 +78,7 @@ def with_reconstructions(train, runs, batch_size, seed=0):
     """
     import tensorflow as tf
 
-    from .figures import decode
+    from .inference import decode
     from .runs import load_run
 
     images, labels = [], []

@@ -29,7 +29,9 @@ folder holding any link, naming it, before it writes a byte.
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
+import io
 import os
 import shutil
 from pathlib import Path
@@ -171,6 +173,29 @@ def claim_outputs(folder, patterns, overwrite=False) -> list[Path]:
 def write_text_atomic(path, text: str) -> None:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text)
+
+
+HISTORY_COLUMNS = ["epoch", "loss", "reconstruction_loss", "kl_loss", "kl_exact",
+                   "val_loss", "val_reconstruction_loss", "val_kl_loss", "val_kl_exact",
+                   "val_active_units", "val_kl_dim_min", "val_kl_dim_median", "val_kl_dim_max", "seconds"]
+
+
+def read_history(path) -> list[dict]:
+    """history.csv's rows (epoch as int, the rest as float; empty cells left out); [] when there is none."""
+    if not Path(path).exists():
+        return []
+    with open(path, newline="") as fh:
+        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
+                for row in csv.DictReader(fh)]
+
+
+def write_history(path, rows) -> None:
+    """history.csv, rewritten whole and atomically, with the columns of :data:`HISTORY_COLUMNS`."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, HISTORY_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, out.getvalue())
 
 
 def checkpoint_path(run_dir, epoch) -> Path:

@@ -7,8 +7,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import signal
@@ -21,12 +19,10 @@ import yaml
 from .config import load_config
 from .data import DataError, make_training_datasets, quiet_fit_warnings
 from .model import build_vae
-from .runs import RunError, atomic_path, check_model_matches, checkpoint_path, checkpoints, write_text_atomic
-
-HISTORY_COLUMNS = ["epoch", "loss", "reconstruction_loss", "kl_loss", "kl_exact",
-                   "val_loss", "val_reconstruction_loss", "val_kl_loss", "val_kl_exact",
-                   "val_active_units", "val_kl_dim_min", "val_kl_dim_median", "val_kl_dim_max", "seconds"]
-
+from .figures import plot_loss_curves
+from .inference import encode_split
+from .runs import (HISTORY_COLUMNS, RunError, atomic_path, check_model_matches, checkpoint_path, checkpoints,
+                   read_history, write_history, write_text_atomic)
 
 class WorkerLost(RuntimeError):
     """Multi-worker training lost a peer (it died, or a collective timed out)."""
@@ -60,18 +56,12 @@ class LatentMonitor(keras.callbacks.Callback):
         from .losses import kl_exact_per_dim
         from .metrics import active_units
 
-        means, log_vars, seen = [], [], 0
-        for batch in self.val_ds:
-            x = batch[0] if isinstance(batch, (tuple, list)) else batch
-            m, lv = self.model.encode(x, training=False)
-            means.append(np.asarray(m))
-            log_vars.append(np.asarray(lv))
-            seen += len(means[-1])
-            if seen >= self.limit:
-                break
-        if logs is None or not means:
+        if logs is None:
             return
-        means, log_vars = np.concatenate(means), np.concatenate(log_vars)
+        try:
+            _, means, log_vars, _ = encode_split(self.model, self.val_ds, self.limit, keep_images=False)
+        except ValueError:  # no held-out image
+            return
         per_dim = np.asarray(kl_exact_per_dim(means, self.model.posterior_log_var(log_vars))).mean(0)
         logs.update(val_active_units=float(active_units(means)), val_kl_dim_min=float(per_dim.min()),
                     val_kl_dim_median=float(np.median(per_dim)), val_kl_dim_max=float(per_dim.max()))
@@ -133,22 +123,6 @@ class RunKeeper(keras.callbacks.Callback):
     @property
     def epoch_number(self):
         return len(self.rows) + 1
-
-
-def read_history(path) -> list[dict]:
-    if not Path(path).exists():
-        return []
-    with open(path, newline="") as fh:
-        return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
-                for row in csv.DictReader(fh)]
-
-
-def write_history(path, rows) -> None:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, HISTORY_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(path, out.getvalue())
 
 
 def distribution_strategy(name):
@@ -327,6 +301,5 @@ def _train(config, run_dir, resume, verbose, callbacks):
         raise NonFiniteLoss(f"{run_dir}: loss became NaN/Inf at epoch {epoch}, step {step}; {kept}")
     with atomic_path(run_dir / "model.keras") as tmp:
         vae.save(tmp)
-    from .figures import plot_loss_curves
     plot_loss_curves(keeper.rows, run_dir / "loss_curves.png")
     return vae

@@ -60,7 +60,8 @@ def main():
 
     from cartoon_vae.benchmark import phase
     from cartoon_vae.data import make_datasets, prepare
-    from cartoon_vae.latent import minmax_stats
+    from cartoon_vae.inference import encode_means
+    from cartoon_vae.samplers import MinMax
     from cartoon_vae.train import train
 
     work = Path(args.work)
@@ -79,8 +80,8 @@ def main():
         vae = keras.models.load_model(work / "run" / "model.keras")
     with phase(record, "minmax_stats"):
         train_ds, _ = make_datasets(config, shuffle_train=False)
-        stats = minmax_stats(vae, train_ds)
-    record["minmax_images"] = stats["count"]
+        stats = MinMax(vae.latent_dim).fit(encode_means(vae, train_ds))  # streamed: memory stays flat
+    record["minmax_images"] = stats.count
     record["n_train"] = args.n
     record["shuffle_buffer"] = config.data.shuffle_buffer
     record["image_size"] = config.data.image_size

@@ -20,7 +20,8 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import numpy as np
 from cartoon_vae import load_config
-from cartoon_vae.train import distribution_strategy, read_history, train
+from cartoon_vae.runs import read_history
+from cartoon_vae.train import distribution_strategy, train
 faces, runs = sys.argv[1], sys.argv[2]
 out = {}
 for mode in ("none", "mirrored"):
@@ -99,7 +100,7 @@ def _workers(faces, runs, extra_env=None, epochs=2):
 
 
 def test_two_workers_on_localhost_match_one_process_and_only_the_chief_writes(tmp_path):
-    from cartoon_vae.train import read_history
+    from cartoon_vae.runs import read_history
 
     faces = tmp_path / "faces"
     make_dataset(faces, n=40, seed=5, workers=1, progress=False)

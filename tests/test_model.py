@@ -180,7 +180,8 @@ def test_mixed_bfloat16_trains_within_tolerance_of_float32_and_saves_resumes_and
     the losses of a few epochs stay within 2% of float32, and checkpoints, resume and .keras work."""
     from cartoon_vae.hardware import resolve_precision
     from cartoon_vae.synthetic import make_dataset
-    from cartoon_vae.train import read_history, train
+    from cartoon_vae.runs import read_history
+    from cartoon_vae.train import train
 
     faces = tmp_path / "faces"
     make_dataset(faces, n=24, seed=3, workers=1, progress=False)

@@ -7,7 +7,6 @@ import pytest
 from PIL import Image
 
 from cartoon_vae.cli import main
-from cartoon_vae.latent import interpolate, minmax_stats, sample_minmax
 
 from .conftest import ROOT
 
@@ -145,45 +144,3 @@ def test_resume_of_a_finished_run_trains_further(run):
     assert main(["train", "--run-dir", str(run / "run"), "--resume", "--set", "train.epochs=3"]) == 0
     rows = list(csv.DictReader(open(run / "run" / "history.csv")))
     assert [row["epoch"] for row in rows] == ["1", "2", "3"]
-
-
-def test_minmax_sampler_hand_computed():
-    lo, hi = np.array([0.0, -1.0]), np.array([2.0, 1.0])
-    u = np.random.default_rng(7).uniform(size=(3, 2))
-    z = sample_minmax(lo, hi, 3, np.random.default_rng(7))
-    np.testing.assert_allclose(z, [[2 * u[0, 0], -1 + 2 * u[0, 1]], [2 * u[1, 0], -1 + 2 * u[1, 1]],
-                                   [2 * u[2, 0], -1 + 2 * u[2, 1]]], rtol=1e-6)
-    # The reference code's u * (max - |min|) would give u * (1 - 1) = 0 in the second dimension.
-    assert np.all(np.abs(z[:, 1]) > 0)
-
-
-def test_minmax_stats_stream_over_batches():
-    class Enc:
-        def encode(self, x, training=False):
-            return x * 2.0, x
-
-    batches = [np.array([[1.0, -3.0]]), np.array([[0.5, 4.0], [2.0, 0.0]]), np.array([[9.0, 9.0]])]
-    s = minmax_stats(Enc(), batches, limit=3)
-    np.testing.assert_allclose(s["min"], [1.0, -6.0])
-    np.testing.assert_allclose(s["max"], [4.0, 8.0])
-    assert s["count"] == 3
-
-
-def test_interpolate_includes_both_ends():
-    z = interpolate([0.0, 0.0], [1.0, 2.0], 3)
-    np.testing.assert_allclose(z, [[0, 0], [0.5, 1], [1, 2]])
-
-
-def test_gmm_fit_chooses_components_by_heldout_likelihood_and_samples_them():
-    from cartoon_vae.latent import fit_gmm, sample_gmm
-
-    rng = np.random.default_rng(0)
-    centres = np.array([[-6.0, 0.0, 0.0], [6.0, 0.0, 0.0], [0.0, 8.0, 0.0]])
-    codes = centres[rng.integers(3, size=600)] + rng.normal(scale=0.5, size=(600, 3))
-    g = fit_gmm(codes, components=(1, 2, 3, 4), seed=0)
-    assert g["components"] >= 3 and g["heldout_loglik"][3] > g["heldout_loglik"][1] + 1
-    z = sample_gmm(g, 3000, np.random.default_rng(1))
-    assert z.shape == (3000, 3) and z.dtype == np.float32
-    nearest = np.argmin(((z[:, None] - centres[None]) ** 2).sum(-1), 1)
-    assert np.allclose(np.bincount(nearest, minlength=3) / 3000, 1 / 3, atol=0.05)
-    assert np.abs(z - centres[nearest]).std() < 0.7  # draws stay near a component, not between them

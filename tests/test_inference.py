@@ -1,0 +1,56 @@
+"""Running the model over batches: encode (with or without indices, up to a limit), decode, first images."""
+
+import numpy as np
+import pytest
+
+from cartoon_vae.inference import decode, encode_means, encode_split, first_images, reconstruct
+
+
+class Doubler:
+    """encode(x) = (2x, x); decode(z) = z + 1; records the batch sizes it saw."""
+
+    def __init__(self):
+        self.sizes = []
+
+    def encode(self, x, training=False):
+        self.sizes.append(len(x))
+        return np.asarray(x) * 2.0, np.asarray(x)
+
+    def decode(self, z):
+        self.sizes.append(len(z))
+        return np.asarray(z) + 1.0
+
+
+BATCHES = [np.array([[1.0, -3.0]]), np.array([[0.5, 4.0], [2.0, 0.0]]), np.array([[9.0, 9.0]])]
+
+
+def test_encode_means_streams_up_to_the_limit():
+    vae = Doubler()
+    means = list(encode_means(vae, BATCHES, limit=2))
+    assert [len(m) for m in means] == [1, 1] and vae.sizes == [1, 1]  # the second batch cut, the third unread
+    np.testing.assert_allclose(np.concatenate(means), [[2.0, -6.0], [1.0, 8.0]])
+
+
+def test_encode_split_keeps_indices_and_images():
+    batches = [(b, np.arange(len(b)) + 10 * k) for k, b in enumerate(BATCHES)]
+    x, means, log_vars, idx = encode_split(Doubler(), batches)
+    np.testing.assert_allclose(x, np.concatenate(BATCHES))
+    np.testing.assert_allclose(means, 2 * x) and np.testing.assert_allclose(log_vars, x)
+    assert idx.tolist() == [0, 10, 11, 20]
+    x, means, _, idx = encode_split(Doubler(), BATCHES, limit=3, keep_images=False)
+    assert x is None and idx is None and len(means) == 3
+    with pytest.raises(ValueError, match="no images"):
+        encode_split(Doubler(), [])
+
+
+def test_decode_in_batches_and_reconstruct_decodes_the_means():
+    vae = Doubler()
+    z = np.arange(10, dtype=np.float32).reshape(5, 2)
+    np.testing.assert_allclose(decode(vae, z, batch_size=2), z + 1)
+    assert vae.sizes == [2, 2, 1]
+    np.testing.assert_allclose(reconstruct(Doubler(), BATCHES[1]), 2 * BATCHES[1] + 1)
+
+
+def test_first_images_of_plain_and_indexed_batches():
+    np.testing.assert_allclose(first_images(BATCHES, 3), np.concatenate(BATCHES)[:3])
+    np.testing.assert_allclose(first_images([(b, None) for b in BATCHES], 2), np.concatenate(BATCHES)[:2])
