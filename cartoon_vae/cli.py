@@ -36,7 +36,8 @@ def cmd_make_data(args):
 
 
 def cmd_check_data(args):
-    from .data import find_unreadable, list_images, read_attributes
+    from .data import list_images, read_attributes
+    from .images import find_unreadable
 
     from collections import Counter
 
@@ -256,11 +257,8 @@ def cmd_edit(args):
 
     import numpy as np
 
-    from .data import DataError, make_datasets, read_attributes
-    from .edit import (COMPANIONS, attribute_classifier, edit_by_strength, edit_scores, edit_to_class, faces_to_edit,
-                       edit_to_probability, fit_direction, hold)
+    from .edit import edit_heldout
     from .figures import save_grid
-    from .inference import decode, encode_split
     from .runs import claim_outputs, load_run, write_text_atomic
 
     out = Path(args.out)
@@ -275,59 +273,19 @@ def cmd_edit(args):
     if probe is not None:
         probe.check_compatible(config)
     config = _run_data(args, config)
-    attrs = read_attributes(config.data.dir)
-    for name in [args.attribute, *args.hold]:
-        if name not in attrs.names:
-            raise DataError(f"{config.data.dir}: no attribute {name!r} (have: {', '.join(attrs.names)})")
-    labels = attrs.column(args.attribute)
-    n_variants = int(attrs.n_variants[attrs.names.index(args.attribute)])
-    for name, value in (("--to", args.to), ("--from", args.from_)):
-        if value is not None and not 0 <= value < n_variants:
-            raise DataError(f"{name} {value}: {args.attribute} has variants 0..{n_variants - 1}")
-    strengths = args.strengths
-    train_ds, val_ds = make_datasets(config, with_index=True, shuffle_train=False)
-    _, train_means, _, train_idx = encode_split(vae, train_ds, keep_images=False)
-    try:
-        companions = [attrs.column(c)[train_idx] for c in COMPANIONS.get(args.attribute, ()) if c in attrs.names]
-        direction = fit_direction(train_means, labels[train_idx], args.to, args.from_, companions=companions)
-    except ValueError as e:
-        raise DataError(f"{config.data.dir}: {args.attribute}: {e}") from None
-    if args.hold:
-        others = []
-        for n in args.hold:
-            try:
-                others.append(attribute_classifier(train_means, attrs.column(n)[train_idx]))
-            except ValueError as e:
-                raise DataError(f"{config.data.dir}: --hold {n}: {e}") from None
-        direction = hold(direction, others)
-    val_x, val_means, _, val_idx = encode_split(vae, val_ds)
-    rows = faces_to_edit(labels[val_idx], args.to, args.from_, args.faces)
-    if not len(rows):
-        raise DataError(f"{config.data.dir}: no held-out face to edit towards {args.attribute}={args.to}"
-                        + (f" from {args.from_}" if args.from_ is not None else ""))
-    columns = {"original": val_x[rows], "reconstruction": decode(vae, val_means[rows])}
-    for s, z in zip(strengths, np.moveaxis(edit_by_strength(val_means[rows], direction, strengths), 1, 0)):
-        columns[f"{s:+g} sd"] = decode(vae, z)
-    columns["class mean"] = decode(vae, edit_to_class(val_means[rows], direction))
-    if args.p is not None:
-        columns[f"p = {args.p:g}"] = decode(vae, edit_to_probability(val_means[rows], direction, args.p))
-    grid = np.stack(list(columns.values()), 1).reshape(-1, *val_x.shape[1:])
+    columns, report = edit_heldout(vae, config, args.attribute, args.to, args.from_, args.strengths, args.p,
+                                   args.hold, args.faces)
+    grid = np.stack(list(columns.values()), 1).reshape(-1, *columns["original"].shape[1:])
     out.mkdir(parents=True, exist_ok=True)
-    save_grid(grid, out / f"{stem}.png", len(rows), len(columns), col_labels=list(columns),
+    save_grid(grid, out / f"{stem}.png", report["faces"], len(columns), col_labels=list(columns),
               title=f"{args.attribute} -> {args.to}" + (f" (from {args.from_})" if args.from_ is not None else "")
               + (f", holding {', '.join(args.hold)}" if args.hold else ""))
-    report = {"attribute": args.attribute, "to": args.to, "from": args.from_, "strengths": strengths,
-              "p": args.p, "hold": args.hold, "faces": int(len(rows)), "images": [int(i) for i in val_idx[rows]],
-              "classifier_train_accuracy": direction["train_accuracy"]}
     if probe is not None:
-        base_images = columns["reconstruction"]
-        _, base = probe.features_and_predictions(base_images)
-        report["scores"] = {}
-        for label, images in list(columns.items())[2:]:
-            _, edited = probe.features_and_predictions(images)
-            score = edit_scores(edited, base, args.attribute, args.to, images, base_images)
-            report["scores"][label] = {**score, "succeeded": int(np.sum(edited[args.attribute] == args.to))}
-            print(f"{label:>8}: target read on {report['scores'][label]['succeeded']} of {len(rows)} faces "
+        from .evaluate import probe_edit_columns
+
+        report["scores"] = probe_edit_columns(probe, columns, args.attribute, args.to)
+        for label, score in report["scores"].items():
+            print(f"{label:>8}: target read on {score['succeeded']} of {report['faces']} faces "
                   f"(gain {score['gain']:+.3f}), preservation {score['preservation']:.3f}, "
                   f"pixel change {score['pixel_change']:.4f}")
     write_text_atomic(out / f"{stem}.json", json.dumps(report, indent=1) + "\n")
@@ -368,47 +326,41 @@ def cmd_benchmark(args):
         print(f"written: {args.out}")
 
 
-def build_parser():
-    p = _Parser(prog="cartoon-vae", description=__doc__.splitlines()[0])
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    s = sub.add_parser("make-data", help="draw Cartoon Set-format faces (the embedded data set)")
+def _args_make_data(s):
     s.add_argument("--out", type=_path, default="data/synthetic")
     s.add_argument("--n", type=_count, default=2000)
     s.add_argument("--seed", type=_seed, default=0)
     s.add_argument("--workers", type=_integer(1, MAX_WORKERS), default=None, help="processes (default: all cores)")
-    s.set_defaults(fn=cmd_make_data)
 
-    s = sub.add_parser("check-data", help="check a data folder: images, unreadable files, attribute CSVs")
+
+def _args_check_data(s):
     s.add_argument("--data", type=_path, required=True)
-    s.set_defaults(fn=cmd_check_data)
 
-    s = sub.add_parser("download-cartoonset", help="download and extract Google's Cartoon Set")
+
+def _args_download_cartoonset(s):
     s.add_argument("--variant", choices=["10k", "100k"], default="10k")
     s.add_argument("--out", type=_path, default="data")
     s.add_argument("--url", help="tarball URL, http or https (default: the dataset's public bucket)")
-    s.set_defaults(fn=cmd_download)
 
-    s = sub.add_parser("train", help="train a config into a run folder")
+
+def _args_train(s):
     _add_config_args(s, required=False)
     s.add_argument("--run-dir", type=_path, help="run folder (default: runs/<config name>)")
     s.add_argument("--resume", action="store_true", help="continue an existing run folder")
-    s.set_defaults(fn=cmd_train)
 
-    s = sub.add_parser("prepare", help="decode and resize a data folder once into TFRecord shards that training "
-                                       "streams (sets bigger than memory)")
+
+def _args_prepare(s):
     _add_config_args(s)
     s.add_argument("--out", type=_path, required=True, help="folder to create")
     s.add_argument("--shard-images", type=_count, default=1024, help="images per shard file")
-    s.set_defaults(fn=cmd_prepare)
 
-    s = sub.add_parser("figures", help="write Fig. 4, Fig. 5 and the other figures of a run")
+
+def _args_figures(s):
     s.add_argument("--run", type=_path, required=True)
     s.add_argument("--data", type=_path, help="data folder (default: the run's data.dir)")
-    s.set_defaults(fn=cmd_figures)
 
-    s = sub.add_parser("sample", help="decode new faces from min-max uniform, N(0, I) or Gaussian-mixture latents")
+
+def _args_sample(s):
     s.add_argument("--run", type=_path, required=True)
     s.add_argument("--n", type=_count, default=10)
     s.add_argument("--mode", choices=list(SAMPLERS), default="minmax",
@@ -420,9 +372,9 @@ def build_parser():
     s.add_argument("--out", type=_path, required=True)
     s.add_argument("--overwrite", action="store_true", help="replace samples an earlier call left in --out")
     s.add_argument("--data", type=_path, help="data folder (default: the run's data.dir)")
-    s.set_defaults(fn=cmd_sample)
 
-    s = sub.add_parser("train-probe", help="train the attribute probe (features for FD_attr/KID_attr, edit scores)")
+
+def _args_train_probe(s):
     s.add_argument("--config", type=_path, default="configs/recommended.yaml", help="image size and crop to train at")
     s.add_argument("--data", type=_path, help="labelled data folder (sets data.dir)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
@@ -431,18 +383,18 @@ def build_parser():
     s.add_argument("--mix-run", type=_path, action="append", default=[], metavar="RUN",
                    help="also train on this run's reconstructions of the training faces, so the probe reads "
                         "decoded faces (repeatable)")
-    s.set_defaults(fn=cmd_train_probe)
 
-    s = sub.add_parser("evaluate", help="measure a run: reconstructions, latent space, samples, edits")
+
+def _args_evaluate(s):
     s.add_argument("--run", type=_path, required=True)
     s.add_argument("--probe", type=_path, required=True)
     s.add_argument("--samples", type=_count, default=1000, help="samples per mode (minmax, normal, gmm)")
     s.add_argument("--fid", action="store_true", help="also the standard Inception FID/KID (needs the [fid] extra)")
     s.add_argument("--fid-images", type=_count, default=500,
                    help="images per set for FID/KID, at most the held-out count (default 500)")
-    s.set_defaults(fn=cmd_evaluate)
 
-    s = sub.add_parser("edit", help="edit held-out faces along an attribute classifier's latent direction")
+
+def _args_edit(s):
     s.add_argument("--run", type=_path, required=True)
     s.add_argument("--attribute", type=_attribute, required=True)
     s.add_argument("--to", type=_integer(0, MAX_VARIANT), required=True, help="target variant")
@@ -461,23 +413,61 @@ def build_parser():
     s.add_argument("--out", type=_path, required=True)
     s.add_argument("--overwrite", action="store_true", help="replace the figure and report of an earlier call")
     s.add_argument("--data", type=_path, help="data folder (default: the run's data.dir)")
-    s.set_defaults(fn=cmd_edit)
 
-    s = sub.add_parser("ablate", help="test the paper's claims: train variants x seeds, evaluate, write results")
+
+def _args_ablate(s):
     s.add_argument("--config", type=_path, default="configs/ablation.yaml")
     s.add_argument("--report-only", action="store_true", help="rebuild the report from stored results.json")
     s.add_argument("--train-only", action="store_true", help="train (and reuse) the runs, evaluate nothing")
-    s.set_defaults(fn=cmd_ablate)
 
-    s = sub.add_parser("benchmark", help="training speed against the paper's reference loop, input pipeline, "
-                                         "generation, memory")
+
+def _args_benchmark(s):
     s.add_argument("--quick", action="store_true", help="fewer images and epochs, no step variants (minutes)")
     s.add_argument("--out", type=_path, help="write the results as JSON here")
     s.add_argument("--force", action="store_true", help="overwrite --out")
     s.add_argument("--data", type=_path, help="image folder (default: faces drawn by the embedded generator)")
     s.add_argument("--variants", action=argparse.BooleanOptionalAction, default=None,
                    help="also time the step under rejected settings (default: on unless --quick)")
-    s.set_defaults(fn=cmd_benchmark)
+
+
+SUBCOMMANDS = [  # (name, its arguments, what it runs, its help)
+    ("make-data", _args_make_data, cmd_make_data,
+        "draw Cartoon Set-format faces (the embedded data set)"),
+    ("check-data", _args_check_data, cmd_check_data,
+        "check a data folder: images, unreadable files, attribute CSVs"),
+    ("download-cartoonset", _args_download_cartoonset, cmd_download,
+        "download and extract Google's Cartoon Set"),
+    ("train", _args_train, cmd_train,
+        "train a config into a run folder"),
+    ("prepare", _args_prepare, cmd_prepare,
+        "decode and resize a data folder once into TFRecord shards that training "
+        "streams (sets bigger than memory)"),
+    ("figures", _args_figures, cmd_figures,
+        "write Fig. 4, Fig. 5 and the other figures of a run"),
+    ("sample", _args_sample, cmd_sample,
+        "decode new faces from min-max uniform, N(0, I) or Gaussian-mixture latents"),
+    ("train-probe", _args_train_probe, cmd_train_probe,
+        "train the attribute probe (features for FD_attr/KID_attr, edit scores)"),
+    ("evaluate", _args_evaluate, cmd_evaluate,
+        "measure a run: reconstructions, latent space, samples, edits"),
+    ("edit", _args_edit, cmd_edit,
+        "edit held-out faces along an attribute classifier's latent direction"),
+    ("ablate", _args_ablate, cmd_ablate,
+        "test the paper's claims: train variants x seeds, evaluate, write results"),
+    ("benchmark", _args_benchmark, cmd_benchmark,
+        "training speed against the paper's reference loop, input pipeline, "
+        "generation, memory"),
+]
+
+
+def build_parser():
+    p = _Parser(prog="cartoon-vae", description=__doc__.splitlines()[0])
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, add_arguments, command, help_text in SUBCOMMANDS:
+        s = sub.add_parser(name, help=help_text)
+        add_arguments(s)
+        s.set_defaults(fn=command)
     return p
 
 

@@ -38,10 +38,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .images import find_unreadable, read_rgba, why_unreadable
+
 log = logging.getLogger("cartoon_vae")
 
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")  # what the reader decodes
-MAX_IMAGE_PIXELS = 89_478_485  # PIL's decompression-bomb warning limit; an image over it is refused, not decoded
 MAX_VARIANTS = 10_000          # variants of one attribute in a CSV (Cartoon Set's most: 111)
 MAX_CSV_BYTES = 1 << 20        # an attribute CSV is under a kilobyte
 SHUFFLE_BUFFER = 1024          # image_dataset_from_directory's buffer for the training split (batch_size=None)
@@ -70,66 +71,6 @@ def list_images(folder) -> list[str]:
     if not paths:
         raise DataError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)}) found")
     return paths
-
-
-def _open(path):
-    """PIL's image of ``path``, refusing one over :data:`MAX_IMAGE_PIXELS` before it is decoded."""
-    from PIL import Image
-
-    im = Image.open(path)
-    if im.width * im.height > MAX_IMAGE_PIXELS:
-        im.close()
-        raise ValueError(f"{im.width}x{im.height} pixels, over the decompression-bomb limit of "
-                         f"{MAX_IMAGE_PIXELS:,}")
-    return im
-
-
-def _why(e: Exception) -> str:
-    from PIL import Image
-
-    if isinstance(e, PermissionError):
-        return "permission denied"
-    if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
-        return f"over the decompression-bomb limit of {MAX_IMAGE_PIXELS:,} pixels"
-    return f"not a readable image ({type(e).__name__}{': ' + str(e) if isinstance(e, ValueError) else ''})"
-
-
-def find_unreadable(paths, decode=False) -> dict[str, str]:
-    """``{path: reason}`` for files that are empty, not images, too large, or fail PIL's checksum scan;
-    with ``decode``, also those that fail the full decode training does (:func:`read_rgba`), such as a
-    truncated JPEG, whose header scan passes."""
-    import warnings
-
-    from PIL import Image
-
-    bad = {}
-    for p in paths:
-        try:
-            if os.path.getsize(p) == 0:
-                bad[p] = "empty file"
-                continue
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with _open(p) as im:
-                    im.verify()
-                if decode:
-                    read_rgba(p)
-        except Exception as e:  # PIL raises many types for broken files
-            bad[p] = _why(e)
-    return bad
-
-
-def read_rgba(path) -> np.ndarray:
-    """The image at ``path`` as (H, W, 4) uint8 RGBA, through PIL: the first frame of an animation,
-    CMYK and palette images converted, 16-bit greys scaled to 8 bits, no alpha read as opaque."""
-    from PIL import Image
-
-    with _open(path) as im:
-        im.seek(0)
-        if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
-            grey = np.asarray(im, np.float64)
-            im = Image.fromarray(np.clip(np.round(grey / 257.0), 0, 255).astype(np.uint8), "L")
-        return np.asarray(im.convert("RGBA"), np.uint8)
 
 
 @dataclass(frozen=True)
@@ -313,7 +254,7 @@ def load_splits(cfg, verbose=True) -> Splits:
         try:
             return read_rgba(path)
         except Exception as e:  # the scan passed it, the full decode did not (a truncated JPEG, say)
-            log.warning("skipping %s: %s", path, _why(e))
+            log.warning("skipping %s: %s", path, why_unreadable(e))
             return np.zeros((0, 0, 4), np.uint8)
 
     def composite(index):

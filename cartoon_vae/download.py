@@ -42,6 +42,31 @@ def _first_line(value) -> str:
     return (str(value).strip().splitlines() or [""])[0][:200]
 
 
+def _chunks(response, url, start, deadline_s, min_rate, rate_window_s):
+    """The response's bytes as they arrive; a DownloadError past the deadline, under the minimum rate
+    over a window, or when a read times out or the connection breaks."""
+    import time
+
+    window_start, window_bytes = start, 0
+    while True:
+        try:
+            chunk = response.read1(CHUNK)
+        except (OSError, ValueError) as e:  # a read timeout, a reset connection
+            raise DownloadError(f"{url}: download stalled ({_first_line(e) or type(e).__name__}); "
+                                f"run the command again to resume") from None
+        if not chunk:
+            return
+        yield chunk
+        now, window_bytes = time.monotonic(), window_bytes + len(chunk)
+        if now - start > deadline_s:
+            raise DownloadError(f"{url}: not finished within {deadline_s:g} s; run the command again to resume")
+        if now - window_start >= rate_window_s:
+            if window_bytes / (now - window_start) < min_rate:
+                raise DownloadError(f"{url}: slower than {min_rate:g} bytes/s over {rate_window_s:g} s; "
+                                    f"run the command again to resume")
+            window_start, window_bytes = now, 0
+
+
 def fetch(url: str, dest: Path, progress: bool = True, deadline_s: float = DEADLINE_S,
           min_rate: float = MIN_RATE, rate_window_s: float = RATE_WINDOW_S,
           read_timeout_s: float = READ_TIMEOUT_S) -> Path:
@@ -77,28 +102,11 @@ def fetch(url: str, dest: Path, progress: bool = True, deadline_s: float = DEADL
             have = 0  # the server sent the whole file: start over
         length = response.headers.get("Content-Length")
         total = have + int(length) if length is not None and length.isdigit() else None
-        window_start, window_bytes = start, 0
         with open(part, "ab" if resumed else "wb") as fh, tqdm(
                 total=total, initial=have, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
-            while True:
-                try:
-                    chunk = response.read1(CHUNK)
-                except (OSError, ValueError) as e:  # a read timeout, a reset connection
-                    raise DownloadError(f"{url}: download stalled ({_first_line(e) or type(e).__name__}); "
-                                        f"run the command again to resume") from None
-                if not chunk:
-                    break
+            for chunk in _chunks(response, url, start, deadline_s, min_rate, rate_window_s):
                 fh.write(chunk)
                 bar.update(len(chunk))
-                now, window_bytes = time.monotonic(), window_bytes + len(chunk)
-                if now - start > deadline_s:
-                    raise DownloadError(f"{url}: not finished within {deadline_s:g} s; run the command again "
-                                        f"to resume")
-                if now - window_start >= rate_window_s:
-                    if window_bytes / (now - window_start) < min_rate:
-                        raise DownloadError(f"{url}: slower than {min_rate:g} bytes/s over {rate_window_s:g} s; "
-                                            f"run the command again to resume")
-                    window_start, window_bytes = now, 0
     if total is not None and part.stat().st_size != total:
         raise DownloadError(f"{url}: download ended early ({part.stat().st_size} of {total} bytes); "
                             f"run the command again to resume")
@@ -142,7 +150,7 @@ def extract(archive: Path, target: Path, expected_images: int) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise DownloadError(f"{archive}: holds {found} PNG images, expected {expected_images}; "
                             f"delete it and run the command again")
-    from .data import find_unreadable
+    from .images import find_unreadable
 
     pngs = sorted(root.rglob("*.png"))
     sample = pngs[:: max(1, len(pngs) // VERIFY_IMAGES)][:VERIFY_IMAGES]  # spread over the whole set

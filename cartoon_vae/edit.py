@@ -232,3 +232,65 @@ def edit_scores(edited, unedited, attribute, to, edited_images=None, unedited_im
     if edited_images is not None:
         out["pixel_change"] = float(np.mean(np.abs(np.asarray(edited_images) - np.asarray(unedited_images))))
     return out
+
+
+def run_direction(attrs, train_means, train_idx, attribute, to, from_=None, hold_names=(), where=""):
+    """The direction ``cartoon-vae edit`` (and the explorer) moves along: ``attribute``'s classifier
+    fitted on the training codes (with its :data:`COMPANIONS`), towards ``to`` (from ``from_``),
+    holding the classifiers of ``hold_names`` fixed. ``attrs`` is the data's
+    :class:`~cartoon_vae.data.Attributes`; ``train_idx`` the training codes' file indices. A
+    DataError (naming ``where``) when the labels cannot give one."""
+    from .data import DataError
+
+    labels = attrs.column(attribute)[train_idx]
+    try:
+        companions = [attrs.column(c)[train_idx] for c in COMPANIONS.get(attribute, ()) if c in attrs.names]
+        direction = fit_direction(train_means, labels, to, from_, companions=companions)
+    except ValueError as e:
+        raise DataError(f"{where}: {attribute}: {e}") from None
+    others = []
+    for n in hold_names:
+        try:
+            others.append(attribute_classifier(train_means, attrs.column(n)[train_idx]))
+        except ValueError as e:
+            raise DataError(f"{where}: --hold {n}: {e}") from None
+    return hold(direction, others) if others else direction
+
+
+def edit_heldout(vae, config, attribute, to, from_=None, strengths=(1.0, 2.0, 3.0), p=None, hold_names=(),
+                 faces=6):
+    """Edit up to ``faces`` held-out faces of a run towards ``attribute`` = ``to``: the columns of
+    ``cartoon-vae edit``'s grid (original, reconstruction, one per strength in standard deviations,
+    the target's class mean, and with ``p`` the classifier's probability) as images by label, and
+    the report (settings, the faces' file indices, the classifier's training accuracy)."""
+    from .data import DataError, make_datasets, read_attributes
+    from .inference import decode, encode_split
+
+    where = config.data.dir
+    attrs = read_attributes(where)
+    for name in [attribute, *hold_names]:
+        if name not in attrs.names:
+            raise DataError(f"{where}: no attribute {name!r} (have: {', '.join(attrs.names)})")
+    n_variants = int(attrs.n_variants[attrs.names.index(attribute)])
+    for flag, value in (("--to", to), ("--from", from_)):
+        if value is not None and not 0 <= value < n_variants:
+            raise DataError(f"{flag} {value}: {attribute} has variants 0..{n_variants - 1}")
+    train_ds, val_ds = make_datasets(config, with_index=True, shuffle_train=False)
+    _, train_means, _, train_idx = encode_split(vae, train_ds, keep_images=False)
+    direction = run_direction(attrs, train_means, train_idx, attribute, to, from_, hold_names, where)
+    val_x, val_means, _, val_idx = encode_split(vae, val_ds)
+    rows = faces_to_edit(attrs.column(attribute)[val_idx], to, from_, faces)
+    if not len(rows):
+        raise DataError(f"{where}: no held-out face to edit towards {attribute}={to}"
+                        + (f" from {from_}" if from_ is not None else ""))
+    z = val_means[rows]
+    columns = {"original": val_x[rows], "reconstruction": decode(vae, z)}
+    for s, moved in zip(strengths, np.moveaxis(edit_by_strength(z, direction, strengths), 1, 0)):
+        columns[f"{s:+g} sd"] = decode(vae, moved)
+    columns["class mean"] = decode(vae, edit_to_class(z, direction))
+    if p is not None:
+        columns[f"p = {p:g}"] = decode(vae, edit_to_probability(z, direction, p))
+    report = {"attribute": attribute, "to": to, "from": from_, "strengths": list(strengths), "p": p,
+              "hold": list(hold_names), "faces": int(len(rows)), "images": [int(i) for i in val_idx[rows]],
+              "classifier_train_accuracy": direction["train_accuracy"]}
+    return columns, report

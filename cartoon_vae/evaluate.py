@@ -177,6 +177,19 @@ def _edit_score(vae, probe, direction, z, name, to, readable, s) -> dict:
             "classifier_train_accuracy": direction["train_accuracy"]}
 
 
+def probe_edit_columns(probe, columns, name, to) -> dict:
+    """The probe's verdict (:func:`edit_scores`) on each edited column of ``cartoon-vae edit``'s grid
+    (every column after ``original`` and ``reconstruction``), against the reconstructions."""
+    base_images = columns["reconstruction"]
+    _, base = probe.features_and_predictions(base_images)
+    scores = {}
+    for label, images in list(columns.items())[2:]:
+        _, edited = probe.features_and_predictions(images)
+        score = edit_scores(edited, base, name, to, images, base_images)
+        scores[label] = {**score, "succeeded": int(np.sum(edited[name] == to))}
+    return scores
+
+
 def evaluate_edits(vae, probe, attrs, train_means, train_labels, val_means, val_labels, s, readable=None) -> dict:
     """Per attribute: held-out faces not already at variant ``edit_target`` are moved by the
     attribute's classifier (:mod:`cartoon_vae.edit`): to the target class's mean in its subspace

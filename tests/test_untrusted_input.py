@@ -132,7 +132,8 @@ def test_a_file_the_scan_passes_but_that_does_not_decode_is_named_and_skipped(fa
 
 def test_an_image_over_the_decompression_bomb_limit_is_never_decoded(faces, tmp_path):
     from cartoon_vae import load_config
-    from cartoon_vae.data import find_unreadable, load_splits
+    from cartoon_vae.data import load_splits
+    from cartoon_vae.images import find_unreadable
 
     data = tmp_path / "d"
     shutil.copytree(faces, data)
