@@ -13,59 +13,88 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Literal, Optional, Union
 
 import numpy as np
 import yaml
 
-from .config import ConfigError, load_config, safe_load_config_text
+from .config import MAX_SEED, ConfigError, _check, _positive_int, build, load_config, safe_load_config_text
 from .reports import SAMPLERS, results_markdown
 from .runs import write_text_atomic
 
-ABLATION_KEYS = {"base", "data", "seeds", "set", "variants", "runs_dir", "probe", "probe_epochs", "results",
-                 "samples", "confidence", "bootstrap", "equivalence", "fid"}
-VARIANT_KEYS = {"name", "set", "base", "evaluate"}
+@dataclass(frozen=True)
+class Variant:
+    """One variant: a name, overrides of the base config (or of its own ``base``), and whether it is
+    evaluated (``light``: without edit scores, for a variant outside the claims' comparisons)."""
+
+    name: str
+    set: tuple[str, ...] = ()
+    base: Optional[str] = None
+    evaluate: Union[bool, Literal["light"]] = True
 
 
-def load_ablation(path) -> dict:
-    """The ablation YAML, checked: unknown keys and malformed variants are one-line ConfigErrors."""
+@dataclass(frozen=True)
+class FidSpec:
+    """The standard Inception FID: ``images`` per set, and which variants get it (``all`` seeds or a list)."""
+
+    images: int = field(default=150, metadata=_positive_int(100_000))
+    variants: dict[str, Union[Literal["all"], tuple[int, ...]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AblationSpec:
+    """configs/ablation.yaml: the base config, the variants x seeds, and how runs are evaluated and judged."""
+
+    base: str
+    seeds: tuple[int, ...] = field(metadata=_check(lambda v: all(0 <= s <= MAX_SEED for s in v),
+                                                   f"a list of integers in [0, {MAX_SEED:,}]"))
+    variants: tuple[Variant, ...] = field(metadata=_check(
+        lambda v: len({x.name for x in v}) == len(v), "a list of variants with distinct names"))
+    data: Optional[str] = None
+    set: tuple[str, ...] = ()
+    runs_dir: str = "runs/ablation"
+    probe: Optional[str] = None
+    probe_epochs: int = field(default=15, metadata=_positive_int(10_000))
+    results: str = "docs/results.md"
+    samples: int = field(default=500, metadata=_positive_int(1_000_000))
+    confidence: float = field(default=0.95, metadata=_check(lambda v: 0.5 < v < 1, "a number in (0.5, 1)"))
+    bootstrap: int = field(default=200, metadata=_positive_int(100_000))
+    equivalence: dict[str, float] = field(default_factory=dict)
+    fid: FidSpec = FidSpec()
+
+
+def load_ablation(path) -> AblationSpec:
+    """The ablation YAML as an :class:`AblationSpec`: unknown keys, wrong types and bad ranges are
+    one-line ConfigErrors (the training config's machinery, :func:`cartoon_vae.config.build`)."""
     path = Path(path)
     try:
-        spec = safe_load_config_text(path.read_text())
+        raw = safe_load_config_text(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: YAML syntax error: {getattr(e, 'problem', e)}") from None
-    if not isinstance(spec, dict):
-        raise ConfigError(f"{path}: expected a mapping with keys {', '.join(sorted(ABLATION_KEYS))}")
-    unknown = set(spec) - ABLATION_KEYS
-    if unknown:
-        raise ConfigError(f"{path}: {sorted(unknown)[0]}: unknown key (valid: {', '.join(sorted(ABLATION_KEYS))})")
-    for v in spec.get("variants", []):
-        if not isinstance(v, dict) or "name" not in v:
-            raise ConfigError(f"{path}: variants: each needs a name and a list under set, got {v!r}")
-        if set(v) - VARIANT_KEYS:
-            raise ConfigError(f"{path}: variants: {v['name']}: {sorted(set(v) - VARIANT_KEYS)[0]}: unknown key "
-                              f"(valid: {', '.join(sorted(VARIANT_KEYS))})")
-    if not spec.get("variants") or not spec.get("seeds"):
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with keys {', '.join(f.name for f in fields(AblationSpec))}")
+    spec = build(AblationSpec, raw, path)
+    if not spec.variants or not spec.seeds:
         raise ConfigError(f"{path}: variants and seeds must be non-empty lists")
-    if not 0.5 < float(spec.get("confidence", 0.95)) < 1:
-        raise ConfigError(f"{path}: confidence: must be in (0.5, 1), got {spec['confidence']!r}")
     return spec
 
 
 def variant_config(spec, variant, seed):
     """The config of one run: the variant's base (or the ablation's), the shared overrides, the
     variant's, then the seed."""
-    base = [*spec.get("set", []), *([f"data.dir={spec['data']}"] if spec.get("data") else [])]
-    overrides = [*base, *variant.get("set", []), f"train.seed={seed}", f"model.seed={seed}"]
-    return load_config(variant.get("base", spec["base"]), overrides)
+    base = [*spec.set, *([f"data.dir={spec.data}"] if spec.data else [])]
+    overrides = [*base, *variant.set, f"train.seed={seed}", f"model.seed={seed}"]
+    return load_config(variant.base or spec.base, overrides)
 
 
 def write_report(path, report) -> Path:
     """docs/results.md (and results.json) from per-run records."""
     spec = load_ablation(path)
-    results = Path(spec.get("results", "docs/results.md"))
+    results = Path(spec.results)
     results.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(results, results_markdown(spec, report, path))
     write_text_atomic(results.with_suffix(".json"), json.dumps(report, indent=1) + "\n")
@@ -75,12 +104,12 @@ def write_report(path, report) -> Path:
 def report_only(path) -> Path:
     """Rebuild the report from the results.json of an earlier ``ablate`` run (no training)."""
     spec = load_ablation(path)
-    stored = Path(spec.get("results", "docs/results.md")).with_suffix(".json")
+    stored = Path(spec.results).with_suffix(".json")
     if not stored.exists():
         raise ConfigError(f"{stored}: no stored results; run cartoon-vae ablate --config {path} first")
     stored = json.loads(stored.read_text())
     if "rows" not in stored:
-        raise ConfigError(f"{Path(spec.get('results', 'docs/results.md')).with_suffix('.json')}: results of an older "
+        raise ConfigError(f"{Path(spec.results).with_suffix('.json')}: results of an older "
                           f"ablate; run cartoon-vae ablate --config {path} again")
     return write_report(path, stored)
 
@@ -94,13 +123,13 @@ def run_ablation(path, verbose=1, train_only=False) -> dict:
 
     spec = load_ablation(path)
     started = time.time()
-    runs_dir = Path(spec.get("runs_dir", "runs/ablation"))
-    probe_dir = Path(spec.get("probe", runs_dir / "probe"))
+    runs_dir = Path(spec.runs_dir)
+    probe_dir = Path(spec.probe or runs_dir / "probe")
     rows = {}
-    for variant in spec["variants"]:
-        for seed in spec["seeds"]:
-            run = runs_dir / variant["name"] / f"seed{seed}"
-            record = {"variant": variant["name"], "seed": seed, "run": str(run), "diverged": False}
+    for variant in spec.variants:
+        for seed in spec.seeds:
+            run = runs_dir / variant.name / f"seed{seed}"
+            record = {"variant": variant.name, "seed": seed, "run": str(run), "diverged": False}
             if (run / "diverged.json").exists():
                 record.update(json.loads((run / "diverged.json").read_text()))
             elif not (run / "model.keras").exists():
@@ -113,14 +142,14 @@ def run_ablation(path, verbose=1, train_only=False) -> dict:
                     write_text_atomic(run / "diverged.json", json.dumps({"diverged": True, "error": str(e)}) + "\n")
             if (run / "history.csv").exists():
                 record.update(_training_summary(read_history(run / "history.csv")))
-            if not train_only and not record["diverged"] and variant.get("evaluate", True) is not False:
+            if not train_only and not record["diverged"] and variant.evaluate is not False:
                 if not (probe_dir / "probe.keras").exists():
-                    train_probe(variant_config(spec, spec["variants"][0], spec["seeds"][0]), probe_dir,
-                                epochs=spec.get("probe_epochs", 15), verbose=verbose)
+                    train_probe(variant_config(spec, spec.variants[0], spec.seeds[0]), probe_dir,
+                                epochs=spec.probe_epochs, verbose=verbose)
                 record.update(_evaluate(spec, variant, seed, run, probe_dir))
-                if seed == spec["seeds"][0]:
+                if seed == spec.seeds[0]:
                     record["figure"] = str(_sampler_figure(spec, variant, run))
-            rows.setdefault(variant["name"], []).append(record)
+            rows.setdefault(variant.name, []).append(record)
             if verbose:
                 print(json.dumps({k: v for k, v in record.items() if not isinstance(v, (list, dict))}))
     if not train_only:
@@ -146,9 +175,7 @@ def _fid_wanted(spec, variant, seed) -> bool:
     """Whether this run gets the Inception FID: ``fid.variants`` maps a variant to ``all`` or a list of seeds."""
     from .fid import FidUnavailable, require
 
-    wanted = spec.get("fid", {}).get("variants", {})
-    wanted = dict.fromkeys(wanted, "all") if isinstance(wanted, list) else wanted
-    seeds = wanted.get(variant["name"])
+    seeds = spec.fid.variants.get(variant.name)
     if seeds is None or (seeds != "all" and seed not in seeds):
         return False
     try:
@@ -160,16 +187,16 @@ def _fid_wanted(spec, variant, seed) -> bool:
 
 def _evaluate(spec, variant, seed, run, probe_dir) -> dict:
     """evaluate_run's numbers for one run, flattened (a stored metrics.json with the same settings is reused)."""
-    from .evaluate import SETTINGS, evaluate_run
+    from .evaluate import evaluate_run, evaluation_settings
 
-    fid = spec.get("fid", {})
-    light = variant.get("evaluate", True) == "light"  # no edits: a variant outside the claims' comparisons
-    settings = {"samples": spec.get("samples", 500), "bootstrap": spec.get("bootstrap", 200),
-                "confidence": spec.get("confidence", 0.95), "fid": _fid_wanted(spec, variant, seed),
-                "fid_images": fid.get("images", 150), "showcase": {}, "edit_faces": 50, "edits": not light}
+    light = variant.evaluate == "light"  # no edits: a variant outside the claims' comparisons
+    settings = {"samples": spec.samples, "bootstrap": spec.bootstrap, "confidence": spec.confidence,
+                "fid": _fid_wanted(spec, variant, seed), "fid_images": spec.fid.images, "showcase": {},
+                "edit_faces": 50, "edits": not light}
     stored = run / "metrics.json"
     m = json.loads(stored.read_text()) if stored.exists() else None
-    if m is None or any(m["settings"].get(k, SETTINGS.get(k)) != v for k, v in settings.items()):
+    defaults = evaluation_settings()
+    if m is None or any(m["settings"].get(k, defaults[k]) != v for k, v in settings.items()):
         m = evaluate_run(run, probe_dir, settings=settings)
     out = {"mse": m["reconstruction"]["mse"], "ssim": m["reconstruction"]["ssim"],
            "kl_exact_heldout": m["latent"]["kl_exact_nats_per_image"],
@@ -208,11 +235,11 @@ def _sampler_figure(spec, variant, run, n=8) -> Path:
     vae, config = load_run(run)
     real = first_images(make_datasets(config, with_index=True, shuffle_train=False)[1], n)
     latents = sample_all(run, vae, config, n, 0)
-    out = Path(spec.get("results", "docs/results.md")).parent / "figures" / f"ablation_{variant['name']}_samplers.png"
+    out = Path(spec.results).parent / "figures" / f"ablation_{variant.name}_samplers.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     save_grid(np.concatenate([real, *(decode(vae, latents[m]) for m in ("minmax", "normal", "gmm"))]), out, 4, n,
               row_labels=["held-out real", "min-max", "N(0, I)", "mixture"],
-              title=f"{variant['name']} (seed {spec['seeds'][0]}): samples by sampler")
+              title=f"{variant.name} (seed {spec.seeds[0]}): samples by sampler")
     return out
 
 

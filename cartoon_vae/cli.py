@@ -295,7 +295,7 @@ def cmd_edit(args):
 def cmd_ablate(args):
     from .ablate import load_ablation, report_only, run_ablation
 
-    results = load_ablation(args.config).get("results", "docs/results.md")
+    results = load_ablation(args.config).results
     if args.report_only:
         report_only(args.config)
     else:

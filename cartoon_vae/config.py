@@ -215,6 +215,12 @@ def _apply_override(raw: dict, item: str, path: Path) -> None:
     target[name] = value
 
 
+def build(cls, raw, path, prefix=""):
+    """A dataclass ``cls`` (the training config's sections, the evaluation settings, the ablation spec)
+    from a mapping, every key, type and range checked; a ConfigError names ``path`` and the key."""
+    return _build(cls, raw, path, prefix)
+
+
 def _build(cls, raw, path, prefix):
     """Turn a mapping into the dataclass ``cls``, checking every key, type and range."""
     if not isinstance(raw, dict):
@@ -238,10 +244,11 @@ def _build(cls, raw, path, prefix):
         if value is not None and check is not None and not check(value):
             raise ConfigError(f"{path}: {key}: must be {f.metadata['allowed']}, got {raw[name]!r}")
         values[name] = value
-    try:
-        obj = cls(**values)
-    except TypeError as e:  # pragma: no cover - every field has a default
-        raise ConfigError(f"{path}: {prefix.rstrip('.')}: {e}") from None
+    missing = [n for n, f in known.items() if n not in values and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"{path}: {prefix}{missing[0]}: required key missing")
+    obj = cls(**values)
     if cls is Config:
         _check_together(obj, path)
     return obj
@@ -250,11 +257,22 @@ def _build(cls, raw, path, prefix):
 def _coerce(value, hint, path, key):
     """Check ``value`` against a type hint; ints are accepted where floats are expected."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):  # Optional[X]
-        if value is None:
+    if origin in (typing.Union, types.UnionType):  # Optional[X], or one of several types
+        if value is None and type(None) in args:
             return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(value, inner, path, key)
+        inner = [a for a in args if a is not type(None)]
+        for option in inner[:-1]:
+            try:
+                return _coerce(value, option, path, key)
+            except ConfigError:
+                continue
+        return _coerce(value, inner[-1], path, key)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, path, key + ".")
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ConfigError(f"{path}: {key}: must be a mapping of names to {_type_words(args[1])}, got {value!r}")
+        return {k: _coerce(v, args[1], path, f"{key}.{k}") for k, v in value.items()}
     if origin is Literal:
         if value not in args:
             raise ConfigError(f"{path}: {key}: must be one of {', '.join(map(str, args))}, got {value!r}"
@@ -262,8 +280,10 @@ def _coerce(value, hint, path, key):
         return value
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{path}: {key}: must be a list of {args[0].__name__}s, got {value!r}")
-        return tuple(_coerce(v, args[0], path, key) for v in value)
+            raise ConfigError(f"{path}: {key}: must be a list of {getattr(args[0], '__name__', 'value')}s, "
+                              f"got {value!r}")
+        return tuple(_coerce(v, args[0], path, f"{key}[{i}]" if dataclasses.is_dataclass(args[0]) else key)
+                     for i, v in enumerate(value))
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if hint is float and isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string

@@ -10,11 +10,15 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
+from .config import MAX_SEED, _check, build
 from .edit import (COMPANIONS, attribute_classifier, edit_scores, edit_to_class, edit_to_probability, faces_to_edit,
                    fit_direction, hold)
 from .inference import decode, encode_split, first_images
@@ -27,13 +31,52 @@ from .runs import write_text_atomic
 from .samplers import sample_all
 from .stats import bootstrap_interval
 
-SETTINGS = {"samples": 1000, "sample_seed": 0, "kid_subsets": 10, "kid_subset_size": 100, "pr_k": 3,
-            "bootstrap": 200, "confidence": 0.95, "fid": False, "fid_images": 500, "sap_train_codes": 1000,
-            "mig_bins": 20, "dci_estimator": "linear", "midpoint_pairs": 500, "edits": True,
-            "edit_faces": 100, "edit_target": 1, "edit_mode": "class", "edit_probability": 0.9,
-            "edit_hold": "readable", "interpolation_pairs": 20,
-            "interpolation_steps": 10, "max_images": 2000, "edit_readable": 0.8, "showcase_faces": 6,
-            "showcase": {"glasses": [-1], "hair_color": list(range(10))}}  # -1: the last variant ("none" for glasses)
+def _at_least(low, high=None, integer=True):
+    words = f"an integer in [{low:,}, {high:,}]" if high is not None else f"an integer >= {low}"
+    return _check(lambda v: low <= v and (high is None or v <= high), words if integer else words.replace(
+        "an integer", "a number"))
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """Every count, seed and threshold of ``evaluate_run`` (written into metrics.json): sample counts and
+    seeds, the KID / precision-recall / bootstrap settings, the disentanglement estimators, and the edits
+    (how many held-out faces, to which variant, how, which attributes count, the showcase edits)."""
+
+    samples: int = field(default=1000, metadata=_at_least(1, 1_000_000))
+    sample_seed: int = field(default=0, metadata=_at_least(0, MAX_SEED))
+    kid_subsets: int = field(default=10, metadata=_at_least(1, 10_000))
+    kid_subset_size: int = field(default=100, metadata=_at_least(2, 1_000_000))
+    pr_k: int = field(default=3, metadata=_at_least(1, 1000))
+    bootstrap: int = field(default=200, metadata=_at_least(2, 100_000))
+    confidence: float = field(default=0.95, metadata=_check(lambda v: 0.5 < v < 1, "a number in (0.5, 1)"))
+    fid: bool = False
+    fid_images: int = field(default=500, metadata=_at_least(2, 1_000_000))
+    sap_train_codes: int = field(default=1000, metadata=_at_least(1, 10_000_000))
+    mig_bins: int = field(default=20, metadata=_at_least(2, 10_000))
+    dci_estimator: Literal["linear", "gbt"] = "linear"
+    midpoint_pairs: int = field(default=500, metadata=_at_least(1, 1_000_000))
+    edits: bool = True
+    edit_faces: int = field(default=100, metadata=_at_least(1, 1_000_000))
+    edit_target: int = field(default=1, metadata=_at_least(0, 10_000))
+    edit_mode: Literal["class", "probability"] = "class"
+    edit_probability: float = field(default=0.9, metadata=_check(lambda v: 0.5 < v < 1, "a number in (0.5, 1)"))
+    edit_hold: Literal["readable", "none"] = "readable"
+    interpolation_pairs: int = field(default=20, metadata=_at_least(1, 100_000))
+    interpolation_steps: int = field(default=10, metadata=_at_least(2, 1000))
+    max_images: int = field(default=2000, metadata=_at_least(1, 10_000_000))
+    edit_readable: float = field(default=0.8, metadata=_check(lambda v: 0 <= v <= 1, "a number in [0, 1]"))
+    showcase_faces: int = field(default=6, metadata=_at_least(1, 100_000))
+    # attribute -> target variants (-1: the last variant, "none" for glasses)
+    showcase: dict[str, tuple[int, ...]] = field(
+        default_factory=lambda: {"glasses": (-1,), "hair_color": tuple(range(10))})
+
+
+def evaluation_settings(overrides=None) -> dict:
+    """The settings with ``overrides`` applied and checked (unknown keys, types, ranges: one-line
+    ConfigErrors), as plain JSON values, in the order metrics.json records them."""
+    built = build(EvaluationSettings, dict(overrides or {}), "evaluation settings")
+    return json.loads(json.dumps(dataclasses.asdict(built)))
 
 
 def _ssim_psnr(x, y):
@@ -63,7 +106,7 @@ def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
     from .probe import Probe
     from .runs import load_run
 
-    s = {**SETTINGS, **(settings or {})}
+    s = evaluation_settings(settings)
     run_dir = Path(run_dir)
     vae, config = load_run(run_dir)
     probe = Probe.load(probe_dir)

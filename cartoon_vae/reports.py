@@ -42,8 +42,8 @@ def _header(spec, report, path, rows, seeds, conf) -> list:
             f"Produced by `cartoon-vae ablate --config {path}` on {report.get('machine', 'this machine')}: "
             f"{sum(len(r) for r in rows.values())} runs, {minutes:.0f} min of training in all (the "
             f"runs' history.csv); this report's pass took {report.get('evaluation_seconds', math.nan) / 60:.0f} min "
-            f"(evaluations stored in the run folders are reused). Base config `{spec['base']}` with `{' '.join(spec.get('set', []))}`, data "
-            f"`{spec.get('data', 'as in the base config')}`, seeds {seeds}. Each variant changes one thing; every "
+            f"(evaluations stored in the run folders are reused). Base config `{spec.base}` with `{' '.join(spec.set)}`, data "
+            f"`{spec.data or 'as in the base config'}`, seeds {seeds}. Each variant changes one thing; every "
             f"run trains on the same images and split, and a seed fixes weight initialisation and sampling noise, "
             f"so comparisons are **paired by seed**: the difference a - b per seed, its mean, a {conf:.0%} "
             f"Student t-interval (n - 1 degrees of freedom) and the effect size d_z (mean difference / standard "
@@ -51,7 +51,7 @@ def _header(spec, report, path, rows, seeds, conf) -> list:
             f"**supported** if it lies entirely on the side the claim predicts, **not supported** if it lies "
             f"entirely on the other side or inside the equivalence margin (the effect, if any, is too small to "
             f"matter), **inconclusive** otherwise. Within a run, FD_attr carries a {conf:.0%} normal bootstrap "
-            f"interval over faces ({spec.get('bootstrap', 200)} resamples); the mean half-width is shown beside "
+            f"interval over faces ({spec.bootstrap} resamples); the mean half-width is shown beside "
             f"the controls. Cells are mean +- standard deviation over seeds.", ""]
 
 
@@ -143,9 +143,9 @@ def _note(key, rows, names, seeds) -> list:
 def results_markdown(spec, report, path) -> str:
     """docs/results.md: the runs, the samples beside their controls, each claim's table and verdict,
     the effects of the other single changes, and whether FD_attr ranks sample sets as FID does."""
-    rows, seeds = report["rows"], spec["seeds"]
-    conf, margins = float(spec.get("confidence", 0.95)), spec.get("equivalence", {})
-    names = [v["name"] for v in spec["variants"] if v["name"] in rows]
+    rows, seeds = report["rows"], list(spec.seeds)
+    conf, margins = spec.confidence, spec.equivalence
+    names = [v.name for v in spec.variants if v.name in rows]
     lines = _header(spec, report, path, rows, seeds, conf) + _runs_table(rows, names, seeds)
     lines += _samples_tables(rows, names, seeds)
     lines += ["", "## Verdicts", ""]

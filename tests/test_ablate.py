@@ -10,8 +10,8 @@ from .conftest import ROOT
 
 def test_shipped_ablation_config_changes_one_thing_per_variant():
     spec = load_ablation(ROOT / "configs" / "ablation.yaml")
-    assert len(spec["seeds"]) >= 5
-    v = {x["name"]: x for x in spec["variants"]}
+    assert len(spec.seeds) >= 5
+    v = {x.name: x for x in spec.variants}
     paper, exact_b, exact = (variant_config(spec, v[n], 0) for n in ("paper", "exact_bounded", "exact"))
     assert (paper.loss.kl, exact_b.loss.kl) == ("poly_bound", "exact")
     assert exact_b.model.bounded_variance is True and exact.model.bounded_variance is False  # the head apart
@@ -23,9 +23,14 @@ def test_shipped_ablation_config_changes_one_thing_per_variant():
 @pytest.mark.parametrize("text,words", [
     ("base: x\nseeds: [0]\nvariants: [{name: a}]\nbogus: 1\n", "bogus: unknown key"),
     ("base: x\nseeds: []\nvariants: [{name: a}]\n", "non-empty"),
-    ("base: x\nseeds: [0]\nvariants: [3]\n", "each needs a name"),
-    ("base: x\nseeds: [0]\nvariants: [{name: a, sett: []}]\n", "a: sett: unknown key"),
-    ("base: x\nseeds: [0]\nvariants: [{name: a}]\nconfidence: 2\n", "confidence"),
+    ("base: x\nseeds: [0]\nvariants: [3]\n", r"variants\[0\]: expected a mapping"),
+    ("base: x\nseeds: [0]\nvariants: [{name: a, sett: []}]\n", r"variants\[0\]\.sett: unknown key"),
+    ("base: x\nseeds: [0]\nvariants: [{set: []}]\n", r"variants\[0\]\.name: required key missing"),
+    ("base: x\nseeds: [0]\nvariants: [{name: a}]\nconfidence: 2\n", r"confidence: must be a number in \(0.5, 1\)"),
+    ("base: x\nseeds: [-1]\nvariants: [{name: a}]\n", "seeds"),
+    ("base: x\nseeds: [0]\nvariants: [{name: a, evaluate: sometimes}]\n", r"variants\[0\]\.evaluate"),
+    ("base: x\nseeds: [0]\nvariants: [{name: a}]\nfid: {variants: {a: some}}\n", "fid.variants.a"),
+    ("base: x\nseeds: [0]\nvariants: [{name: a}]\nequivalence: {fd_attr: big}\n", "equivalence.fd_attr"),
     ("- 1\n", "expected a mapping"),
 ])
 def test_bad_ablation_spec_is_one_line(tmp_path, text, words):

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 
+from cartoon_vae.ablate import AblationSpec, Variant
 from cartoon_vae.reports import SAMPLERS, results_markdown
 
 
@@ -26,8 +27,8 @@ def test_report_pairs_by_seed_and_reads_verdicts_off_the_interval():
     rows = {"paper": [_row("paper", s, rng, fd_attr_minmax=80.0 + s, fd_attr_normal=120.0 + s) for s in seeds],
             "exact_bounded": [_row("exact_bounded", s, rng) for s in seeds[:4]]
             + [{"variant": "exact_bounded", "seed": 4, "diverged": True}]}
-    md = results_markdown({"base": "b.yaml", "seeds": seeds, "equivalence": {"seconds_per_epoch": 0.1},
-                           "variants": [{"name": "paper"}, {"name": "exact_bounded"}]},
+    md = results_markdown(AblationSpec("b.yaml", tuple(seeds), (Variant("paper"), Variant("exact_bounded")),
+                                       equivalence={"seconds_per_epoch": 0.1}),
                           {"rows": rows, "evaluation_seconds": 60, "machine": "test CPU"}, "configs/ablation.yaml")
     assert "| exact_bounded | 1/5 |" in md                               # the diverged run is counted, not averaged
     # equal speed within 10%: "much faster" is not supported (the interval sits inside the margin)
@@ -47,6 +48,6 @@ def test_verdict_is_inconclusive_when_the_interval_straddles_zero():
     seeds = [0, 1, 2, 3, 4]
     noise = [-6.0, 5.0, -4.0, 7.0, -3.0]
     rows = {"paper": [_row("paper", s, rng, fd_attr_minmax=100.0 + noise[s]) for s in seeds]}
-    md = results_markdown({"base": "b.yaml", "seeds": seeds, "variants": [{"name": "paper"}]}, {"rows": rows}, "a.yaml")
+    md = results_markdown(AblationSpec("b.yaml", tuple(seeds), (Variant("paper"),)), {"rows": rows}, "a.yaml")
     row = next(line for line in md.splitlines() if line.startswith("| paper: fd_attr min-max vs normal"))
     assert row.endswith("| inconclusive |") and not math.isnan(float(row.split("|")[4]))
