@@ -309,7 +309,8 @@ def cmd_ablate(args):
 def cmd_benchmark(args):
     import json
 
-    from .benchmark import format_table, run_benchmark
+    from .bench_report import format_table
+    from .benchmark import run_benchmark
     from .runs import RunError, write_text_atomic
 
     if args.out and Path(args.out).exists() and not args.force:

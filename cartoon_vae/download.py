@@ -17,6 +17,7 @@ import os
 import shutil
 import tarfile
 import urllib.error
+import urllib.parse
 import urllib.request
 import zlib
 from pathlib import Path
@@ -76,7 +77,6 @@ def fetch(url: str, dest: Path, progress: bool = True, deadline_s: float = DEADL
     over ``deadline_s``, when a window of ``rate_window_s`` averages under ``min_rate`` bytes/s, or
     when one read waits ``read_timeout_s``: a server that trickles never hangs the command."""
     import time
-    import urllib.parse
 
     from tqdm import tqdm
 

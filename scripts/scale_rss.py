@@ -58,7 +58,7 @@ def main():
     p.add_argument("--clean", action="store_true")
     args = p.parse_args()
 
-    from cartoon_vae.benchmark import phase
+    from cartoon_vae.bench_measure import phase
     from cartoon_vae.data import make_datasets, prepare
     from cartoon_vae.inference import encode_means
     from cartoon_vae.samplers import MinMax

@@ -1,0 +1,25 @@
+"""The training step alone under each variant, and where its time goes."""
+
+import pytest
+
+from cartoon_vae import load_config
+from cartoon_vae.bench_step import STEP_VARIANTS, op_profile, step_runner
+
+from .conftest import ROOT
+
+
+def test_op_profile_attributes_the_step_time_to_op_groups():
+    tiny = load_config(ROOT / "configs" / "demo-paper.yaml", ["data.image_size=32", "model.encoder_filters=[8,8,8,8,8]",
+                                                              "model.decoder_filters=[8,8,8,8]"])
+    p = op_profile(tiny, batch_size=4, steps=2)
+    assert p["step_ms"] > 0 and p["groups_ms"]["convolution"] > 0 and p["groups_ms"]["batch norm"] > 0
+    assert sum(p["groups_ms"].values()) == pytest.approx(p["op_ms_per_step"], rel=0.01)
+    assert any("Conv2D" in name for name in p["top_ops_ms"])
+
+
+@pytest.mark.parametrize("variant", [v for v in STEP_VARIANTS if v != "xla"])
+def test_every_step_variant_builds_and_steps(variant):
+    tiny = load_config(ROOT / "configs" / "demo-paper.yaml", ["data.image_size=32", "model.encoder_filters=[8,8,8,8,8]",
+                                                              "model.decoder_filters=[8,8,8,8]"])
+    images, seconds = step_runner(tiny, variant, batch_size=4, images=256)()
+    assert images == 256 and seconds > 0
