@@ -11,12 +11,14 @@ import sys
 from pathlib import Path
 
 import cartoon_vae  # noqa: F401  (sets the Keras backend before anything imports keras)
+from cartoon_vae.arguments import (MAX_VARIANT, MAX_WORKERS, attribute, count, integer, names, path, probability, seed,
+                                   strengths)
 from cartoon_vae.samplers import SAMPLERS
 
 
 def _add_config_args(p, required=True):
-    p.add_argument("--config", type=_path, required=required, help="YAML config, e.g. configs/recommended.yaml")
-    p.add_argument("--data", type=_path, help="data folder (sets data.dir)")
+    p.add_argument("--config", type=path, required=required, help="YAML config, e.g. configs/recommended.yaml")
+    p.add_argument("--data", type=path, help="data folder (sets data.dir)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set train.epochs=5 (repeatable)")
 
@@ -145,84 +147,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 SAMPLE_BATCH = 256       # images decoded at once by `sample`
-MAX_COUNT = 1_000_000    # the most images any count argument asks for
-MAX_SEED = 2 ** 31 - 1   # as the config's seed keys
-MAX_WORKERS = 256        # processes for make-data
-MAX_VARIANT = 10_000     # as data.MAX_VARIANTS
-MAX_STRENGTH = 100.0     # standard deviations an edit column moves
-MAX_PATH = 4096          # characters in a path argument
-
-
-def _integer(low, high):
-    """An argparse type: an integer in [low, high], or one line saying so."""
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be an integer in [{low:,}, {high:,}], got {text}")
-        return value
-    return parse
-
-
-_count = _integer(1, MAX_COUNT)
-_seed = _integer(0, MAX_SEED)
-
-
-def _path(text):
-    """A file or folder argument: not empty, no NUL, valid UTF-8 (a name with other bytes is refused, since
-    TensorFlow and the files written name it in UTF-8)."""
-    if not text or "\0" in text or len(text) > MAX_PATH:
-        raise argparse.ArgumentTypeError(f"must be a path of 1 to {MAX_PATH:,} characters without NUL, "
-                                         f"got {text[:80]!r}")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise argparse.ArgumentTypeError(f"must be valid UTF-8, got {text.encode('utf-8', 'surrogateescape')!r}; "
-                                         f"rename it") from None
-    return text
-
-
-def _strengths(text):
-    """Comma-separated finite numbers in [-MAX_STRENGTH, MAX_STRENGTH] (an empty string: none)."""
-    values = []
-    for part in (p.strip() for p in text.split(",") if p.strip()):
-        try:
-            v = float(part)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be comma-separated numbers, got {part!r}") from None
-        if not -MAX_STRENGTH <= v <= MAX_STRENGTH:  # also refuses nan and inf
-            raise argparse.ArgumentTypeError(f"each must be a number in [-{MAX_STRENGTH:g}, {MAX_STRENGTH:g}], "
-                                             f"got {part}")
-        values.append(v)
-    if len(values) > 100:
-        raise argparse.ArgumentTypeError(f"at most 100 strengths, got {len(values)}")
-    return values
-
-
-def _probability(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in (0.5, 1), got {text!r}") from None
-    if not 0.5 < v < 1:
-        raise argparse.ArgumentTypeError(f"must be a number in (0.5, 1), got {text}")
-    return v
-
-
-def _attribute(text):
-    names = _names(text)
-    if len(names) != 1:
-        raise argparse.ArgumentTypeError(f"must be one attribute name, got {text[:80]!r}")
-    return names[0]
-
-
-def _names(text):
-    names = [a.strip() for a in text.split(",") if a.strip()]
-    if not names or any(len(n) > 200 for n in names):
-        raise argparse.ArgumentTypeError(f"must be comma-separated attribute names, got {text[:80]!r}")
-    return names
 
 
 def cmd_train_probe(args):
@@ -328,105 +252,105 @@ def cmd_benchmark(args):
 
 
 def _args_make_data(s):
-    s.add_argument("--out", type=_path, default="data/synthetic")
-    s.add_argument("--n", type=_count, default=2000)
-    s.add_argument("--seed", type=_seed, default=0)
-    s.add_argument("--workers", type=_integer(1, MAX_WORKERS), default=None, help="processes (default: all cores)")
+    s.add_argument("--out", type=path, default="data/synthetic")
+    s.add_argument("--n", type=count, default=2000)
+    s.add_argument("--seed", type=seed, default=0)
+    s.add_argument("--workers", type=integer(1, MAX_WORKERS), default=None, help="processes (default: all cores)")
 
 
 def _args_check_data(s):
-    s.add_argument("--data", type=_path, required=True)
+    s.add_argument("--data", type=path, required=True)
 
 
 def _args_download_cartoonset(s):
     s.add_argument("--variant", choices=["10k", "100k"], default="10k")
-    s.add_argument("--out", type=_path, default="data")
+    s.add_argument("--out", type=path, default="data")
     s.add_argument("--url", help="tarball URL, http or https (default: the dataset's public bucket)")
 
 
 def _args_train(s):
     _add_config_args(s, required=False)
-    s.add_argument("--run-dir", type=_path, help="run folder (default: runs/<config name>)")
+    s.add_argument("--run-dir", type=path, help="run folder (default: runs/<config name>)")
     s.add_argument("--resume", action="store_true", help="continue an existing run folder")
 
 
 def _args_prepare(s):
     _add_config_args(s)
-    s.add_argument("--out", type=_path, required=True, help="folder to create")
-    s.add_argument("--shard-images", type=_count, default=1024, help="images per shard file")
+    s.add_argument("--out", type=path, required=True, help="folder to create")
+    s.add_argument("--shard-images", type=count, default=1024, help="images per shard file")
 
 
 def _args_figures(s):
-    s.add_argument("--run", type=_path, required=True)
-    s.add_argument("--data", type=_path, help="data folder (default: the run's data.dir)")
+    s.add_argument("--run", type=path, required=True)
+    s.add_argument("--data", type=path, help="data folder (default: the run's data.dir)")
 
 
 def _args_sample(s):
-    s.add_argument("--run", type=_path, required=True)
-    s.add_argument("--n", type=_count, default=10)
+    s.add_argument("--run", type=path, required=True)
+    s.add_argument("--n", type=count, default=10)
     s.add_argument("--mode", choices=list(SAMPLERS), default="minmax",
                    help="minmax: the paper's Fig. 5; normal: the prior N(0, I); gmm: a Gaussian mixture fitted "
                         "to the training codes (usually the most faithful)")
-    s.add_argument("--stats-images", type=_count, default=5000,
+    s.add_argument("--stats-images", type=count, default=5000,
                    help="training images whose latent means give min/max or the mixture")
-    s.add_argument("--seed", type=_seed, default=0)
-    s.add_argument("--out", type=_path, required=True)
+    s.add_argument("--seed", type=seed, default=0)
+    s.add_argument("--out", type=path, required=True)
     s.add_argument("--overwrite", action="store_true", help="replace samples an earlier call left in --out")
-    s.add_argument("--data", type=_path, help="data folder (default: the run's data.dir)")
+    s.add_argument("--data", type=path, help="data folder (default: the run's data.dir)")
 
 
 def _args_train_probe(s):
-    s.add_argument("--config", type=_path, default="configs/recommended.yaml", help="image size and crop to train at")
-    s.add_argument("--data", type=_path, help="labelled data folder (sets data.dir)")
+    s.add_argument("--config", type=path, default="configs/recommended.yaml", help="image size and crop to train at")
+    s.add_argument("--data", type=path, help="labelled data folder (sets data.dir)")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    s.add_argument("--out", type=_path, required=True)
-    s.add_argument("--epochs", type=_count, default=15)
-    s.add_argument("--mix-run", type=_path, action="append", default=[], metavar="RUN",
+    s.add_argument("--out", type=path, required=True)
+    s.add_argument("--epochs", type=count, default=15)
+    s.add_argument("--mix-run", type=path, action="append", default=[], metavar="RUN",
                    help="also train on this run's reconstructions of the training faces, so the probe reads "
                         "decoded faces (repeatable)")
 
 
 def _args_evaluate(s):
-    s.add_argument("--run", type=_path, required=True)
-    s.add_argument("--probe", type=_path, required=True)
-    s.add_argument("--samples", type=_count, default=1000, help="samples per mode (minmax, normal, gmm)")
+    s.add_argument("--run", type=path, required=True)
+    s.add_argument("--probe", type=path, required=True)
+    s.add_argument("--samples", type=count, default=1000, help="samples per mode (minmax, normal, gmm)")
     s.add_argument("--fid", action="store_true", help="also the standard Inception FID/KID (needs the [fid] extra)")
-    s.add_argument("--fid-images", type=_count, default=500,
+    s.add_argument("--fid-images", type=count, default=500,
                    help="images per set for FID/KID, at most the held-out count (default 500)")
 
 
 def _args_edit(s):
-    s.add_argument("--run", type=_path, required=True)
-    s.add_argument("--attribute", type=_attribute, required=True)
-    s.add_argument("--to", type=_integer(0, MAX_VARIANT), required=True, help="target variant")
-    s.add_argument("--from", dest="from_", type=_integer(0, MAX_VARIANT), default=None,
+    s.add_argument("--run", type=path, required=True)
+    s.add_argument("--attribute", type=attribute, required=True)
+    s.add_argument("--to", type=integer(0, MAX_VARIANT), required=True, help="target variant")
+    s.add_argument("--from", dest="from_", type=integer(0, MAX_VARIANT), default=None,
                    help="edit faces of this variant only, and "
                                                                          "contrast with it (default: all others)")
-    s.add_argument("--strengths", type=_strengths, default="1,2,3",
+    s.add_argument("--strengths", type=strengths, default="1,2,3",
                    help="columns moved by these many standard deviations of the codes along the direction; the "
                         "last column moves each face to the target's class mean in the classifier's subspace")
-    s.add_argument("--p", type=_probability, default=None, help="add a column moved until the classifier reads the "
+    s.add_argument("--p", type=probability, default=None, help="add a column moved until the classifier reads the "
                                                           "target at this probability (e.g. 0.9)")
-    s.add_argument("--hold", type=_names, default=[],
+    s.add_argument("--hold", type=names, default=[],
                    help="comma-separated attributes whose classifiers the edit leaves unchanged (projection)")
-    s.add_argument("--faces", type=_count, default=6)
-    s.add_argument("--probe", type=_path, help="probe folder: also measure success and preservation")
-    s.add_argument("--out", type=_path, required=True)
+    s.add_argument("--faces", type=count, default=6)
+    s.add_argument("--probe", type=path, help="probe folder: also measure success and preservation")
+    s.add_argument("--out", type=path, required=True)
     s.add_argument("--overwrite", action="store_true", help="replace the figure and report of an earlier call")
-    s.add_argument("--data", type=_path, help="data folder (default: the run's data.dir)")
+    s.add_argument("--data", type=path, help="data folder (default: the run's data.dir)")
 
 
 def _args_ablate(s):
-    s.add_argument("--config", type=_path, default="configs/ablation.yaml")
+    s.add_argument("--config", type=path, default="configs/ablation.yaml")
     s.add_argument("--report-only", action="store_true", help="rebuild the report from stored results.json")
     s.add_argument("--train-only", action="store_true", help="train (and reuse) the runs, evaluate nothing")
 
 
 def _args_benchmark(s):
     s.add_argument("--quick", action="store_true", help="fewer images and epochs, no step variants (minutes)")
-    s.add_argument("--out", type=_path, help="write the results as JSON here")
+    s.add_argument("--out", type=path, help="write the results as JSON here")
     s.add_argument("--force", action="store_true", help="overwrite --out")
-    s.add_argument("--data", type=_path, help="image folder (default: faces drawn by the embedded generator)")
+    s.add_argument("--data", type=path, help="image folder (default: faces drawn by the embedded generator)")
     s.add_argument("--variants", action=argparse.BooleanOptionalAction, default=None,
                    help="also time the step under rejected settings (default: on unless --quick)")
 

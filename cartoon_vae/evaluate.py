@@ -102,6 +102,9 @@ def _sample_block(probe, real_feats, real_preds, images, s):
 
 
 def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
+    """Measure a run on its held-out faces and write metrics.json and metrics.md (unless not ``write``):
+    reconstructions, the latent space, each sampler's faces beside two controls, the probe's accuracy,
+    disentanglement, optionally the Inception FID, and attribute edits (:class:`EvaluationSettings`)."""
     from .data import make_datasets, read_attributes
     from .probe import Probe
     from .runs import load_run
@@ -114,78 +117,25 @@ def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
     attrs = read_attributes(config.data.dir)
     train_ds, val_ds = make_datasets(config, with_index=True, shuffle_train=False)
     x, means, log_vars, idx = encode_split(vae, val_ds, s["max_images"])
-    labels = attrs.values[idx] if attrs.names else None
-    keep = labels[:, 0] >= 0 if labels is not None else None  # held-out faces with an attribute CSV
-    if keep is not None and not keep.all():
-        print(f"{run_dir}: {int((~keep).sum())} of {len(keep)} held-out faces have no attribute CSV; "
-              f"they are left out of the attribute scores")
-    if keep is not None and not keep.any():
-        labels = keep = None
-
-    log_vars = np.asarray(vae.posterior_log_var(log_vars))  # the posterior sampling draws from (eq. 6 as used)
+    labels, keep = _heldout_labels(run_dir, attrs, idx)
     recon = decode(vae, means)
-    ssim, psnr = _ssim_psnr(x, recon)
     out = {"run": str(run_dir), "probe": str(probe_dir), "heldout_images": int(len(x)), "settings": s,
-           "reconstruction": {"mse": float(np.mean((x - recon) ** 2)), "psnr": float(psnr.mean()),
-                              "ssim": float(ssim.mean())},
-           "latent": {"kl_exact_nats_per_image": float(np.mean(np.asarray(kl_exact(means, log_vars)))),
-                      "kl_poly_bound_nats_per_image": float(np.mean(np.asarray(kl_poly_bound(means, log_vars)))),
-                      "variance_above_one_fraction": float(np.mean(np.exp(log_vars) > 1.0)),
-                      "active_units": active_units(means), "latent_dim": int(means.shape[1])}}
-
+           "reconstruction": _reconstruction(x, recon), "latent": _latent(vae, means, log_vars)}
     real_feats, real_preds = probe.features_and_predictions(x)
-    _, recon_preds = probe.features_and_predictions(recon)
     if labels is not None:
         out["unlabelled_heldout_images"] = int((~keep).sum())
-        per = {}
-        for k, n in enumerate(attrs.names):
-            if n in probe.names:
-                acc_o = float(np.mean(real_preds[n][keep] == labels[keep, k]))
-                acc_r = float(np.mean(recon_preds[n][keep] == labels[keep, k]))
-                per[n] = {"originals": acc_o, "reconstructions": acc_r, "relative": acc_r / max(acc_o, 1e-9)}
-        out["probe_accuracy"] = {"relative_mean": float(np.mean([v["relative"] for v in per.values()])),
-                                 "per_attribute": per}
-
-    out["samples"] = {mode: _sample_block(probe, real_feats, real_preds, decode(vae, z), s)
-                      for mode, z in sample_all(run_dir, vae, config, s["samples"], s["sample_seed"]).items()}
-    # Controls: the decoder's own floor, its reconstructions of training faces (no sampler involved),
-    # and the metric's floor on this data, real training faces against the held-out ones.
+        out["probe_accuracy"] = _probe_accuracy(probe, attrs, real_preds, probe.features_and_predictions(recon)[1],
+                                                labels[keep], keep)
     _, train_means, _, train_idx = encode_split(vae, train_ds, keep_images=False)
     train_x = first_images(train_ds, s["samples"])
-    out["samples"]["reconstructions"] = _sample_block(probe, real_feats, real_preds,
-                                                      decode(vae, train_means[:s["samples"]]), s)
-    out["samples"]["real_train"] = _sample_block(probe, real_feats, real_preds, train_x, s)
-    out["samples"]["note"] = ("FD_attr/KID_attr are distances to the held-out real images, with "
-                              f"{int(100 * s['confidence'])}% bootstrap intervals; 'reconstructions' decodes training "
-                              "faces' latent means (the floor a sampler can reach with this decoder); 'real_train' "
-                              "is real training faces (the floor of the metric on this data)")
-    # Smoothness, a second measure: how real the decodes of midpoints between two training codes look.
-    rng = np.random.default_rng(s["sample_seed"])
-    pairs = rng.integers(0, len(train_means), (s["midpoint_pairs"], 2))
-    mid = decode(vae, 0.5 * (train_means[pairs[:, 0]] + train_means[pairs[:, 1]]))
-    out["latent"]["midpoint_fd_attr"] = frechet_distance(real_feats, probe.features_and_predictions(mid)[0])
-
-    pairs = min(s["interpolation_pairs"], len(means) // 2)
-    uneven = [interpolation_unevenness(decode(vae, interpolate(means[2 * i], means[2 * i + 1],
-                                                               s["interpolation_steps"]))) for i in range(pairs)]
-    out["latent"]["interpolation_unevenness"] = float(np.mean(uneven))
-
+    out["samples"] = _samples(run_dir, vae, config, probe, real_feats, real_preds, train_means, train_x, s)
+    out["latent"].update(_smoothness(vae, probe, real_feats, means, train_means, s))
     if labels is not None:
         train_keep = attrs.labelled[train_idx]
         labelled = (train_means[train_keep], attrs.values[train_idx][train_keep], means[keep], labels[keep])
         out["disentanglement"] = disentanglement(*labelled, attrs.names, s)
     if s["fid"]:
-        from .fid import fid_kid, inception_features
-
-        n = min(s["fid_images"], len(x))
-        real = inception_features(x[:n])
-        sets = {mode: decode(vae, z[:n]) for mode, z in
-                sample_all(run_dir, vae, config, n, s["sample_seed"]).items()}
-        sets.update(reconstructions=decode(vae, train_means[:n]), real_train=train_x[:n])
-        out["fid"] = {mode: fid_kid(real, inception_features(images), s["kid_subsets"],
-                                    min(s["kid_subset_size"], n), s["sample_seed"]) for mode, images in sets.items()}
-        out["fid"]["note"] = (f"Inception-v3 pool3 FID/KID against {n} held-out real faces, {n} images per set; "
-                              "comparable only at equal counts and image size")
+        out["fid"] = _fid(run_dir, vae, config, x, train_means, train_x, s)
     if labels is not None and s["edits"]:
         readable = {n for n, v in out["probe_accuracy"]["per_attribute"].items()
                     if v["reconstructions"] >= s["edit_readable"]}
@@ -193,6 +143,86 @@ def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
     if write:
         write_text_atomic(run_dir / "metrics.json", json.dumps(out, indent=1) + "\n")
         write_text_atomic(run_dir / "metrics.md", metrics_markdown(out))
+    return out
+
+
+def _heldout_labels(run_dir, attrs, idx):
+    """The held-out faces' attribute rows and which of them have a CSV ((None, None): no labels at all);
+    faces without one are counted and said, and left out of every attribute score."""
+    if not attrs.names:
+        return None, None
+    labels = attrs.values[idx]
+    keep = labels[:, 0] >= 0
+    if not keep.all():
+        print(f"{run_dir}: {int((~keep).sum())} of {len(keep)} held-out faces have no attribute CSV; "
+              f"they are left out of the attribute scores")
+    return (labels, keep) if keep.any() else (None, None)
+
+
+def _reconstruction(x, recon) -> dict:
+    ssim, psnr = _ssim_psnr(x, recon)
+    return {"mse": float(np.mean((x - recon) ** 2)), "psnr": float(psnr.mean()), "ssim": float(ssim.mean())}
+
+
+def _latent(vae, means, log_vars) -> dict:
+    log_vars = np.asarray(vae.posterior_log_var(log_vars))  # the posterior sampling draws from (eq. 6 as used)
+    return {"kl_exact_nats_per_image": float(np.mean(np.asarray(kl_exact(means, log_vars)))),
+            "kl_poly_bound_nats_per_image": float(np.mean(np.asarray(kl_poly_bound(means, log_vars)))),
+            "variance_above_one_fraction": float(np.mean(np.exp(log_vars) > 1.0)),
+            "active_units": active_units(means), "latent_dim": int(means.shape[1])}
+
+
+def _probe_accuracy(probe, attrs, real_preds, recon_preds, labels, keep) -> dict:
+    """Per attribute: the probe's accuracy on the labelled originals and on their reconstructions."""
+    per = {}
+    for k, n in enumerate(attrs.names):
+        if n in probe.names:
+            acc_o = float(np.mean(real_preds[n][keep] == labels[:, k]))
+            acc_r = float(np.mean(recon_preds[n][keep] == labels[:, k]))
+            per[n] = {"originals": acc_o, "reconstructions": acc_r, "relative": acc_r / max(acc_o, 1e-9)}
+    return {"relative_mean": float(np.mean([v["relative"] for v in per.values()])), "per_attribute": per}
+
+
+def _samples(run_dir, vae, config, probe, real_feats, real_preds, train_means, train_x, s) -> dict:
+    """Each sampler's faces against the held-out ones, and two controls: the decoder's own floor (its
+    reconstructions of training faces, no sampler involved) and the metric's floor on this data (real
+    training faces)."""
+    out = {mode: _sample_block(probe, real_feats, real_preds, decode(vae, z), s)
+           for mode, z in sample_all(run_dir, vae, config, s["samples"], s["sample_seed"]).items()}
+    out["reconstructions"] = _sample_block(probe, real_feats, real_preds, decode(vae, train_means[:s["samples"]]), s)
+    out["real_train"] = _sample_block(probe, real_feats, real_preds, train_x, s)
+    out["note"] = ("FD_attr/KID_attr are distances to the held-out real images, with "
+                   f"{int(100 * s['confidence'])}% bootstrap intervals; 'reconstructions' decodes training "
+                   "faces' latent means (the floor a sampler can reach with this decoder); 'real_train' "
+                   "is real training faces (the floor of the metric on this data)")
+    return out
+
+
+def _smoothness(vae, probe, real_feats, means, train_means, s) -> dict:
+    """How real the decodes of midpoints between two training codes look (FD_attr), and how evenly the
+    image changes along straight lines between held-out codes."""
+    rng = np.random.default_rng(s["sample_seed"])
+    pairs = rng.integers(0, len(train_means), (s["midpoint_pairs"], 2))
+    mid = decode(vae, 0.5 * (train_means[pairs[:, 0]] + train_means[pairs[:, 1]]))
+    n_lines = min(s["interpolation_pairs"], len(means) // 2)
+    uneven = [interpolation_unevenness(decode(vae, interpolate(means[2 * i], means[2 * i + 1],
+                                                               s["interpolation_steps"]))) for i in range(n_lines)]
+    return {"midpoint_fd_attr": frechet_distance(real_feats, probe.features_and_predictions(mid)[0]),
+            "interpolation_unevenness": float(np.mean(uneven))}
+
+
+def _fid(run_dir, vae, config, x, train_means, train_x, s) -> dict:
+    """The standard Inception FID/KID of each sampler and of the two controls (the [fid] extra)."""
+    from .fid import fid_kid, inception_features
+
+    n = min(s["fid_images"], len(x))
+    real = inception_features(x[:n])
+    sets = {mode: decode(vae, z[:n]) for mode, z in sample_all(run_dir, vae, config, n, s["sample_seed"]).items()}
+    sets.update(reconstructions=decode(vae, train_means[:n]), real_train=train_x[:n])
+    out = {mode: fid_kid(real, inception_features(images), s["kid_subsets"], min(s["kid_subset_size"], n),
+                         s["sample_seed"]) for mode, images in sets.items()}
+    out["note"] = (f"Inception-v3 pool3 FID/KID against {n} held-out real faces, {n} images per set; "
+                   "comparable only at equal counts and image size")
     return out
 
 

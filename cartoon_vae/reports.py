@@ -172,6 +172,19 @@ def results_markdown(spec, report, path) -> str:
 
 def metrics_markdown(m) -> str:
     """metrics.md: the numbers of one run's metrics.json (:func:`cartoon_vae.evaluate.evaluate_run`) as tables and prose."""
+    lines = _metrics_head(m)
+    if "fid" in m:
+        lines += _fid_lines(m["fid"])
+    if "disentanglement" in m:
+        lines += _disentanglement_lines(m["disentanglement"])
+    if "probe_accuracy" in m:
+        lines += _probe_lines(m)
+    if "editing" in m:
+        lines += _editing_lines(m["editing"], m["settings"])
+    return "\n".join(lines) + "\n"
+
+
+def _metrics_head(m) -> list:
     r, lat, smp = m["reconstruction"], m["latent"], m["samples"]
     lines = [f"# Metrics of {m['run']}", "",
              f"Held-out images: {m['heldout_images']}; probe: {m['probe']}; samples per mode: "
@@ -181,65 +194,71 @@ def metrics_markdown(m) -> str:
              f"| {r['mse']:.5f} | {r['psnr']:.2f} | {r['ssim']:.3f} | {lat['kl_exact_nats_per_image']:.1f} | "
              f"{lat['active_units']} / {lat['latent_dim']} | {lat['interpolation_unevenness']:.3f} |", "",
              "| samples | FD_attr | KID_attr | precision | recall | attribute TV (mean) |", "|---|---|---|---|---|---|"]
-    for mode in ("minmax", "normal", "gmm", "reconstructions", "real_train"):
+    for mode in SAMPLERS:
         b = smp[mode]
         lo, hi = b["fd_attr_interval"]
         lines.append(f"| {mode} | {b['fd_attr']:.2f} [{lo:.1f}, {hi:.1f}] | {b['kid_attr']['mean']:.4f} +- "
                      f"{b['kid_attr']['std']:.4f} | {b['precision']:.3f} | {b['recall']:.3f} | "
                      f"{b['attribute_tv_mean']:.3f} |")
-    lines += ["", f"Rows 'reconstructions' (decoded training codes) and 'real_train' (real training faces) are "
-                  f"controls: the decoder's floor and the metric's floor. FD_attr intervals: "
-                  f"{int(100 * m['settings']['confidence'])}% bootstrap over faces. Decodes of midpoints between "
-                  f"two training codes: FD_attr {lat['midpoint_fd_attr']:.2f}."]
-    if "fid" in m:
-        f = m["fid"]
-        lines += ["", "| Inception FID | FID | KID | images (real / generated) |", "|---|---|---|---|"]
-        for mode in ("minmax", "normal", "gmm", "reconstructions", "real_train"):
-            lines.append(f"| {mode} | {f[mode]['fid']:.2f} | {f[mode]['kid']['mean']:.4f} +- "
-                         f"{f[mode]['kid']['std']:.4f} | {f[mode]['real_images']} / {f[mode]['generated_images']} |")
-        lines += ["", f["note"] + "."]
-    if "disentanglement" in m:
-        d = m["disentanglement"]
-        lines += ["", "| MIG | DCI disentanglement | DCI completeness | DCI informativeness | SAP |",
-                  "|---|---|---|---|---|",
-                  f"| {d['mig']:.3f} | {d['dci']['disentanglement']:.3f} | {d['dci']['completeness']:.3f} | "
-                  f"{d['dci']['informativeness']:.3f} | {d['sap']:.3f} |", "",
-                  f"Disentanglement over {len(d['factors'])} ground-truth attributes: classifiers trained on "
-                  f"{d['train_codes']} training codes, scored on {d['test_codes']} held-out codes (DCI estimator: "
-                  f"{d['dci']['estimator']})."]
-    if "probe_accuracy" in m:
-        unlabelled = m.get("unlabelled_heldout_images", 0)
-        lines += ["", f"Probe accuracy on reconstructions relative to originals (mean over attributes): "
-                      f"{m['probe_accuracy']['relative_mean']:.3f}" + (
-                      f" ({unlabelled} held-out faces without an attribute CSV are left out of every attribute "
-                      f"score)" if unlabelled else ""), "",
-                  "| attribute | probe acc. originals | reconstructions | edit success | gain | preservation "
-                  "| pixel change |", "|---|---|---|---|---|---|---|"]
-        edits = m.get("editing", {}).get("per_attribute", {})
-        nan = float("nan")
-        for n, v in m["probe_accuracy"]["per_attribute"].items():
-            e = edits.get(n, {})
-            lines.append(f"| {n} | {v['originals']:.3f} | {v['reconstructions']:.3f} | {e.get('success', nan):.3f} | "
-                         f"{e.get('gain', nan):+.3f} | {e.get('preservation', nan):.3f} | "
-                         f"{e.get('pixel_change', nan):.4f} |")
-    if "editing" in m:
-        e = m["editing"]
-        how = (f"to the mean of the faces with variant {e['target_variant']} within the attribute classifier's "
-               f"subspace" if e.get("mode") == "class" else f"along the attribute classifier's gradient until it "
-               f"reads variant {e['target_variant']} at p = {e['probability']}")
-        if e.get("hold") == "readable":
-            how += ", holding the other readable attributes' classifiers fixed (projection)"
-        lines += ["", f"Edits: each held-out face moved {how}. Over the "
-                      f"{len(e['readable_attributes'])} attributes the probe reads at >= "
-                      f"{m['settings']['edit_readable']} on reconstructions: success {e['success_mean']:.3f}, "
-                      f"gain over the unedited decodes {e['gain_mean']:+.3f}, preservation "
-                      f"{e['preservation_mean']:.3f}, mean absolute pixel change {e['pixel_change_mean']:.4f}. "
-                      f"Preservation counts the other readable attributes. Over all attributes (preservation over all "
-                      f"others): success {e['success_mean_all']:.3f}, gain {e['gain_mean_all']:+.3f}, "
-                      f"preservation {e['preservation_all_mean_all']:.3f}."]
-        for n, targets in e["showcase"].items():
-            for ways in targets.values():
-                lines.append(f"- {n} -> {next(iter(ways.values()))['to']}: the probe reads the target on " + "; ".join(
-                    f"{v['succeeded']} of {v['faces']} held-out faces {how} (preservation {v['preservation']:.3f}, "
-                    f"pixel change {v['pixel_change']:.4f})" for how, v in ways.items()) + ".")
-    return "\n".join(lines) + "\n"
+    return lines + ["", f"Rows 'reconstructions' (decoded training codes) and 'real_train' (real training faces) are "
+                        f"controls: the decoder's floor and the metric's floor. FD_attr intervals: "
+                        f"{int(100 * m['settings']['confidence'])}% bootstrap over faces. Decodes of midpoints between "
+                        f"two training codes: FD_attr {lat['midpoint_fd_attr']:.2f}."]
+
+
+def _fid_lines(f) -> list:
+    lines = ["", "| Inception FID | FID | KID | images (real / generated) |", "|---|---|---|---|"]
+    for mode in SAMPLERS:
+        lines.append(f"| {mode} | {f[mode]['fid']:.2f} | {f[mode]['kid']['mean']:.4f} +- "
+                     f"{f[mode]['kid']['std']:.4f} | {f[mode]['real_images']} / {f[mode]['generated_images']} |")
+    return lines + ["", f["note"] + "."]
+
+
+def _disentanglement_lines(d) -> list:
+    return ["", "| MIG | DCI disentanglement | DCI completeness | DCI informativeness | SAP |",
+            "|---|---|---|---|---|",
+            f"| {d['mig']:.3f} | {d['dci']['disentanglement']:.3f} | {d['dci']['completeness']:.3f} | "
+            f"{d['dci']['informativeness']:.3f} | {d['sap']:.3f} |", "",
+            f"Disentanglement over {len(d['factors'])} ground-truth attributes: classifiers trained on "
+            f"{d['train_codes']} training codes, scored on {d['test_codes']} held-out codes (DCI estimator: "
+            f"{d['dci']['estimator']})."]
+
+
+def _probe_lines(m) -> list:
+    unlabelled = m.get("unlabelled_heldout_images", 0)
+    lines = ["", f"Probe accuracy on reconstructions relative to originals (mean over attributes): "
+                 f"{m['probe_accuracy']['relative_mean']:.3f}" + (
+                 f" ({unlabelled} held-out faces without an attribute CSV are left out of every attribute "
+                 f"score)" if unlabelled else ""), "",
+             "| attribute | probe acc. originals | reconstructions | edit success | gain | preservation "
+             "| pixel change |", "|---|---|---|---|---|---|---|"]
+    edits = m.get("editing", {}).get("per_attribute", {})
+    nan = float("nan")
+    for n, v in m["probe_accuracy"]["per_attribute"].items():
+        e = edits.get(n, {})
+        lines.append(f"| {n} | {v['originals']:.3f} | {v['reconstructions']:.3f} | {e.get('success', nan):.3f} | "
+                     f"{e.get('gain', nan):+.3f} | {e.get('preservation', nan):.3f} | "
+                     f"{e.get('pixel_change', nan):.4f} |")
+    return lines
+
+
+def _editing_lines(e, settings) -> list:
+    how = (f"to the mean of the faces with variant {e['target_variant']} within the attribute classifier's "
+           f"subspace" if e.get("mode") == "class" else f"along the attribute classifier's gradient until it "
+           f"reads variant {e['target_variant']} at p = {e['probability']}")
+    if e.get("hold") == "readable":
+        how += ", holding the other readable attributes' classifiers fixed (projection)"
+    lines = ["", f"Edits: each held-out face moved {how}. Over the "
+                 f"{len(e['readable_attributes'])} attributes the probe reads at >= "
+                 f"{settings['edit_readable']} on reconstructions: success {e['success_mean']:.3f}, "
+                 f"gain over the unedited decodes {e['gain_mean']:+.3f}, preservation "
+                 f"{e['preservation_mean']:.3f}, mean absolute pixel change {e['pixel_change_mean']:.4f}. "
+                 f"Preservation counts the other readable attributes. Over all attributes (preservation over all "
+                 f"others): success {e['success_mean_all']:.3f}, gain {e['gain_mean_all']:+.3f}, "
+                 f"preservation {e['preservation_all_mean_all']:.3f}."]
+    for n, targets in e["showcase"].items():
+        for ways in targets.values():
+            lines.append(f"- {n} -> {next(iter(ways.values()))['to']}: the probe reads the target on " + "; ".join(
+                f"{v['succeeded']} of {v['faces']} held-out faces {how} (preservation {v['preservation']:.3f}, "
+                f"pixel change {v['pixel_change']:.4f})" for how, v in ways.items()) + ".")
+    return lines
