@@ -43,9 +43,9 @@ PLANS = {  # images (files) and measured rounds (one epoch of each loop, interle
     # time_to_quality: epochs of the paper recipe in the reference loop (its final MSE is the target) and
     # the most epochs the recommended recipe gets to reach it (0: the phase is skipped)
     "quick": {"images": {256: 256, "demo": 512}, "rounds": 2, "variant_rounds": 2, "generation_reps": 3,
-              "time_to_quality": (0, 0)},
+              "time_to_quality": (0, 0), "matmul_seconds": 2.0},
     "full": {"images": {256: 768, "demo": 2000}, "rounds": 4, "variant_rounds": 3, "generation_reps": 10,
-             "time_to_quality": (40, 40)},
+             "time_to_quality": (40, 40), "matmul_seconds": 5.0},
 }
 
 
@@ -94,7 +94,7 @@ def run_benchmark(quick=False, data_dir=None, paper_config="configs/paper.yaml",
             with phase(phases, "make_data"):
                 make_dataset(data_dir, need, seed=0, progress=False)
         with phase(phases, "matmul"):
-            roofline = matmul_flops(seconds=2.0 if quick else 5.0)
+            roofline = matmul_flops(seconds=plan["matmul_seconds"])
         results["matmul_gflop_s"] = round(roofline / 1e9, 1)
         log(f"{results['machine']['cpu']}; flags: " + " ".join(f for f, on in results["machine"]["cpu_flags"].items()
                                                                 if on) + f"; auto precision: {auto}")
@@ -102,7 +102,7 @@ def run_benchmark(quick=False, data_dir=None, paper_config="configs/paper.yaml",
         roofline_auto = roofline
         if auto == "mixed_bfloat16":
             with phase(phases, "matmul_bfloat16"):
-                roofline_auto = matmul_flops(seconds=2.0 if quick else 5.0, dtype="bfloat16")
+                roofline_auto = matmul_flops(seconds=plan["matmul_seconds"], dtype="bfloat16")
             results["matmul_bf16_gflop_s"] = round(roofline_auto / 1e9, 1)
             log(f"dense bfloat16 matmul: {roofline_auto / 1e9:.1f} GFLOP/s")
 

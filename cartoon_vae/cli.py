@@ -112,8 +112,8 @@ def cmd_figures(args):
 def cmd_sample(args):
     import numpy as np
 
-    from .inference import decode
-    from .runs import atomic_path, claim_outputs, load_run
+    from .figures import write_samples
+    from .runs import claim_outputs, load_run
     from .samplers import fitted_samplers
 
     out = Path(args.out)
@@ -121,18 +121,7 @@ def cmd_sample(args):
     vae, config = load_run(args.run)
     config = _run_data(args, config)
     sampler = fitted_samplers(args.run, vae, config, [args.mode], args.stats_images)[args.mode]
-    z = sampler.sample(args.n, np.random.default_rng(args.seed))
-    from PIL import Image
-
-    out.mkdir(parents=True, exist_ok=True)
-    for first in range(0, len(z), SAMPLE_BATCH):  # decoded and written a batch at a time: memory stays flat
-        for i, img in enumerate(decode(vae, z[first:first + SAMPLE_BATCH]), start=first):
-            with atomic_path(out / f"sample_{i:04d}.png") as tmp:
-                Image.fromarray(np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)).save(tmp, format="PNG")
-    with atomic_path(out / "latents.npy") as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, z)
-    written = {f"sample_{i:04d}.png" for i in range(len(z))} | {"latents.npy"}
+    written = write_samples(out, vae, sampler.sample(args.n, np.random.default_rng(args.seed)))
     for stale in earlier:  # samples of an earlier, longer call
         if stale.name not in written:
             stale.unlink()
@@ -144,9 +133,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
-SAMPLE_BATCH = 256       # images decoded at once by `sample`
 
 
 def cmd_train_probe(args):

@@ -112,6 +112,25 @@ def write_run_figures(run_dir, vae, config, val_images, samplers, out_dir=None):
         plot_loss_curves(rows, out / "loss_curves.png")
 
 
+SAMPLE_BATCH = 256  # images decoded at once by write_samples
+
+
+def write_samples(out, vae, z) -> set:
+    """``sample_NNNN.png`` for each code of ``z`` and ``latents.npy``, in ``out`` (made if missing), decoded
+    and written a batch at a time so memory stays flat; each file written atomically. The names written."""
+    from PIL import Image
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for first in range(0, len(z), SAMPLE_BATCH):
+        for i, img in enumerate(decode(vae, z[first:first + SAMPLE_BATCH]), start=first):
+            with atomic_path(out / f"sample_{i:04d}.png") as tmp:
+                Image.fromarray(np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)).save(tmp, format="PNG")
+    with atomic_path(out / "latents.npy") as tmp, open(tmp, "wb") as fh:
+        np.save(fh, z)
+    return {f"sample_{i:04d}.png" for i in range(len(z))} | {"latents.npy"}
+
+
 def load_faces(paths, size=128, background=(255, 255, 255)):
     """Image files composited onto ``background`` and resized: (N, size, size, 3) in [0, 1]."""
     from PIL import Image

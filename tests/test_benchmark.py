@@ -1,5 +1,8 @@
-"""The whole benchmark on a tiny plan: every phase runs (the two sizes in child processes) and the
-results carry the keys docs/benchmark.json and the README's tables are made from. No test times anything."""
+"""The whole benchmark on a tiny plan: every phase runs and the results carry the keys docs/benchmark.json
+and the README's tables are made from. The child processes run in this one (tests/test_bench_children.py
+starts a real one). No test times anything."""
+
+import json
 
 import yaml
 
@@ -13,14 +16,27 @@ TINY = ["data.image_size=32", "data.load_size=64", "data.batch_size=4", "model.l
         "model.encoder_filters=[4,4,4,4,4]", "model.decoder_filters=[4,4,4,4]"]
 
 
-def test_a_tiny_benchmark_runs_every_phase(tmp_path):
+def _in_process(function, env, log=None, **kwargs):
+    """in_child, without the fresh process: the entry point of the same table, its result through JSON."""
+    from cartoon_vae.bench_children import CHILDREN
+
+    return json.loads(json.dumps(CHILDREN[function](**kwargs, **({"log": log} if log else {}))))
+
+
+def test_a_tiny_benchmark_runs_every_phase(tmp_path, monkeypatch):
+    import cartoon_vae.bench_size
+    import cartoon_vae.benchmark
+
+    for module in (cartoon_vae.benchmark, cartoon_vae.bench_size):
+        monkeypatch.setattr(module, "in_child", _in_process)
+    monkeypatch.setattr("cartoon_vae.hardware.resolve_precision", lambda p: "float32")  # two loops, not three
     configs = {}
     for name in ("paper", "demo-paper"):
         config = load_config(ROOT / "configs" / f"{name}.yaml", TINY)
         configs[name] = tmp_path / f"{name}.yaml"
         configs[name].write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     plan = {"images": {256: 12, "demo": 12}, "rounds": 1, "variant_rounds": 1, "generation_reps": 1,
-            "time_to_quality": (0, 0)}
+            "time_to_quality": (0, 0), "matmul_seconds": 0.05}
     r = run_benchmark(quick=True, paper_config=configs["paper"], demo_config=configs["demo-paper"], variants=False,
                       log=lambda *_: None, plan=plan)
     assert {"mode", "machine", "phases", "training", "input_pipeline", "generation", "matmul_gflop_s"} <= set(r)

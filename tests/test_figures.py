@@ -4,7 +4,7 @@ import numpy as np
 from PIL import Image
 
 from cartoon_vae.config import Config
-from cartoon_vae.figures import plot_loss_curves, save_grid, write_run_figures
+from cartoon_vae.figures import plot_loss_curves, save_grid, write_run_figures, write_samples
 from cartoon_vae.runs import write_history
 from cartoon_vae.samplers import MinMax, Mixture, Normal
 
@@ -44,3 +44,15 @@ def test_save_grid_and_loss_curves_write_whole_pngs(tmp_path):
     plot_loss_curves([{"epoch": 1, "loss": 1.0, "reconstruction_loss": 0.1}], tmp_path / "l.png")
     assert Image.open(tmp_path / "g.png").format == Image.open(tmp_path / "l.png").format == "PNG"
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_write_samples_writes_each_face_and_the_codes(tmp_path, monkeypatch):
+    import cartoon_vae.figures as figures
+
+    monkeypatch.setattr(figures, "SAMPLE_BATCH", 2)  # three batches for five codes
+    z = np.random.default_rng(0).uniform(0, 1, (5, 3)).astype(np.float32)
+    names = write_samples(tmp_path / "s", Identity(), z)
+    assert names == {f"sample_{i:04d}.png" for i in range(5)} | {"latents.npy"}
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == sorted(names)
+    np.testing.assert_array_equal(np.load(tmp_path / "s" / "latents.npy"), z)
+    assert Image.open(tmp_path / "s" / "sample_0004.png").getpixel((0, 0)) == tuple(int(round(v * 255)) for v in z[4])
