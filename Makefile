@@ -37,8 +37,9 @@ demo-paper: $(STAMP)
 	$(VENV)/bin/cartoon-vae train --config configs/demo-paper.yaml --run-dir runs/demo-paper $(if $(wildcard runs/demo-paper/config.yaml),--resume,) && \
 	$(VENV)/bin/cartoon-vae figures --run runs/demo-paper
 
+# Both cores: one pytest worker each, a test module's tests on one worker (they share its fixtures).
 test: $(STAMP) $(FID_STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadscope
 
 clean-demo:
 	rm -rf runs/demo

@@ -339,11 +339,21 @@ def test_a_second_writer_exits_2_naming_the_holder_and_a_killed_holder_releases_
 
 # ---------------------------------------------------------------- damaged checkpoints
 
-@pytest.mark.parametrize("damage", ["truncate", "zero"])
-def test_resume_falls_back_past_a_damaged_newest_checkpoint(faces, tmp_path, damage, capsys):
-    run = tmp_path / "run"
+@pytest.fixture(scope="module")
+def two_epochs(faces, tmp_path_factory):
+    """A run trained for two epochs, copied by each test that damages it."""
+    run = tmp_path_factory.mktemp("two") / "run"
     assert main(["train", "--config", PAPER, "--data", str(faces), "--run-dir", str(run), *SETS,
                  "--set", "train.epochs=2"]) == 0
+    return run
+
+
+@pytest.mark.parametrize("damage", ["truncate", "zero"])
+def test_resume_falls_back_past_a_damaged_newest_checkpoint(two_epochs, tmp_path, damage, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(two_epochs, run, ignore=shutil.ignore_patterns(".lock"))
     newest = checkpoints(run)[-1]
     data = newest.read_bytes()
     newest.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"\0" * len(data))
