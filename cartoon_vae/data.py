@@ -224,6 +224,13 @@ def _crop_resize(rgba, size):
     return out
 
 
+def preprocess(rgba, cfg):
+    """One decoded (H, W, 4) uint8 RGBA image as training sees it: read at ``data.load_size`` (central
+    square), central crop, composited onto ``data.background``, resized to ``data.image_size``: uint8 RGB.
+    (``cfg`` is the ``data`` section.) The embedded generator's counterfactual faces go through it too."""
+    return _composite_and_resize(_crop_resize(rgba, cfg.load_size), cfg.image_size, cfg.background, cfg.crop)
+
+
 def load_splits(cfg, verbose=True) -> Splits:
     """The train and validation splits of ``cfg.dir`` (``cfg`` is the ``data`` section).
 
@@ -267,8 +274,7 @@ def load_splits(cfg, verbose=True) -> Splits:
         return rgba, index
 
     def resize(rgba, index):
-        rgba = _crop_resize(rgba, cfg.load_size)
-        return _composite_and_resize(rgba, cfg.image_size, cfg.background, cfg.crop), index
+        return preprocess(rgba, cfg), index
 
     def split(indices, name, shuffle):
         ds = tf.data.Dataset.from_tensor_slices(np.array(indices, np.int32))

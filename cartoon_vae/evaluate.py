@@ -24,7 +24,7 @@ from .edit import (COMPANIONS, attribute_classifier, edit_scores, edit_to_class,
 from .inference import decode, encode_split, first_images
 from .latent import interpolate
 from .losses import kl_exact, kl_poly_bound
-from .metrics import (active_units, dci, frechet_distance, interpolation_unevenness, kernel_inception_distance, mig,
+from .metrics import (active_units, ssim_psnr, dci, frechet_distance, interpolation_unevenness, kernel_inception_distance, mig,
                       precision_recall, sap, total_variation)
 from .reports import metrics_markdown
 from .runs import write_text_atomic
@@ -70,6 +70,13 @@ class EvaluationSettings:
     # attribute -> target variants (-1: the last variant, "none" for glasses)
     showcase: dict[str, tuple[int, ...]] = field(
         default_factory=lambda: {"glasses": (-1,), "hair_color": tuple(range(10))})
+    # edits judged against the true counterfactual face (embedded set only): attribute -> target variants
+    # (-1: the last, "none" for glasses and facial hair), on up to counterfactual_faces held-out faces each
+    counterfactual_faces: int = field(default=200, metadata=_at_least(0, 100_000))
+    counterfactual_edits: dict[str, tuple[int, ...]] = field(default_factory=lambda: {
+        "hair_color": tuple(range(10)), "glasses": (-1, 0), "facial_hair": (-1,), "face_color": (0, 10), "hair": (0,)})
+    counterfactual_figures: dict[str, tuple[int, ...]] = field(default_factory=lambda: {
+        "hair_color": (5,), "glasses": (-1,), "facial_hair": (-1,)})
 
 
 def evaluation_settings(overrides=None) -> dict:
@@ -77,13 +84,6 @@ def evaluation_settings(overrides=None) -> dict:
     ConfigErrors), as plain JSON values, in the order metrics.json records them."""
     built = build(EvaluationSettings, dict(overrides or {}), "evaluation settings")
     return json.loads(json.dumps(dataclasses.asdict(built)))
-
-
-def _ssim_psnr(x, y):
-    import tensorflow as tf
-
-    return (np.asarray(tf.image.ssim(tf.constant(x), tf.constant(y), max_val=1.0)),
-            np.asarray(tf.image.psnr(tf.constant(x), tf.constant(y), max_val=1.0)))
 
 
 def _sample_block(probe, real_feats, real_preds, images, s):
@@ -140,7 +140,14 @@ def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
         readable = {n for n, v in out["probe_accuracy"]["per_attribute"].items()
                     if v["reconstructions"] >= s["edit_readable"]}
         out["editing"] = evaluate_edits(vae, probe, attrs, *labelled, s, readable)
+    figures = {}
+    if labels is not None and s["counterfactual_faces"]:
+        out["counterfactual"], figures = _counterfactuals(vae, probe, config, attrs, labelled, x[keep], s)
     if write:
+        from .figures import counterfactual_figure
+
+        for (name, to), images in figures.items():
+            counterfactual_figure(images, run_dir / f"counterfactual_{name}_to{to}.png", name, to)
         write_text_atomic(run_dir / "metrics.json", json.dumps(out, indent=1) + "\n")
         write_text_atomic(run_dir / "metrics.md", metrics_markdown(out))
     return out
@@ -159,8 +166,50 @@ def _heldout_labels(run_dir, attrs, idx):
     return (labels, keep) if keep.any() else (None, None)
 
 
+def _counterfactuals(vae, probe, config, attrs, labelled, images, s):
+    """Each edit of ``counterfactual_edits`` judged against the generator's true counterfactual faces
+    (:mod:`cartoon_vae.counterfactual`), the probe's verdict beside it and their agreement; and the
+    images of the ``counterfactual_figures`` edits. Without the generator (real data): a note only."""
+    from . import counterfactual as cf
+    from .edit import run_direction
+
+    train_means, train_labels, means, labels = labelled
+    if not cf.has_renderer(config.data.dir):
+        return {"note": "real data: no renderer draws the true counterfactual; edits are judged by the probe "
+                        "only (see 'editing')"}, {}
+    names = list(attrs.names)
+    if not cf.check_renderer(labels, names, images, config.data):
+        return {"note": "the generator no longer draws these faces as the data set holds them (another "
+                        "generator version); draw the set again to judge edits against the truth"}, {}
+    train_attrs = type(attrs)(attrs.names, attrs.n_variants, train_labels, ())
+    out, figures = {}, {}
+    for name, targets in s["counterfactual_edits"].items():
+        n = int(attrs.n_variants[names.index(name)])
+        for to in sorted({t % n for t in targets if -n <= t < n}):
+            direction = run_direction(train_attrs, train_means, np.arange(len(train_means)), name, to)
+            judged = cf.edit_faces(vae, config.data, labels, names, means, images, name, to, direction,
+                                   s["counterfactual_faces"])
+            if judged is None:
+                continue
+            per, rows, shown = judged
+            result = cf.summarise(per, s["confidence"])
+            probe_read = probe.features_and_predictions(shown[2])[1][name] == to
+            result.update(probe_success_rate=float(probe_read.mean()),
+                          agreement_with_probe=float(np.mean(probe_read == per["worked"])))
+            out[f"{name}->{to}"] = result
+            if to in [t % n for t in s["counterfactual_figures"].get(name, ())]:
+                k = s["showcase_faces"]
+                figures[(name, to)] = [part[:k] for part in shown]
+    worked = sum(r["worked"] for r in out.values())
+    faces = sum(r["faces"] for r in out.values())
+    return {"edits": out, "success_rate": worked / faces if faces else float("nan"),
+            "rule": f"worked: MSE(edit, truth) <= {cf.SUCCESS_RATIO} x MSE(reconstruction, original) and, on the "
+                    f"attribute's pixels, MSE(edit, truth) <= {cf.HALFWAY} x MSE(reconstruction, truth)",
+            "method": "class-mean move in the attribute classifier's subspace (edit_to_class), no hold"}, figures
+
+
 def _reconstruction(x, recon) -> dict:
-    ssim, psnr = _ssim_psnr(x, recon)
+    ssim, psnr = ssim_psnr(x, recon)
     return {"mse": float(np.mean((x - recon) ** 2)), "psnr": float(psnr.mean()), "ssim": float(ssim.mean())}
 
 

@@ -112,6 +112,15 @@ def write_run_figures(run_dir, vae, config, val_images, samplers, out_dir=None):
         plot_loss_curves(rows, out / "loss_curves.png")
 
 
+def counterfactual_figure(images, path, attribute, to):
+    """Rows of held-out faces; columns: the original, the true counterfactual the generator draws, and
+    the unsupervised edit (``images``: (originals, truths, edits))."""
+    originals, truths, edits = images
+    grid = np.stack([originals, truths, edits], 1).reshape(-1, *originals.shape[1:])
+    save_grid(grid, path, len(originals), 3, col_labels=["original", "true counterfactual", "latent edit"],
+              title=f"{attribute} -> {to}: the edit beside the face it should have produced")
+
+
 SAMPLE_BATCH = 256  # images decoded at once by write_samples
 
 

@@ -87,6 +87,14 @@ def total_variation(p, q) -> float:
     return float(0.5 * np.abs(p / p.sum() - q / q.sum()).sum())
 
 
+def ssim_psnr(x, y):
+    """Per image: SSIM (Wang et al. 2004) and PSNR (dB) of two (n, H, W, 3) sets in [0, 1]."""
+    import tensorflow as tf
+
+    return (np.asarray(tf.image.ssim(tf.constant(x), tf.constant(y), max_val=1.0)),
+            np.asarray(tf.image.psnr(tf.constant(x), tf.constant(y), max_val=1.0)))
+
+
 def active_units(means, threshold=0.01) -> int:
     """Burda et al. (2016): latent dimensions whose mean varies over the data, Var_x(E[z_d | x]) > threshold."""
     return int((np.var(np.asarray(means), axis=0) > threshold).sum())

@@ -66,3 +66,17 @@ def verdict(interval, predicted="negative", margin=0.0) -> str:
     if lo > 0 or (margin > 0 and -margin < lo and hi < margin):
         return "not supported"
     return "inconclusive"
+
+
+def proportion_interval(successes, n, confidence=0.95) -> list:
+    """Wilson score interval of a proportion ``successes / n`` (Wilson 1927): unlike the normal
+    approximation it stays inside [0, 1] and is sensible at 0 or n successes."""
+    from scipy import stats
+
+    if n == 0:
+        return [math.nan, math.nan]
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [max(0.0, centre - half), min(1.0, centre + half)]

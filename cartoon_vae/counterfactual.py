@@ -1,0 +1,132 @@
+"""Edits judged against the truth: the embedded generator draws the face an edit should have produced.
+
+For a held-out face of the embedded set and an edit (attribute -> value), :func:`true_counterfactual`
+renders the same 18 attributes with only that one changed (``synthetic.render``) and puts it through
+the pipeline's own preprocessing (:func:`cartoon_vae.data.preprocess`), so it is exactly the image
+the data set would hold for that face. Per face, with x the original, r the reconstruction (decoded
+latent mean), e the edited decode and c the true counterfactual:
+
+* **floor**: MSE(r, x), how close this decoder gets to any face it is given;
+* **start**: MSE(r, c), how far the unedited face is from the truth;
+* **edit**: MSE(e, c), how far the edit landed from the truth (and SSIM(e, c));
+* the same inside and outside the attribute's **mask**, the pixels where c differs from x (by more
+  than 2/255 in some channel, grown by one pixel): inside, the attribute itself; outside, everything
+  that should not have moved.
+
+An edit **worked** on a face when MSE(e, c) <= ``SUCCESS_RATIO`` x floor (it lands as close to the
+truth as the decoder can draw any face, within 1.5x) **and** inside the mask it covered at least
+half the way: MSE_in(e, c) <= ``HALFWAY`` x MSE_in(r, c) (so an edit that does nothing never passes,
+however small the attribute). It **changed other things** when MSE_out(e, c) > ``SUCCESS_RATIO`` x
+MSE_out(r, x). Rates carry a Wilson 95% interval over faces.
+
+Example:
+    >>> result = evaluate_edit(vae, config, attributes_rows, means, images, "glasses", 5, direction)
+    >>> result["success_rate"], result["success_interval"]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .stats import proportion_interval
+
+SUCCESS_RATIO = 1.5   # an edit lands within this multiple of the decoder's own floor of the truth
+HALFWAY = 0.5         # ... and covers at least half the distance to the truth on the attribute's pixels
+MASK_TOLERANCE = 2 / 255  # a pixel belongs to the attribute's mask where the truth differs by more
+
+
+def has_renderer(data_dir) -> bool:
+    """Whether ``data_dir`` is a set drawn by the embedded generator (it has the generator's manifest)."""
+    from pathlib import Path
+
+    from .synthetic import MANIFEST
+
+    return (Path(data_dir) / MANIFEST).is_file()
+
+
+def true_counterfactual(attributes: dict, data_cfg) -> np.ndarray:
+    """The face with these attributes, as the data set holds it: (S, S, 3) float32 in [0, 1]."""
+    import tensorflow as tf
+
+    from .data import preprocess
+    from .synthetic import render
+
+    rgba = tf.constant(np.asarray(render(attributes), np.uint8))
+    return np.asarray(preprocess(rgba, data_cfg), np.float32) / 255.0
+
+
+def attribute_mask(original, counterfactual) -> np.ndarray:
+    """(n, S, S) bool: the pixels an edit should change (the truth differs from the original by more
+    than ``MASK_TOLERANCE`` in some channel), grown by one pixel all round."""
+    from scipy import ndimage
+
+    changed = (np.abs(counterfactual - original) > MASK_TOLERANCE).any(-1)
+    return ndimage.binary_dilation(changed, structure=np.ones((1, 3, 3), bool))
+
+
+def _mse(a, b, where=None) -> np.ndarray:
+    """Per image mean squared error over all pixels, or over those ``where`` is true (NaN where none is)."""
+    sq = ((a - b) ** 2).mean(-1)
+    if where is None:
+        return sq.reshape(len(sq), -1).mean(1)
+    count = where.reshape(len(where), -1).sum(1)
+    total = (sq * where).reshape(len(sq), -1).sum(1)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def judge(original, reconstruction, edited, truth) -> dict:
+    """Per-face distances and verdicts (see the module docstring) for aligned (n, S, S, 3) arrays."""
+    from .metrics import ssim_psnr
+
+    mask = attribute_mask(original, truth)
+    per = {"floor": _mse(reconstruction, original), "start": _mse(reconstruction, truth),
+           "edit": _mse(edited, truth), "ssim_edit": ssim_psnr(edited, truth)[0],
+           "ssim_floor": ssim_psnr(reconstruction, original)[0],
+           "edit_in": _mse(edited, truth, mask), "start_in": _mse(reconstruction, truth, mask),
+           "edit_out": _mse(edited, truth, ~mask), "floor_out": _mse(reconstruction, original, ~mask),
+           "mask_fraction": mask.reshape(len(mask), -1).mean(1)}
+    per["worked"] = (per["edit"] <= SUCCESS_RATIO * per["floor"]) & (per["edit_in"] <= HALFWAY * per["start_in"])
+    per["others_changed"] = per["edit_out"] > SUCCESS_RATIO * per["floor_out"]
+    return per
+
+
+def summarise(per, confidence=0.95) -> dict:
+    """Rates with Wilson intervals, and mean distances, over the faces of one edit."""
+    n = len(per["worked"])
+    worked, changed = int(per["worked"].sum()), int(per["others_changed"].sum())
+    out = {"faces": n, "worked": worked, "success_rate": worked / n if n else float("nan"),
+           "success_interval": proportion_interval(worked, n, confidence),
+           "others_changed": changed, "others_changed_rate": changed / n if n else float("nan")}
+    for key in ("floor", "start", "edit", "ssim_edit", "ssim_floor", "edit_in", "start_in", "edit_out",
+                "floor_out", "mask_fraction"):
+        out[key] = float(np.nanmean(per[key])) if n else float("nan")
+    return out
+
+
+def edit_faces(vae, data_cfg, attribute_rows, names, means, images, attribute, to, direction, limit):
+    """Edit up to ``limit`` held-out faces (rows of ``attribute_rows``, their attribute values in the order
+    ``names``) not already at ``to`` towards it by ``direction`` (:func:`cartoon_vae.edit.edit_to_class`),
+    and judge each against its true counterfactual. (per-face dict, the faces' row numbers, the images:
+    originals, truths, edits)."""
+    from .edit import edit_to_class
+    from .inference import decode
+
+    k = names.index(attribute)
+    rows = np.flatnonzero(attribute_rows[:, k] != to)[:limit]
+    if not len(rows):
+        return None
+    truths = []
+    for r in rows:
+        attributes = dict(zip(names, (int(v) for v in attribute_rows[r])))
+        attributes[attribute] = int(to)
+        truths.append(true_counterfactual(attributes, data_cfg))
+    truths = np.stack(truths)
+    recon, edited = decode(vae, means[rows]), decode(vae, edit_to_class(means[rows], direction))
+    return judge(images[rows], recon, edited, truths), rows, (images[rows], truths, edited)
+
+
+def check_renderer(attribute_rows, names, images, data_cfg, tolerance=2 / 255) -> bool:
+    """Whether the generator still draws the held-out faces as the data set holds them (the same
+    generator version): the first face re-rendered matches its image to ``tolerance``."""
+    drawn = true_counterfactual(dict(zip(names, (int(v) for v in attribute_rows[0]))), data_cfg)
+    return float(np.abs(drawn - images[0]).mean()) <= tolerance
