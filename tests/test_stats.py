@@ -43,3 +43,12 @@ def test_bootstrap_interval_matches_the_standard_error_of_a_mean():
 ])
 def test_verdict_rule(interval, predicted, margin, expected):
     assert verdict(interval, predicted, margin) == expected
+
+
+def test_wilson_interval_matches_the_textbook_and_stays_in_0_1():
+    from cartoon_vae.stats import proportion_interval
+
+    lo, hi = proportion_interval(7, 10)
+    assert round(lo, 3) == 0.397 and round(hi, 3) == 0.892  # Wilson 95% for 7/10
+    assert proportion_interval(0, 20)[0] == 0.0 and proportion_interval(20, 20)[1] == 1.0
+    assert all(v != v for v in proportion_interval(0, 0))
