@@ -181,7 +181,25 @@ def metrics_markdown(m) -> str:
         lines += _probe_lines(m)
     if "editing" in m:
         lines += _editing_lines(m["editing"], m["settings"])
+    if "counterfactual" in m:
+        lines += _counterfactual_lines(m["counterfactual"])
     return "\n".join(lines) + "\n"
+
+
+def _counterfactual_lines(c) -> list:
+    if "edits" not in c:
+        return ["", f"Edits against the true counterfactual: {c['note']}."]
+    lines = ["", f"Edits judged against the true counterfactual face the generator draws ({c['method']}). Rule: "
+                 f"{c['rule']}. Rates with Wilson 95% intervals over faces; MSE means over faces.", "",
+             "| edit | faces | worked [95% CI] | floor MSE(r, x) | start MSE(r, truth) | edit MSE(e, truth) | "
+             "SSIM(e, truth) | other pixels changed | probe reads target | probe agrees |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in c["edits"].items():
+        lo, hi = r["success_interval"]
+        lines.append(f"| {name} | {r['faces']} | {r['worked']} ({r['success_rate']:.2f}) [{lo:.2f}, {hi:.2f}] | "
+                     f"{r['floor']:.4f} | {r['start']:.4f} | {r['edit']:.4f} | {r['ssim_edit']:.3f} | "
+                     f"{r['others_changed_rate']:.2f} | {r['probe_success_rate']:.2f} | {r['agreement_with_probe']:.2f} |")
+    return lines + ["", f"Over all these edits: {c['success_rate']:.3f} of faces worked."]
 
 
 def _metrics_head(m) -> list:
