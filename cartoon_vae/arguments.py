@@ -88,3 +88,10 @@ def names(text):
     if not names or any(len(n) > 200 for n in names):
         raise argparse.ArgumentTypeError(f"must be comma-separated attribute names, got {text[:80]!r}")
     return names
+
+
+def host(text):
+    """An address to listen on: a host name or IP address, no spaces."""
+    if not text or len(text) > 255 or any(c.isspace() or c in "\0/" for c in text):
+        raise argparse.ArgumentTypeError(f"must be a host name or IP address, got {text[:80]!r}")
+    return text

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import cartoon_vae  # noqa: F401  (sets the Keras backend before anything imports keras)
-from cartoon_vae.arguments import (MAX_VARIANT, MAX_WORKERS, attribute, count, integer, names, path, probability, seed,
-                                   strengths)
+from cartoon_vae.arguments import (MAX_VARIANT, MAX_WORKERS, attribute, count, host, integer, names, path, probability,
+                                   seed, strengths)
 from cartoon_vae.samplers import SAMPLERS
 
 
@@ -106,7 +106,11 @@ def cmd_figures(args):
     with writer(args.run):  # the samplers first: a set too small for a fit is refused before anything is written
         samplers = fitted_samplers(args.run, vae, config, ["minmax", "normal", "gmm"], s.stats_images)
         write_run_figures(args.run, vae, config, heldout_images(config, max(s.reconstructions, 2)), samplers)
-    print(f"figures written to {args.run}/")
+    from .explore import write_projector
+
+    write_projector(args.run, s.projector_images)
+    print(f"figures written to {args.run}/; the latent space in TensorBoard's projector: "
+          f"tensorboard --logdir {args.run}/logs")
 
 
 def cmd_sample(args):
@@ -200,6 +204,24 @@ def cmd_edit(args):
                   f"pixel change {score['pixel_change']:.4f}")
     write_text_atomic(out / f"{stem}.json", json.dumps(report, indent=1) + "\n")
     print(f"written: {out / (stem + '.png')}, {out / (stem + '.json')}")
+
+
+def cmd_explore(args):
+    from .explore import Explorer, make_server
+
+    explorer = Explorer(args.run, args.probe, faces=args.faces)
+    server = make_server(explorer, args.host, args.port)
+    host, port = server.server_address[:2]
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {args.host}: anyone who can reach this port can use the page; it has no "
+              f"authentication", file=sys.stderr)
+    print(f"explorer of {args.run} at http://{host}:{port}/ (Ctrl-C stops it)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("stopped")
+    finally:
+        server.server_close()
 
 
 def cmd_ablate(args):
@@ -326,6 +348,14 @@ def _args_edit(s):
     s.add_argument("--data", type=path, help="data folder (default: the run's data.dir)")
 
 
+def _args_explore(s):
+    s.add_argument("--run", type=path, required=True)
+    s.add_argument("--probe", type=path, help="probe folder: the page shows its reading of the face")
+    s.add_argument("--port", type=integer(0, 65535), default=8008, help="0: any free port")
+    s.add_argument("--host", type=host, default="127.0.0.1", help="address to listen on (default: this machine only)")
+    s.add_argument("--faces", type=integer(1, 200), default=24, help="held-out faces to start from")
+
+
 def _args_ablate(s):
     s.add_argument("--config", type=path, default="configs/ablation.yaml")
     s.add_argument("--report-only", action="store_true", help="rebuild the report from stored results.json")
@@ -363,6 +393,8 @@ SUBCOMMANDS = [  # (name, its arguments, what it runs, its help)
         "measure a run: reconstructions, latent space, samples, edits"),
     ("edit", _args_edit, cmd_edit,
         "edit held-out faces along an attribute classifier's latent direction"),
+    ("explore", _args_explore, cmd_explore,
+        "a local page to steer the latent space: edit, sample, interpolate, upload a face"),
     ("ablate", _args_ablate, cmd_ablate,
         "test the paper's claims: train variants x seeds, evaluate, write results"),
     ("benchmark", _args_benchmark, cmd_benchmark,

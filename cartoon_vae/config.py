@@ -133,6 +133,7 @@ class SampleConfig:
     seed: int = field(default=0, metadata=_SEED)
     reconstructions: int = field(default=8, metadata=_positive_int(1000))
     interpolation_steps: int = field(default=10, metadata=_check(lambda v: 2 <= v <= 1000, "an integer in [2, 1000]"))
+    projector_images: int = field(default=2000, metadata=_positive_int(100_000))  # training faces in the projector
 
 
 @dataclass(frozen=True)

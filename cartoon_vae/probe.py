@@ -206,16 +206,27 @@ class Probe:
             raise RunError(f"probe was trained with data.crop={self.info['crop']}, the run uses "
                            f"{config.data.crop}; train a probe with the run's config")
 
-    def features_and_predictions(self, images, batch_size=128):
-        """(n, d) features and {attribute: (n,) predicted variant}; images are resized to the probe's size."""
+    def probabilities(self, images, batch_size=128) -> dict:
+        """{attribute: (n, variants) softmax probabilities}; images are resized to the probe's size."""
+        out = {n: [] for n in self.names}
+        for x in self._batches(images, batch_size):
+            heads = self._both(x, training=False)[1]
+            for n in self.names:
+                out[n].append(np.asarray(heads[n]))
+        return {n: np.concatenate(v) for n, v in out.items()}
+
+    def _batches(self, images, batch_size):
         import tensorflow as tf
 
         size = self.info["image_size"]
-        feats, preds = [], {n: [] for n in self.names}
         for i in range(0, len(images), batch_size):
             x = tf.convert_to_tensor(np.asarray(images[i:i + batch_size], np.float32))
-            if x.shape[1] != size:
-                x = tf.image.resize(x, (size, size), method="area")
+            yield tf.image.resize(x, (size, size), method="area") if x.shape[1] != size else x
+
+    def features_and_predictions(self, images, batch_size=128):
+        """(n, d) features and {attribute: (n,) predicted variant}; images are resized to the probe's size."""
+        feats, preds = [], {n: [] for n in self.names}
+        for x in self._batches(images, batch_size):
             f, heads = self._both(x, training=False)
             feats.append(np.asarray(f))
             for n in self.names:

@@ -158,10 +158,11 @@ def _read_cache(sampler, path, fingerprint, n_images):
     return None
 
 
-def fitted_samplers(run_dir, vae, config, names, n_images, codes=None) -> dict:
+def fitted_samplers(run_dir, vae, config, names, n_images, codes=None, write=True) -> dict:
     """``{name: fitted sampler}`` for a run, each from its cache or fitted to the latent means of up to
     ``n_images`` training images (encoded once, for all, and only if some fit is needed; ``codes``
-    gives them instead). Raises DataError for a data set too small for a fit, before anything is written."""
+    gives them instead) and cached (unless not ``write``). Raises DataError for a data set too small
+    for a fit, before anything is written."""
     from .data import DataError
     from .inference import encode_means, training_batches
 
@@ -188,7 +189,7 @@ def fitted_samplers(run_dir, vae, config, names, n_images, codes=None) -> dict:
             sampler.fit(codes)
         except ValueError as e:
             raise DataError(f"{run_dir}: {e}") from None
-    for sampler in to_fit:
+    for sampler in to_fit if write else ():
         with writer(run_dir), atomic_path(run_dir / sampler.cache) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **sampler.state, requested=n_images, fingerprint=fingerprint + sampler.fingerprint_suffix)
     return samplers

@@ -46,7 +46,9 @@ BAD_VALUES = {"count": ["x", "", "nan", "inf", "-1", "0", "1e400", "999999999999
               "strengths": ["x", "nan", "inf", "-inf", "1e400", "1,,x", "-1000"],
               "probability": ["x", "", "nan", "inf", "-1", "0.5", "1", "1e400"],
               "names": ["", ",", "x" * 300],
-              "choice": ["x", "", "nan", "-1"]}
+              "choice": ["x", "", "nan", "-1"],
+              "port": ["x", "", "nan", "-1", "65536", "1e400"],
+              "host": ["", "a b", "x" * 300]}
 
 ARGUMENTS = [  # (command and its other required arguments, the argument, the kind of value it takes)
     (["make-data"], "--n", "count"), (["make-data"], "--seed", "seed"), (["make-data"], "--workers", "count"),
@@ -82,6 +84,9 @@ ARGUMENTS = [  # (command and its other required arguments, the argument, the ki
     (["edit", "--run", "x", "--attribute", "a", "--to", "1", "--out", "x"], "--probe", "path"),
     (["edit", "--run", "x", "--attribute", "a", "--to", "1"], "--out", "path"),
     (["edit", "--run", "x", "--attribute", "a", "--to", "1", "--out", "x"], "--data", "path"),
+    (["explore"], "--run", "path"), (["explore", "--run", "x"], "--probe", "path"),
+    (["explore", "--run", "x"], "--port", "port"), (["explore", "--run", "x"], "--host", "host"),
+    (["explore", "--run", "x"], "--faces", "count"),
 ]
 
 

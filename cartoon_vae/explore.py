@@ -1,0 +1,417 @@
+"""``cartoon-vae explore``: a local page to steer a trained model's latent space, and the JSON/PNG API behind it.
+
+The run is loaded once; what the page asks for is computed on demand and kept: held-out faces and
+their codes, each (attribute, value) direction (the same :func:`cartoon_vae.edit.run_direction` and
+:func:`cartoon_vae.edit.edit_to_class` that ``cartoon-vae edit`` uses), the samplers (from the run
+folder's caches, :func:`cartoon_vae.samplers.fitted_samplers`), and the principal directions of the
+training codes (scikit-learn's PCA). The run folder is only read, except the caches the other
+commands also write, under the writer lock for the moment of writing; a run that ``train`` still
+holds is explored from its last complete checkpoint, its caches kept in memory.
+
+API (JSON in and out unless a PNG is named; every bad request is a 4xx with ``{"error": "..."}``):
+
+    GET  /api/info                         attributes, held-out faces, samplers, components, probe
+    GET  /api/faces/N.png                  held-out face N as the data set holds it
+    GET  /api/face/N                       {"z", "original", "reconstruction"} (data URLs)
+    GET  /api/swatches/ATTRIBUTE/VALUE.png the decoded mean code of the training faces with that value
+    POST /api/decode   {"z"}               image/png: the decoded face
+    POST /api/view     {"base", "edits": [{"attribute", "to", "amount"}], "hold", "pcs": [...]}
+                                           {"z", "image", "probe"}: base moved by each edit, then along
+                                           the principal directions (in standard deviations)
+    POST /api/edit     {"z", "attribute", "to", "amount", "hold"}  {"z"}
+    POST /api/sample   {"sampler", "seed"} {"z"}
+    POST /api/encode   (an image file)     {"z"}: the mean code of the uploaded face
+    POST /api/interpolate {"z0", "z1", "steps"}  {"frames": [data URLs]}
+
+Example:
+    $ cartoon-vae explore --run runs/demo --probe probes/demo
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+
+MAX_BODY = 4 << 20       # bytes of a request body
+MAX_CODE = 1e3           # the largest |z_i| accepted (codes live within a few units of 0)
+MAX_AMOUNT = 3.0         # how far past the class mean an edit may be pushed
+MAX_STEPS = 32           # interpolation frames
+STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
+          "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
+          "/static/style.css": ("style.css", "text/css; charset=utf-8")}
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+class BadRequest(ValueError):
+    """A request the explorer refuses: its message is the JSON error, its ``status`` the HTTP code."""
+
+    def __init__(self, message, status=400):
+        super().__init__(message)
+        self.status = status
+
+
+def png_bytes(image) -> bytes:
+    """(H, W, 3) in [0, 1] as PNG bytes."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def data_url(image) -> str:
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode()
+
+
+class Explorer:
+    """The model side of the page: a loaded run, its held-out faces, directions, samplers and PCA."""
+
+    def __init__(self, run_dir, probe_dir=None, faces=24, components=12, log=print):
+        from .data import make_datasets, read_attributes
+        from .inference import encode_split
+        from .runs import load_run
+
+        self.run_dir, self.log = Path(run_dir), log
+        self.vae, self.config = load_run(run_dir)
+        self.probe = None
+        if probe_dir:
+            from .probe import Probe
+
+            self.probe = Probe.load(probe_dir)
+            self.probe.check_compatible(self.config)
+        self.attrs = read_attributes(self.config.data.dir)
+        log(f"encoding {run_dir}'s training and held-out faces ...")
+        train, val = make_datasets(self.config, with_index=True, shuffle_train=False)
+        _, self.train_means, _, train_idx = encode_split(self.vae, train, keep_images=False)
+        self.face_images, self.face_means, _, _ = encode_split(self.vae, val, limit=faces)
+        self.train_labels = self.attrs.values[train_idx] if self.attrs.names else None
+        self.components, self.spreads = self._pca(components)
+        self._directions, self._samplers, self._held = {}, None, None
+        self._cache, self._lock = {}, threading.Lock()
+
+    def _pca(self, k):
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=min(k, *self.train_means.shape), random_state=0).fit(self.train_means)
+        return pca.components_.astype(np.float32), np.sqrt(pca.explained_variance_).astype(np.float32)
+
+    # --- what the page can ask for ------------------------------------------------------------
+
+    def info(self) -> dict:
+        from .samplers import SAMPLERS
+
+        attributes = []
+        if self.train_labels is not None:
+            for k, (name, n) in enumerate(zip(self.attrs.names, self.attrs.n_variants)):
+                seen = sorted(int(v) for v in np.unique(self.train_labels[:, k]) if v >= 0)
+                if len(seen) >= 2:
+                    attributes.append({"name": name, "values": seen, "n_variants": int(n)})
+        return {"run": str(self.run_dir), "latent_dim": int(self.vae.latent_dim),
+                "image_size": int(self.vae.image_size), "faces": len(self.face_means), "attributes": attributes,
+                "samplers": list(SAMPLERS), "components": len(self.components), "probe": self.probe is not None}
+
+    def face(self, i) -> dict:
+        i = self._face_index(i)
+        z = self.face_means[i]
+        return {"z": z.tolist(), "original": data_url(self.face_images[i]), "reconstruction": data_url(self.decode(z))}
+
+    def face_png(self, i) -> bytes:
+        return png_bytes(self.face_images[self._face_index(i)])
+
+    def decode(self, z) -> np.ndarray:
+        from .inference import decode
+
+        return decode(self.vae, np.asarray(z, np.float32)[None])[0]
+
+    def view(self, base, edits=(), hold=False, pcs=()) -> dict:
+        z = self.code(base)
+        for e in edits:
+            if not isinstance(e, dict):
+                raise BadRequest("edits: each must be an object with attribute, to, amount")
+            z = self.edit(z, e.get("attribute"), e.get("to"), e.get("amount", 1.0), hold)
+        pcs = self._numbers(pcs, "pcs", len(self.components), exact=False)
+        z = z + (np.asarray(pcs, np.float32) * self.spreads[:len(pcs)]) @ self.components[:len(pcs)]
+        image = self.decode(z)
+        return {"z": z.tolist(), "image": data_url(image), "probe": self.read(image)}
+
+    def edit(self, z, attribute, to, amount=1.0, hold=False) -> np.ndarray:
+        from .edit import edit_to_class
+
+        z = self.code(z)
+        amount = self._number(amount, "amount", -MAX_AMOUNT, MAX_AMOUNT)
+        return edit_to_class(z[None], self.direction(attribute, to, bool(hold)), amount)[0]
+
+    def direction(self, attribute, to, hold=False) -> dict:
+        """The direction ``cartoon-vae edit`` moves along (:func:`cartoon_vae.edit.run_direction`), fitted
+        once per (attribute, value); ``hold``: every other attribute's classifier held fixed."""
+        from .edit import hold as hold_others
+        from .edit import run_direction
+
+        attribute, to = self._attribute(attribute, to)
+        key = (attribute, to, hold)
+        with self._lock:
+            if key not in self._directions:
+                free = self._directions.get((attribute, to, False))
+                if free is None:
+                    free = run_direction(self._train_attrs(), self.train_means, np.arange(len(self.train_means)),
+                                         attribute, to, where=str(self.run_dir))
+                    self._directions[(attribute, to, False)] = free
+                if hold:
+                    self._directions[key] = hold_others(free, [c for n, c in self._classifiers().items()
+                                                               if n != attribute])
+            return self._directions[key]
+
+    def swatch(self, attribute, to) -> bytes:
+        attribute, to = self._attribute(attribute, to)
+        key = ("swatch", attribute, to)
+        if key not in self._cache:
+            mean = self.train_means[self.train_labels[:, self.attrs.names.index(attribute)] == to].mean(0)
+            self._cache[key] = png_bytes(self.decode(mean))
+        return self._cache[key]
+
+    def sample(self, name, seed=0) -> np.ndarray:
+        from .samplers import SAMPLERS
+
+        if name not in SAMPLERS:
+            raise BadRequest(f"sampler: must be one of {', '.join(SAMPLERS)}, got {str(name)[:40]!r}")
+        seed = int(self._number(seed, "seed", 0, 2 ** 31 - 1))
+        return self._fitted_samplers()[name].sample(1, np.random.default_rng(seed))[0]
+
+    def encode(self, body: bytes) -> np.ndarray:
+        """The mean code of an uploaded image, read by the project's one reader and preprocessed as
+        training preprocesses (a non-image, truncated or over-large upload is a BadRequest)."""
+        import tensorflow as tf
+
+        from .data import preprocess
+        from .images import read_rgba, why_unreadable
+
+        try:
+            rgba = read_rgba(io.BytesIO(body))
+        except Exception as e:  # PIL raises many types for a broken file
+            raise BadRequest(f"upload: {why_unreadable(e)}") from None
+        x = np.asarray(preprocess(tf.constant(rgba), self.config.data), np.float32)[None] / 255.0
+        return np.asarray(self.vae.encode(x, training=False)[0])[0]
+
+    def interpolate(self, z0, z1, steps=8) -> list:
+        from .latent import interpolate
+
+        steps = int(self._number(steps, "steps", 2, MAX_STEPS))
+        return [data_url(self.decode(z)) for z in interpolate(self.code(z0), self.code(z1), steps)]
+
+    def read(self, image) -> dict | None:
+        """The probe's reading of a face: per attribute, the most likely value and its probability."""
+        if self.probe is None:
+            return None
+        probs = self.probe.probabilities(image[None])
+        return {n: {"value": int(p[0].argmax()), "p": round(float(p[0].max()), 3)} for n, p in probs.items()}
+
+    # --- checks and lazy fits ------------------------------------------------------------------
+
+    def code(self, z) -> np.ndarray:
+        """A code from a request (a list, checked) or from this explorer (an array, as it is)."""
+        if isinstance(z, np.ndarray):
+            return z.astype(np.float32)
+        return np.asarray(self._numbers(z, "z", int(self.vae.latent_dim)), np.float32)
+
+    @staticmethod
+    def _number(value, name, low, high) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise BadRequest(f"{name}: must be a number in [{low:g}, {high:g}], got {str(value)[:40]}")
+        return float(value)
+
+    @staticmethod
+    def _numbers(values, name, length, exact=True) -> list:
+        ok = isinstance(values, list) and (len(values) == length if exact else len(values) <= length)
+        if not ok or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) <= MAX_CODE
+                             for v in values):
+            raise BadRequest(f"{name}: must be a list of {'' if exact else 'at most '}{length} finite numbers "
+                             f"in [-{MAX_CODE:g}, {MAX_CODE:g}]")
+        return values
+
+    def _attribute(self, attribute, to):
+        names = [a["name"] for a in self.info()["attributes"]]
+        if attribute not in names:
+            raise BadRequest(f"attribute: must be one of {', '.join(names)}, got {str(attribute)[:40]!r}")
+        values = np.unique(self.train_labels[:, self.attrs.names.index(attribute)])
+        if isinstance(to, bool) or not isinstance(to, int) or to not in values:
+            raise BadRequest(f"to: {attribute} has values {', '.join(str(v) for v in values if v >= 0)}, got "
+                             f"{str(to)[:40]}")
+        return attribute, int(to)
+
+    def _face_index(self, i) -> int:
+        if not 0 <= i < len(self.face_means):
+            raise BadRequest(f"face: must be in [0, {len(self.face_means) - 1}], got {i}", 404)
+        return i
+
+    def _train_attrs(self):
+        return type(self.attrs)(self.attrs.names, self.attrs.n_variants, self.train_labels, ())
+
+    def _classifiers(self) -> dict:
+        from .edit import attribute_classifier
+
+        if self._held is None:
+            self.log("fitting every attribute's classifier, for 'hold the other attributes' ...")
+            self._held = {}
+            for k, name in enumerate(self.attrs.names):
+                try:
+                    self._held[name] = attribute_classifier(self.train_means, self.train_labels[:, k])
+                except ValueError:  # a single value: nothing to hold
+                    pass
+        return self._held
+
+    def _fitted_samplers(self) -> dict:
+        from .runs import RunError
+        from .samplers import SAMPLERS, fitted_samplers
+
+        with self._lock:
+            if self._samplers is None:
+                n = self.config.sample.stats_images
+                try:
+                    self._samplers = fitted_samplers(self.run_dir, self.vae, self.config, list(SAMPLERS), n,
+                                                     codes=self.train_means[:n])
+                except RunError:  # train holds the folder: fit here, keep the fit in memory
+                    self._samplers = fitted_samplers(self.run_dir, self.vae, self.config, list(SAMPLERS), n,
+                                                     codes=self.train_means[:n], write=False)
+            return self._samplers
+
+
+def _route(explorer, method, path, body):
+    """(status, content type, bytes) for one request; BadRequest for a refused one."""
+    parts = path.split("?")[0].split("/")
+    if method == "GET":
+        if path in STATIC:
+            name, kind = STATIC[path]
+            return 200, kind, (STATIC_DIR / name).read_bytes()
+        if path == "/api/info":
+            return _json(explorer.info())
+        if len(parts) == 4 and parts[:3] == ["", "api", "faces"] and parts[3].endswith(".png"):
+            return 200, "image/png", explorer.face_png(_index(parts[3][:-4]))
+        if len(parts) == 4 and parts[:3] == ["", "api", "face"]:
+            return _json(explorer.face(_index(parts[3])))
+        if len(parts) == 5 and parts[:3] == ["", "api", "swatches"] and parts[4].endswith(".png"):
+            return 200, "image/png", explorer.swatch(parts[3], _index(parts[4][:-4]))
+        raise BadRequest(f"not found: {path[:80]}", 404)
+    if method != "POST" or not path.startswith("/api/"):
+        raise BadRequest(f"not found: {method} {path[:80]}", 404)
+    if path == "/api/encode":
+        return _json({"z": explorer.encode(body).tolist()})
+    try:
+        q = json.loads(body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("body: not JSON") from None
+    if not isinstance(q, dict):
+        raise BadRequest("body: must be a JSON object")
+    if path == "/api/decode":
+        return 200, "image/png", png_bytes(explorer.decode(explorer.code(q.get("z"))))
+    if path == "/api/view":
+        edits = q.get("edits", [])
+        if not isinstance(edits, list) or len(edits) > 32:
+            raise BadRequest("edits: must be a list of at most 32 edits")
+        return _json(explorer.view(q.get("base"), edits, q.get("hold", False), q.get("pcs", [])))
+    if path == "/api/edit":
+        z = explorer.edit(q.get("z"), q.get("attribute"), q.get("to"), q.get("amount", 1.0), q.get("hold", False))
+        return _json({"z": z.tolist()})
+    if path == "/api/sample":
+        return _json({"z": explorer.sample(q.get("sampler"), q.get("seed", 0)).tolist()})
+    if path == "/api/interpolate":
+        return _json({"frames": explorer.interpolate(q.get("z0"), q.get("z1"), q.get("steps", 8))})
+    raise BadRequest(f"not found: POST {path[:80]}", 404)
+
+
+def _index(text) -> int:
+    if not text.isdigit() or len(text) > 6:
+        raise BadRequest(f"not found: {text[:40]}", 404)
+    return int(text)
+
+
+def _json(value):
+    return 200, "application/json", json.dumps(value).encode()
+
+
+def make_server(explorer, host="127.0.0.1", port=0) -> ThreadingHTTPServer:
+    """A threading HTTP server for ``explorer`` (port 0: any free port; ``server.server_address`` says which)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _handle(self, method):
+            try:
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    length = -1
+                if length < 0 or length > MAX_BODY:
+                    self.close_connection = True  # the body is not read: this connection cannot carry another
+                    raise BadRequest(f"body: must be at most {MAX_BODY:,} bytes, got {length:,}", 413)
+                body = self.rfile.read(length) if length else b""
+                status, kind, payload = _route(explorer, method, self.path, body)
+            except BadRequest as e:
+                status, kind, payload = e.status, "application/json", json.dumps({"error": str(e)}).encode()
+            except Exception as e:  # a bug must not stop the server: a 500 with one line
+                status, kind = 500, "application/json"
+                payload = json.dumps({"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
+                                     ).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(payload)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_GET(self):
+            self._handle("GET")
+
+        def do_POST(self):
+            self._handle("POST")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    return server
+
+
+def write_projector(run_dir, limit=2000) -> Path:
+    """TensorBoard's embedding projector for a run: the latent means of up to ``limit`` training faces
+    (``tensors.tsv``), their file names and attributes (``metadata.tsv``), a sprite sheet of the faces,
+    under ``logs/projector/``, and ``logs/projector_config.pbtxt``, so ``tensorboard --logdir RUN/logs``
+    shows the latent space coloured by any attribute with faces as points. Returns the logs folder."""
+    import math
+
+    from .data import read_attributes
+    from .inference import encode_split, training_batches
+    from .runs import atomic_path, load_run, write_text_atomic, writer
+
+    vae, config = load_run(run_dir)
+    x, means, _, idx = encode_split(vae, training_batches(config, with_index=True), limit)
+    attrs = read_attributes(config.data.dir)
+    logs = Path(run_dir) / "logs"
+    folder = logs / "projector"
+    rows = ["\t".join(["file", *attrs.names])]
+    for i in idx:
+        values = [str(v) for v in attrs.values[i]] if attrs.names else []
+        rows.append("\t".join([Path(attrs.paths[i]).name if attrs.paths else str(i), *values]))
+    side = math.ceil(math.sqrt(len(x)))
+    size = x.shape[1]
+    sheet = np.ones((side * size, side * size, 3), np.float32)
+    for k, image in enumerate(x):
+        r, c = divmod(k, side)
+        sheet[r * size:(r + 1) * size, c * size:(c + 1) * size] = image
+    with writer(run_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(folder / "tensors.tsv", "".join("\t".join(f"{v:.6g}" for v in m) + "\n" for m in means))
+        write_text_atomic(folder / "metadata.tsv", "\n".join(rows) + "\n")
+        with atomic_path(folder / "sprite.png") as tmp:
+            Path(tmp).write_bytes(png_bytes(sheet))
+        write_text_atomic(logs / "projector_config.pbtxt",
+                          'embeddings {\n  tensor_name: "latent_means"\n  tensor_path: "projector/tensors.tsv"\n'
+                          '  metadata_path: "projector/metadata.tsv"\n  sprite {\n    image_path: "projector/sprite.png"\n'
+                          f'    single_image_dim: {size}\n    single_image_dim: {size}\n  }}\n}}\n')
+    return logs

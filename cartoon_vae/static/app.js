@@ -1,0 +1,237 @@
+// cartoon-vae explorer: the page asks the local server (cartoon_vae/explore.py) for every face it shows.
+"use strict";
+
+const state = { base: null, original: null, face: null, edits: {}, hold: false, pcs: [], a: null, b: null, z: null };
+let info = null;
+let inFlight = false;
+let pending = false;
+
+async function api(path, body) {
+  const options = body === undefined ? {} : { method: "POST", body: body instanceof Blob ? body : JSON.stringify(body) };
+  const response = await fetch(path, options);
+  const kind = response.headers.get("Content-Type") || "";
+  const value = kind.startsWith("application/json") ? await response.json() : await response.blob();
+  if (!response.ok) throw new Error(value.error || response.statusText);
+  return value;
+}
+
+function el(tag, attrs = {}, children = []) {
+  const node = document.createElement(tag);
+  Object.entries(attrs).forEach(([k, v]) => { if (k === "text") node.textContent = v; else node.setAttribute(k, v); });
+  children.forEach((c) => node.appendChild(c));
+  return node;
+}
+
+function editList() {
+  return Object.entries(state.edits).filter(([, e]) => e.amount !== 0)
+    .map(([attribute, e]) => ({ attribute, to: e.to, amount: e.amount }));
+}
+
+// Redraw the edited face; while a request is in flight, only the latest change is sent after it.
+async function redraw() {
+  if (!state.base) return;
+  if (inFlight) { pending = true; return; }
+  inFlight = true;
+  try {
+    const v = await api("/api/view", { base: state.base, edits: editList(), hold: state.hold, pcs: state.pcs });
+    state.z = v.z;
+    document.getElementById("edited").src = v.image;
+    document.getElementById("png").href = v.image;
+    showProbe(v.probe);
+    saveHash();
+  } catch (err) {
+    document.getElementById("edited").alt = "error: " + err.message;
+  } finally {
+    inFlight = false;
+    if (pending) { pending = false; redraw(); }
+  }
+}
+
+function showProbe(reading) {
+  const table = document.getElementById("probe");
+  table.innerHTML = "";
+  if (!reading) { table.appendChild(el("tr", {}, [el("td", { text: "no probe given (--probe)" })])); return; }
+  table.appendChild(el("tr", {}, [el("td", { text: "attribute" }), el("td", { text: "reads" }), el("td", { text: "p" })]));
+  Object.entries(reading).forEach(([name, r]) => {
+    const edited = state.edits[name] && state.edits[name].amount !== 0;
+    const value = el("td", { text: String(r.value), class: edited ? "changed" : "" });
+    table.appendChild(el("tr", { "data-attribute": name }, [el("td", { text: name }), value, el("td", { text: r.p.toFixed(2) })]));
+  });
+}
+
+async function setBase(z, original, face) {
+  state.base = z;
+  state.original = original;
+  state.face = face;
+  document.getElementById("original").src = original || "";
+  document.getElementById("original").style.visibility = original ? "visible" : "hidden";
+  const recon = await api("/api/view", { base: z, edits: [], hold: false, pcs: [] });
+  document.getElementById("reconstruction").src = recon.image;
+  document.querySelectorAll("#faces img").forEach((img, i) => img.classList.toggle("chosen", i === face));
+  await redraw();
+}
+
+async function chooseFace(i) {
+  const f = await api(`/api/face/${i}`);
+  await setBase(f.z, f.original, i);
+}
+
+function buildFaces() {
+  const strip = document.getElementById("faces");
+  for (let i = 0; i < info.faces; i++) {
+    const img = el("img", { src: `/api/faces/${i}.png`, alt: `held-out face ${i}`, title: `held-out face ${i}` });
+    img.addEventListener("click", () => chooseFace(i));
+    strip.appendChild(img);
+  }
+}
+
+function buildSamplers() {
+  const names = { gmm: "mixture", minmax: "min-max box", normal: "N(0, I)" };
+  const seeds = {};
+  const box = document.getElementById("samplers");
+  info.samplers.forEach((s) => {
+    seeds[s] = 0;
+    const button = el("button", { text: `${names[s] || s} (re-roll)`, "data-sampler": s });
+    button.addEventListener("click", async () => {
+      const r = await api("/api/sample", { sampler: s, seed: seeds[s]++ });
+      await setBase(r.z, null, null);
+    });
+    box.appendChild(button);
+  });
+}
+
+function buildAttributes() {
+  const box = document.getElementById("attributes");
+  info.attributes.forEach((a) => {
+    const select = el("select", { "data-attribute": a.name });
+    a.values.forEach((v) => select.appendChild(el("option", { value: v, text: String(v) })));
+    const swatch = el("img", { alt: `${a.name} mean`, title: "decoded mean of the training faces with this value" });
+    const slider = el("input", { type: "range", min: "0", max: "1.5", step: "0.05", value: "0", "data-attribute": a.name });
+    const shown = el("span", { text: "0" });
+    const update = () => {
+      swatch.src = `/api/swatches/${a.name}/${select.value}.png`;
+      state.edits[a.name] = { to: Number(select.value), amount: Number(slider.value) };
+      shown.textContent = Number(slider.value).toFixed(2);
+    };
+    select.addEventListener("change", () => { update(); redraw(); });
+    slider.addEventListener("input", () => { update(); redraw(); });
+    update();
+    state.edits[a.name].amount = 0;
+    box.appendChild(el("div", { class: "attr" }, [el("span", { text: a.name }), select, swatch, slider, shown]));
+  });
+  document.getElementById("hold").addEventListener("change", (e) => { state.hold = e.target.checked; redraw(); });
+}
+
+function buildPcs() {
+  const box = document.getElementById("pcs");
+  state.pcs = new Array(info.components).fill(0);
+  for (let k = 0; k < info.components; k++) {
+    const slider = el("input", { type: "range", min: "-3", max: "3", step: "0.1", value: "0", "data-pc": k });
+    const shown = el("span", { text: "0" });
+    slider.addEventListener("input", () => {
+      state.pcs[k] = Number(slider.value);
+      shown.textContent = state.pcs[k].toFixed(1);
+      redraw();
+    });
+    box.appendChild(el("div", { class: "pc" }, [el("span", { text: `PC ${k + 1}` }), slider, shown]));
+  }
+}
+
+function buildUpload() {
+  const drop = document.getElementById("drop");
+  const send = async (file) => {
+    const r = await api("/api/encode", file);
+    await setBase(r.z, URL.createObjectURL(file), null);
+  };
+  document.getElementById("upload").addEventListener("change", (e) => { if (e.target.files[0]) send(e.target.files[0]); });
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    if (e.dataTransfer.files[0]) send(e.dataTransfer.files[0]);
+  });
+}
+
+function buildInterpolation() {
+  const slider = document.getElementById("interp");
+  const update = async () => {
+    if (!state.a || !state.b) return;
+    const t = Number(slider.value);
+    const z = state.a.map((v, i) => (1 - t) * v + t * state.b[i]);
+    const r = await api("/api/view", { base: z, edits: [], hold: false, pcs: [] });
+    document.getElementById("edited").src = r.image;
+  };
+  const strip = async () => {
+    if (!state.a || !state.b) return;
+    slider.disabled = false;
+    const r = await api("/api/interpolate", { z0: state.a, z1: state.b, steps: 8 });
+    const box = document.getElementById("strip");
+    box.innerHTML = "";
+    r.frames.forEach((src, i) => box.appendChild(el("img", { src, alt: `frame ${i}` })));
+  };
+  document.getElementById("setA").addEventListener("click", () => { state.a = state.z; strip(); });
+  document.getElementById("setB").addEventListener("click", () => { state.b = state.z; strip(); });
+  slider.addEventListener("input", update);
+}
+
+// The code as a NumPy .npy file (float32, little-endian, shape (latent_dim,)).
+function npyBlob(z) {
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${z.length},), }`;
+  while ((10 + header.length + 1) % 64) header += " ";
+  header += "\n";
+  const prefix = new Uint8Array([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, header.length & 255, header.length >> 8]);
+  return new Blob([prefix, new TextEncoder().encode(header), new Float32Array(z).buffer], { type: "application/octet-stream" });
+}
+
+function saveHash() {
+  const s = { base: state.base, face: state.face, edits: editList(), hold: state.hold, pcs: state.pcs };
+  const hash = "#" + encodeURIComponent(JSON.stringify(s));
+  history.replaceState(null, "", hash);
+  document.getElementById("link").href = hash;
+  const npy = document.getElementById("npy");
+  if (npy.href.startsWith("blob:")) URL.revokeObjectURL(npy.href);
+  npy.href = URL.createObjectURL(npyBlob(state.z));
+}
+
+async function restoreHash() {
+  if (location.hash.length < 2) return false;
+  try {
+    const s = JSON.parse(decodeURIComponent(location.hash.slice(1)));
+    s.edits.forEach((e) => {
+      const select = document.querySelector(`select[data-attribute="${e.attribute}"]`);
+      const slider = document.querySelector(`input[data-attribute="${e.attribute}"]`);
+      if (select && slider) { select.value = e.to; slider.value = e.amount; slider.dispatchEvent(new Event("input")); }
+    });
+    (s.pcs || []).forEach((v, k) => {
+      const slider = document.querySelector(`input[data-pc="${k}"]`);
+      if (slider) { slider.value = v; state.pcs[k] = v; }
+    });
+    state.hold = Boolean(s.hold);
+    document.getElementById("hold").checked = state.hold;
+    if (s.face !== null && s.face !== undefined) await chooseFace(s.face); else await setBase(s.base, null, null);
+    return true;
+  } catch (err) {
+    return false;
+  }
+}
+
+async function main() {
+  info = await api("/api/info");
+  document.getElementById("run").textContent = `${info.run}: ${info.image_size}x${info.image_size}, ${info.latent_dim}-d codes`;
+  document.getElementById("edited-caption").textContent =
+    `edited (${info.image_size} px, shown at 256 px, upscaled smoothly by the browser)`;
+  buildFaces();
+  buildSamplers();
+  buildAttributes();
+  buildPcs();
+  buildUpload();
+  buildInterpolation();
+  document.getElementById("reset").addEventListener("click", () => {
+    document.querySelectorAll("#attributes input[type=range], #pcs input").forEach((s) => { s.value = 0; s.dispatchEvent(new Event("input")); });
+  });
+  if (!(await restoreHash()) && info.faces) await chooseFace(0);
+  document.body.dataset.ready = "1";
+}
+
+main();

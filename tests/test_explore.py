@@ -1,0 +1,253 @@
+"""The explorer: a real server on port 0 in a thread, over a tiny run trained here. Every endpoint, every
+bad request (a 4xx with a one-line JSON error, and the server keeps serving), no path from a URL, four
+clients at once, the same edit as cartoon-vae edit, and the page in a real headless Chromium."""
+
+import hashlib
+import io
+import json
+import shutil
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cartoon_vae.cli import main
+from cartoon_vae.explore import MAX_BODY, Explorer, make_server
+from cartoon_vae.synthetic import make_dataset
+
+from .conftest import ROOT
+
+PAPER = str(ROOT / "configs" / "paper.yaml")
+TINY = ["data.image_size=32", "data.load_size=64", "model.latent_dim=6", "model.encoder_filters=[8,8,8,8,8]",
+        "model.decoder_filters=[8,8,8,8]", "data.batch_size=8", "data.val_fraction=0.25", "train.epochs=2",
+        "sample.stats_images=60"]
+SETS = [a for kv in TINY for a in ("--set", kv)]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("explore")
+    make_dataset(root / "faces", n=48, seed=9, workers=1, progress=False)
+    assert main(["train", "--config", PAPER, "--data", str(root / "faces"), "--run-dir", str(root / "run"), *SETS]) == 0
+    assert main(["train-probe", "--config", PAPER, *SETS, "--data", str(root / "faces"), "--out", str(root / "probe"),
+                 "--epochs", "1"]) == 0
+    before = _snapshot(root / "run")
+    explorer = Explorer(root / "run", root / "probe", faces=6, components=4, log=lambda *_: None)
+    server = make_server(explorer, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield {"url": f"http://127.0.0.1:{server.server_address[1]}", "explorer": explorer, "root": root, "before": before}
+    server.shutdown()
+    server.server_close()
+
+
+def _snapshot(folder):
+    return {p.relative_to(folder): hashlib.sha1(p.read_bytes()).hexdigest() for p in Path(folder).rglob("*")
+            if p.is_file() and p.name != ".lock"}
+
+
+def _call(url, body=None, raw=None, headers=None):
+    """(status, content type, body as JSON or bytes)."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(url, data=data, headers=headers or {}, method="POST" if data is not None else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=120) as r:
+            status, kind, payload = r.status, r.headers["Content-Type"], r.read()
+    except urllib.error.HTTPError as e:
+        status, kind, payload = e.code, e.headers["Content-Type"], e.read()
+    return status, kind, json.loads(payload) if kind.startswith("application/json") else payload
+
+
+def _png(payload):
+    return Image.open(io.BytesIO(payload))
+
+
+def test_every_endpoint(served):
+    url = served["url"]
+    status, _, info = _call(f"{url}/api/info")
+    assert status == 200 and info["latent_dim"] == 6 and info["faces"] == 6 and info["probe"]
+    assert {a["name"] for a in info["attributes"]} >= {"glasses", "hair_color"} and info["components"] == 4
+    for path in ("/", "/static/app.js", "/static/style.css"):
+        assert _call(url + path)[0] == 200
+    assert _png(_call(f"{url}/api/faces/0.png")[2]).size == (32, 32)
+    status, _, face = _call(f"{url}/api/face/1")
+    assert len(face["z"]) == 6 and face["original"].startswith("data:image/png;base64,")
+    assert _png(_call(f"{url}/api/swatches/glasses/5.png")[2]).size == (32, 32)
+    status, kind, png = _call(f"{url}/api/decode", {"z": face["z"]})
+    assert status == 200 and kind == "image/png" and _png(png).size == (32, 32)
+    status, _, view = _call(f"{url}/api/view", {"base": face["z"], "edits": [{"attribute": "glasses", "to": 5,
+                                                                             "amount": 1.0}], "hold": True,
+                                                "pcs": [1.0, -0.5]})
+    assert status == 200, view
+    assert len(view["z"]) == 6 and view["z"] != face["z"] and set(view["probe"]) >= {"glasses"}
+    assert 0 <= view["probe"]["glasses"]["p"] <= 1
+    for sampler in info["samplers"]:
+        status, _, s = _call(f"{url}/api/sample", {"sampler": sampler, "seed": 3})
+        assert status == 200 and len(s["z"]) == 6
+    buf = io.BytesIO()
+    Image.open(sorted((served["root"] / "faces").glob("*.png"))[0]).save(buf, format="PNG")
+    status, _, enc = _call(f"{url}/api/encode", raw=buf.getvalue())
+    assert status == 200 and len(enc["z"]) == 6 and all(np.isfinite(enc["z"]))
+    status, _, frames = _call(f"{url}/api/interpolate", {"z0": face["z"], "z1": s["z"], "steps": 5})
+    assert status == 200 and len(frames["frames"]) == 5
+
+
+def test_an_edit_through_the_api_is_the_edit_of_cartoon_vae_edit(served):
+    from cartoon_vae.edit import edit_to_class, run_direction
+
+    url, ex = served["url"], served["explorer"]
+    z = ex.face_means[2]
+    _, _, got = _call(f"{url}/api/edit", {"z": z.tolist(), "attribute": "hair_color", "to": 3, "amount": 1.0})
+    attrs = type(ex.attrs)(ex.attrs.names, ex.attrs.n_variants, ex.train_labels, ())
+    direction = run_direction(attrs, ex.train_means, np.arange(len(ex.train_means)), "hair_color", 3)
+    np.testing.assert_allclose(got["z"], edit_to_class(z[None], direction)[0], rtol=1e-6, atol=1e-6)
+
+
+def _bomb():
+    buf = io.BytesIO()
+    Image.new("1", (14000, 14000)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+BAD = [  # (method, path, JSON body or raw bytes, status, words of the error)
+    ("POST", "/api/decode", {"z": [0.0] * 5}, 400, "z: must be a list of 6"),
+    ("POST", "/api/decode", {"z": [float("nan")] * 6}, 400, "finite numbers"),
+    ("POST", "/api/decode", {"z": [float("inf")] + [0.0] * 5}, 400, "finite numbers"),
+    ("POST", "/api/decode", {"z": [1e30] + [0.0] * 5}, 400, "finite numbers"),
+    ("POST", "/api/decode", {"z": ["a"] * 6}, 400, "finite numbers"),
+    ("POST", "/api/decode", b"{not json", 400, "not JSON"),
+    ("POST", "/api/decode", b"[1, 2]", 400, "JSON object"),
+    ("POST", "/api/edit", {"z": [0.0] * 6, "attribute": "wings", "to": 1}, 400, "attribute: must be one of"),
+    ("POST", "/api/edit", {"z": [0.0] * 6, "attribute": "glasses", "to": 99}, 400, "to: glasses has values"),
+    ("POST", "/api/edit", {"z": [0.0] * 6, "attribute": "glasses", "to": 5, "amount": 1e9}, 400, "amount"),
+    ("POST", "/api/view", {"base": [0.0] * 6, "edits": "all"}, 400, "edits"),
+    ("POST", "/api/view", {"base": [0.0] * 6, "pcs": [0.0] * 99}, 400, "pcs"),
+    ("POST", "/api/sample", {"sampler": "flow"}, 400, "sampler: must be one of"),
+    ("POST", "/api/sample", {"sampler": "gmm", "seed": -1}, 400, "seed"),
+    ("POST", "/api/interpolate", {"z0": [0.0] * 6, "z1": [0.0] * 6, "steps": 10 ** 6}, 400, "steps"),
+    ("POST", "/api/encode", b"not an image", 400, "upload: not a readable image"),
+    ("POST", "/api/encode", b"\x89PNG\r\n\x1a\n" + b"\0" * 40, 400, "upload: not a readable image"),
+    ("POST", "/api/encode", "bomb", 400, "decompression-bomb"),
+    ("GET", "/api/faces/99.png", None, 404, "face: must be in [0, 5]"),
+    ("GET", "/api/swatches/glasses/99.png", None, 400, "to: glasses has values"),
+    ("GET", "/../cartoon_vae/explore.py", None, 404, "not found"),
+    ("GET", "/static/../explore.py", None, 404, "not found"),
+    ("GET", "/static/%2e%2e/explore.py", None, 404, "not found"),
+    ("GET", "//etc/passwd", None, 404, "not found"),
+    ("GET", "/static/app.js/../../runs.py", None, 404, "not found"),
+    ("POST", "/api/nothing", {}, 404, "not found"),
+]
+
+
+@pytest.mark.parametrize("method,path,body,status,words", BAD, ids=[f"{m} {p} {i}" for i, (m, p, *_) in enumerate(BAD)])
+def test_a_bad_request_is_a_4xx_with_one_line_and_the_server_keeps_serving(served, method, path, body, status, words):
+    url = served["url"]
+    raw = _bomb() if body == "bomb" else body if isinstance(body, bytes) else None
+    got = _call(url + path, body if raw is None and method == "POST" else None, raw=raw)
+    assert got[0] == status and got[1] == "application/json", got[:2]
+    assert words in got[2]["error"] and "\n" not in got[2]["error"], got[2]
+    assert _call(f"{url}/api/info")[0] == 200
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(served):
+    import http.client
+
+    host, port = served["url"].split("//")[1].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    conn.putrequest("POST", "/api/decode")
+    conn.putheader("Content-Length", str(MAX_BODY + 1))
+    conn.endheaders()
+    r = conn.getresponse()
+    assert r.status == 413 and "at most 4,194,304 bytes" in json.loads(r.read())["error"]
+    conn.close()
+    assert _call(f"{served['url']}/api/info")[0] == 200
+
+
+def test_four_clients_at_once_and_the_run_folder_only_gains_caches(served):
+    url, ex = served["url"], served["explorer"]
+    codes = [ex.face_means[i % 6].tolist() for i in range(40)]
+    with ThreadPoolExecutor(4) as pool:
+        statuses = list(pool.map(lambda z: _call(f"{url}/api/decode", {"z": z})[0], codes))
+    assert statuses == [200] * 40
+    after = _snapshot(served["root"] / "run")
+    assert {k: v for k, v in after.items() if k in served["before"]} == served["before"]
+    assert set(after) - set(served["before"]) <= {Path("latent_stats.npz"), Path("latent_gmm.npz")}
+
+
+def test_the_projector_files_load_in_tensorboards_config_parser(served, tmp_path):
+    from google.protobuf import text_format
+    from tensorboard.plugins import projector
+
+    from cartoon_vae.explore import write_projector
+
+    run = tmp_path / "run"
+    shutil.copytree(served["root"] / "run", run, ignore=shutil.ignore_patterns(".lock"))
+    folder = write_projector(run, limit=20)
+    assert folder == run / "logs"
+    config = text_format.Parse((folder / "projector_config.pbtxt").read_text(), projector.ProjectorConfig())
+    emb = config.embeddings[0]
+    vectors = np.loadtxt(folder / emb.tensor_path, delimiter="\t")
+    meta = (folder / emb.metadata_path).read_text().splitlines()
+    assert vectors.shape == (20, 6) and len(meta) == 21 and meta[0].split("\t")[0] == "file"
+    assert "hair_color" in meta[0].split("\t")
+    sprite = Image.open(folder / emb.sprite.image_path)
+    assert sprite.size == (5 * emb.sprite.single_image_dim[0], 5 * emb.sprite.single_image_dim[1])
+
+
+CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+
+
+@pytest.mark.skipif(not (CHROMIUM.exists() and DRIVER.exists()),
+                    reason="Debian's chromium and chromium-driver (installed by .ci/run)")
+def test_the_page_in_headless_chromium_edits_the_face_and_the_probe_follows(served, tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1600,1000"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
+    try:
+        driver.get(served["url"] + "/")
+        wait = WebDriverWait(driver, 60)
+        wait.until(lambda d: d.execute_script("return document.body.dataset.ready === '1'"))
+
+        def edited():
+            return driver.execute_script("return document.getElementById('edited').src")
+
+        def reading(name):
+            return driver.execute_script(
+                f"const r = document.querySelector('#probe tr[data-attribute=\"{name}\"]'); return r && r.innerText")
+
+        def move(selector, value):
+            driver.execute_script(f"const s = document.querySelector('{selector}'); s.value = {value}; "
+                                  "s.dispatchEvent(new Event('input'));")
+
+        start = edited()
+        driver.execute_script("const s = document.querySelector('select[data-attribute=\"glasses\"]'); s.value = '5';"
+                              "s.dispatchEvent(new Event('change'));")
+        move('input[data-attribute="glasses"]', 1.0)
+        wait.until(lambda d: edited() != start)
+        wait.until(lambda d: "glasses" in (reading("glasses") or ""))
+        after_edit = edited()
+        move('input[data-pc="0"]', 2.5)
+        wait.until(lambda d: edited() != after_edit)
+        assert driver.execute_script("return location.hash.length") > 10  # the state is in the URL
+        driver.save_screenshot(str(tmp_path / "explorer.png"))
+        shutil.copy(tmp_path / "explorer.png", Path(tempfile.gettempdir()) / "cartoon-vae-explorer-test.png")
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+    finally:
+        driver.quit()
+    assert Image.open(tmp_path / "explorer.png").size[0] >= 1000
