@@ -50,6 +50,9 @@ def format_table(results) -> str:
         lines += ["", f"Generation at {g['image_size']}x{g['image_size']} from a reloaded model: 10 faces in "
                       f"{g['latency_10_ms']} ms; {g['batched_img_s']} faces/s in batches of {g['batch_size']} "
                       f"(model load {g['load_seconds']} s)."]
+    e = results.get("explore")
+    if e:
+        lines += ["", explore_line(e)]
     if results["step_variants"]:
         lines += ["", "| image size | training step variant (batch 32) | img/s | vs the project's step [95% CI] |",
                   "|---|---|---|---|"]
@@ -67,3 +70,12 @@ def format_table(results) -> str:
         lines.append(f"| {name} | {p['seconds']} | {p['rss_at_start_mb']} | {p['peak_rss_mb']} | "
                      f"{'n/a' if steal is None else f'{100 * steal:.0f}%'} |")
     return "\n".join(lines)
+
+
+def explore_line(e) -> str:
+    """The explorer's latency in one sentence (:func:`cartoon_vae.bench_explore.explore_latency`)."""
+    d, v = e["decode"], e["edit"]
+    return (f"Explorer at {e['image_size']}x{e['image_size']}, {e['clients']} clients at once, request to PNG: "
+            f"decode p50 {d['p50_ms']} ms, p95 {d['p95_ms']} ms ({d['requests_per_s']} requests/s); an attribute "
+            f"edit with a principal-direction move p50 {v['p50_ms']} ms, p95 {v['p95_ms']} ms "
+            f"({v['requests_per_s']} requests/s).")

@@ -38,14 +38,15 @@ import tempfile
 from pathlib import Path
 
 from .bench_measure import in_child, matmul_flops, phase
+from .config import load_config
 
 PLANS = {  # images (files) and measured rounds (one epoch of each loop, interleaved) after a warm-up round;
     # time_to_quality: epochs of the paper recipe in the reference loop (its final MSE is the target) and
     # the most epochs the recommended recipe gets to reach it (0: the phase is skipped)
     "quick": {"images": {256: 256, "demo": 512}, "rounds": 2, "variant_rounds": 2, "generation_reps": 3,
-              "time_to_quality": (0, 0), "matmul_seconds": 2.0},
+              "time_to_quality": (0, 0), "matmul_seconds": 2.0, "explore_requests": 25},
     "full": {"images": {256: 768, "demo": 2000}, "rounds": 4, "variant_rounds": 3, "generation_reps": 10,
-             "time_to_quality": (40, 40), "matmul_seconds": 5.0},
+             "time_to_quality": (40, 40), "matmul_seconds": 5.0, "explore_requests": 100},
 }
 
 
@@ -62,13 +63,16 @@ def _machine():
 
 
 def _subset(data_dir, n, out):
-    """A folder of symbolic links to the first ``n`` images of ``data_dir`` (identical data for both loops)."""
+    """A folder of symbolic links to the first ``n`` images of ``data_dir`` and their attribute CSVs
+    (identical data for both loops)."""
     from .data import list_images
 
     paths = list_images(data_dir)[:n]
     out.mkdir(parents=True)
     for i, p in enumerate(paths):
         (out / f"{i:06d}{Path(p).suffix}").symlink_to(os.path.abspath(p))
+        if Path(p).with_suffix(".csv").exists():  # the attributes, for the explorer's edits
+            (out / f"{i:06d}.csv").symlink_to(os.path.abspath(Path(p).with_suffix(".csv")))
     return len(paths)
 
 
@@ -120,6 +124,13 @@ def run_benchmark(quick=False, data_dir=None, paper_config="configs/paper.yaml",
                 results["generation"] = section["generation"]
             if section.get("op_profile"):
                 results.setdefault("op_profiles", []).append(section["op_profile"])
+        log("explorer latency at the demo size, 4 clients ...")
+        with phase(phases, "explore"):
+            results["explore"] = _explore_phase(demo_config, tmp / "subset-demo", tmp / "explore-run",
+                                                plan["explore_requests"])
+        e = results["explore"]
+        log(f"  decode p50 {e['decode']['p50_ms']} ms, p95 {e['decode']['p95_ms']} ms; edit p50 {e['edit']['p50_ms']} "
+            f"ms, p95 {e['edit']['p95_ms']} ms; {e['decode']['requests_per_s']} decodes/s")
         paper_epochs, max_epochs = plan["time_to_quality"]
         if paper_epochs:
             log(f"time to quality at 64x64 ({plan['images']['demo']} images): ...")
@@ -129,3 +140,14 @@ def run_benchmark(quick=False, data_dir=None, paper_config="configs/paper.yaml",
                     recommended_config=str(Path(recommended_config).resolve()), data_dir=str(tmp / "subset-demo"),
                     paper_epochs=paper_epochs, max_epochs=max_epochs)
     return results
+
+
+def _explore_phase(config_path, data_dir, run_dir, requests) -> dict:
+    """The explorer's latency (:func:`cartoon_vae.bench_explore.explore_latency`) on a run of the demo
+    config trained for one epoch (latency does not depend on how well a model is trained)."""
+    from .bench_explore import explore_latency
+    from .train import train
+
+    config = load_config(config_path).replace(data={"dir": str(data_dir)}, train={"epochs": 1})
+    train(config, run_dir, verbose=0)
+    return explore_latency(run_dir, clients=4, requests=requests)
