@@ -73,6 +73,8 @@ class Explorer:
     """The model side of the page: a loaded run, its held-out faces, directions, samplers and PCA."""
 
     def __init__(self, run_dir, probe_dir=None, faces=24, components=12, log=print):
+        import tensorflow as tf
+
         from .data import make_datasets, read_attributes
         from .inference import encode_split
         from .runs import load_run
@@ -94,6 +96,20 @@ class Explorer:
         self.components, self.spreads = self._pca(components)
         self._directions, self._samplers, self._held = {}, None, None
         self._cache, self._lock = {}, threading.Lock()
+        self._decoder = self._compiled(self.vae.decode, (None, int(self.vae.latent_dim)))
+        if self.probe is not None:
+            size = int(self.probe.info["image_size"])
+            self._reader = self._compiled(lambda x: self.probe.model(tf.image.resize(x, (size, size), method="area")
+                                                                     if x.shape[1] != size else x, training=False),
+                                          (None, int(self.vae.image_size), int(self.vae.image_size), 3))
+
+    @staticmethod
+    def _compiled(function, shape):
+        """``function`` traced once for its input shape: a page's single face then costs a millisecond or two
+        instead of the ten an eager Keras call spends on overhead."""
+        import tensorflow as tf
+
+        return tf.function(function, input_signature=[tf.TensorSpec(shape, tf.float32)])
 
     def _pca(self, k):
         from sklearn.decomposition import PCA
@@ -125,9 +141,7 @@ class Explorer:
         return png_bytes(self.face_images[self._face_index(i)])
 
     def decode(self, z) -> np.ndarray:
-        from .inference import decode
-
-        return decode(self.vae, np.asarray(z, np.float32)[None])[0]
+        return np.asarray(self._decoder(np.asarray(z, np.float32)[None]))[0]
 
     def view(self, base, edits=(), hold=False, pcs=()) -> dict:
         z = self.code(base)
@@ -208,8 +222,9 @@ class Explorer:
         """The probe's reading of a face: per attribute, the most likely value and its probability."""
         if self.probe is None:
             return None
-        probs = self.probe.probabilities(image[None])
-        return {n: {"value": int(p[0].argmax()), "p": round(float(p[0].max()), 3)} for n, p in probs.items()}
+        heads = self._reader(np.asarray(image, np.float32)[None])
+        return {n: {"value": int(np.argmax(heads[n][0])), "p": round(float(np.max(heads[n][0])), 3)}
+                for n in self.probe.names}
 
     # --- checks and lazy fits ------------------------------------------------------------------
 

@@ -118,7 +118,7 @@ def counterfactual_figure(images, path, attribute, to):
     originals, truths, edits = images
     grid = np.stack([originals, truths, edits], 1).reshape(-1, *originals.shape[1:])
     save_grid(grid, path, len(originals), 3, col_labels=["original", "true counterfactual", "latent edit"],
-              title=f"{attribute} -> {to}: the edit beside the face it should have produced")
+              title=f"{attribute} -> {to}")
 
 
 SAMPLE_BATCH = 256  # images decoded at once by write_samples

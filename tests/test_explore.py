@@ -25,7 +25,7 @@ from .conftest import ROOT
 
 PAPER = str(ROOT / "configs" / "paper.yaml")
 TINY = ["data.image_size=32", "data.load_size=64", "model.latent_dim=6", "model.encoder_filters=[8,8,8,8,8]",
-        "model.decoder_filters=[8,8,8,8]", "data.batch_size=8", "data.val_fraction=0.25", "train.epochs=2",
+        "model.decoder_filters=[8,8,8,8]", "data.batch_size=8", "data.val_fraction=0.25", "train.epochs=1",
         "sample.stats_images=60"]
 SETS = [a for kv in TINY for a in ("--set", kv)]
 
@@ -33,7 +33,7 @@ SETS = [a for kv in TINY for a in ("--set", kv)]
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("explore")
-    make_dataset(root / "faces", n=48, seed=9, workers=1, progress=False)
+    make_dataset(root / "faces", n=36, seed=9, workers=1, progress=False)
     assert main(["train", "--config", PAPER, "--data", str(root / "faces"), "--run-dir", str(root / "run"), *SETS]) == 0
     assert main(["train-probe", "--config", PAPER, *SETS, "--data", str(root / "faces"), "--out", str(root / "probe"),
                  "--epochs", "1"]) == 0
