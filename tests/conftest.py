@@ -24,3 +24,22 @@ def small_overrides(tmp_dir=None, size=64, latent=8):
     if tmp_dir is not None:
         o.append(f"data.dir={tmp_dir}")
     return o
+
+
+def exit_code(argv):
+    """The command's exit code: main's return value, or the code of argparse's SystemExit."""
+    from cartoon_vae.cli import main
+
+    try:
+        return main([str(a) for a in argv])
+    except SystemExit as e:
+        return e.code
+
+
+def one_line_error(capsys, *words):
+    """The captured stderr: exactly one line, no traceback, holding every one of ``words``."""
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for w in words:
+        assert str(w) in err, (w, err)
+    return err

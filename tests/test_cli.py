@@ -3,25 +3,14 @@ empty, NaN, inf, negative and huge value each exit 2 with one line naming the ar
 
 import pytest
 
-from cartoon_vae.cli import SUBCOMMANDS, build_parser, main
+from cartoon_vae.cli import SUBCOMMANDS, build_parser
 
-from .conftest import ROOT
+from .conftest import ROOT, exit_code, one_line_error
 
 PAPER = str(ROOT / "configs" / "paper.yaml")
 
 
-def _code(argv):
-    try:
-        return main([str(a) for a in argv])
-    except SystemExit as e:  # argparse's usage errors
-        return e.code
 
-
-def _one_line(capsys, *words):
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for w in words:
-        assert str(w) in err, (w, err)
 
 
 def test_every_subcommand_has_help_and_a_function(capsys):
@@ -34,7 +23,7 @@ def test_every_subcommand_has_help_and_a_function(capsys):
 
 
 def test_an_unknown_command_is_one_line(capsys):
-    assert _code(["fly"]) == 2
+    assert exit_code(["fly"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "invalid choice: 'fly'" in err
 
@@ -94,8 +83,8 @@ ARGUMENTS = [  # (command and its other required arguments, the argument, the ki
 def test_every_argument_refuses_bad_values_in_one_line(capsys, base, arg, kind):
     for value in BAD_VALUES[kind]:
         argv = [*base, f"{arg}={value}"]
-        assert _code(argv) == 2, argv
-        _one_line(capsys, arg)
+        assert exit_code(argv) == 2, argv
+        one_line_error(capsys, arg)
 
 
 def test_every_argument_of_every_subcommand_is_in_the_table():

@@ -15,10 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cartoon_vae.cli import main
 from cartoon_vae.synthetic import make_dataset
 
-from .conftest import ROOT
+from .conftest import ROOT, exit_code, one_line_error
 
 PAPER = str(ROOT / "configs" / "paper.yaml")
 TINY = ["data.image_size=32", "data.load_size=64", "model.latent_dim=4", "model.encoder_filters=[4,4,4,4,4]",
@@ -27,19 +26,7 @@ TINY = ["data.image_size=32", "data.load_size=64", "model.latent_dim=4", "model.
 SETS = [a for kv in TINY for a in ("--set", kv)]
 
 
-def _code(argv):
-    try:
-        return main([str(a) for a in argv])
-    except SystemExit as e:  # argparse's usage errors
-        return e.code
 
-
-def _one_line(capsys, *words):
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    for w in words:
-        assert str(w) in err, (w, err)
-    return err
 
 
 def _snapshot(root):
@@ -63,7 +50,7 @@ def faces(tmp_path_factory):
 def run(faces, tmp_path_factory):
     """A tiny trained run (one epoch) that the tests below only read or copy."""
     r = tmp_path_factory.mktemp("run") / "run"
-    assert _code(["train", "--config", PAPER, "--data", faces, "--run-dir", r, *SETS]) == 0
+    assert exit_code(["train", "--config", PAPER, "--data", faces, "--run-dir", r, *SETS]) == 0
     return r
 
 
@@ -93,11 +80,11 @@ def test_a_folder_of_jpegs_and_other_formats_trains_and_check_data_counts_them(f
     for k, png in enumerate(sorted(faces.glob("*.png"))):
         fmt = formats[k % len(formats)] if k >= 6 else formats[k]
         _as_format(png, data / f"{png.stem}.{fmt}", fmt)
-    assert _code(["check-data", "--data", data]) == 0
+    assert exit_code(["check-data", "--data", data]) == 0
     out = capsys.readouterr().out
     assert "24 image files" in out and "0 unreadable" in out and "training uses 24" in out
     run = tmp_path / "run"
-    assert _code(["train", "--config", PAPER, "--data", data, "--run-dir", run, *SETS,
+    assert exit_code(["train", "--config", PAPER, "--data", data, "--run-dir", run, *SETS,
                   "--set", "train.epochs=3", "--set", "data.cache=none"]) == 0
     rows = _history(run)
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
@@ -119,7 +106,7 @@ def test_a_file_the_scan_passes_but_that_does_not_decode_is_named_and_skipped(fa
     full = tmp_path / "full.jpg"
     _as_format(data / "cs000000.png", full, "jpg")
     (data / "zz_truncated.jpg").write_bytes(full.read_bytes()[: full.stat().st_size // 2])  # verify() passes it
-    assert _code(["check-data", "--data", data]) == 0
+    assert exit_code(["check-data", "--data", data]) == 0
     out = capsys.readouterr().out
     assert "1 unreadable" in out and "zz_truncated.jpg" in out and "training uses 24" in out
     from cartoon_vae import load_config
@@ -151,7 +138,7 @@ def test_resume_with_an_emptied_checkpoints_folder(run, tmp_path, capsys):
     for c in (r / "checkpoints").iterdir():
         c.unlink()
     # model.keras and a history that counts its epoch: resumed from model.keras, saying so
-    assert _code(["train", "--resume", "--run-dir", r, "--set", "train.epochs=2"]) == 0
+    assert exit_code(["train", "--resume", "--run-dir", r, "--set", "train.epochs=2"]) == 0
     assert "resuming from model.keras" in capsys.readouterr().out
     assert [row["epoch"] for row in _history(r)] == ["1", "2"]
     # model.keras without a history, or a history without a model: one line, nothing rewritten
@@ -160,8 +147,8 @@ def test_resume_with_an_emptied_checkpoints_folder(run, tmp_path, capsys):
         shutil.rmtree(q / "checkpoints")
         (q / remove).unlink()
         before = _snapshot(q)
-        assert _code(["train", "--resume", "--run-dir", q, "--set", "train.epochs=2"]) == 2
-        _one_line(capsys, "no checkpoint to resume from", "would train again from epoch 1")
+        assert exit_code(["train", "--resume", "--run-dir", q, "--set", "train.epochs=2"]) == 2
+        one_line_error(capsys, "no checkpoint to resume from", "would train again from epoch 1")
         assert {p: h for p, h in _snapshot(q).items() if p.name != ".lock"} == before
 
 
@@ -169,10 +156,10 @@ def test_resume_after_config_yaml_was_edited_to_another_image_size(run, tmp_path
     r = _copy_run(run, tmp_path / "r")
     (r / "config.yaml").write_text((r / "config.yaml").read_text().replace("image_size: 32", "image_size: 64"))
     before = _snapshot(r)
-    assert _code(["train", "--resume", "--run-dir", r, "--set", "train.epochs=2"]) == 2
-    _one_line(capsys, "data.image_size is 64", "trained with 32")
-    assert _code(["figures", "--run", r]) == 2
-    _one_line(capsys, "data.image_size is 64")
+    assert exit_code(["train", "--resume", "--run-dir", r, "--set", "train.epochs=2"]) == 2
+    one_line_error(capsys, "data.image_size is 64", "trained with 32")
+    assert exit_code(["figures", "--run", r]) == 2
+    one_line_error(capsys, "data.image_size is 64")
     assert {p: h for p, h in _snapshot(r).items() if p.name != ".lock"} == before
 
 
@@ -196,8 +183,8 @@ def test_a_run_folder_with_planted_links_leaves_every_target_unchanged(run, tmp_
     before = _snapshot(outside)
     for argv in (["figures", "--run", r], ["train", "--resume", "--run-dir", r, "--set", "train.epochs=2"],
                  ["sample", "--run", r, "--n", "2", "--out", tmp_path / "s"]):
-        assert _code(argv) == 2, argv
-        _one_line(capsys, f"{r / name}: symbolic link")
+        assert exit_code(argv) == 2, argv
+        one_line_error(capsys, f"{r / name}: symbolic link")
     assert _snapshot(outside) == before and victim.read_text() == "do not touch\n"
     assert not (outside / "missing").exists()
 
@@ -206,16 +193,16 @@ def test_a_run_folder_with_planted_links_leaves_every_target_unchanged(run, tmp_
 
 def test_sample_refuses_earlier_outputs_and_overwrite_leaves_no_stale_ones(run, tmp_path, capsys):
     out = tmp_path / "s"
-    assert _code(["sample", "--run", run, "--n", "3", "--out", out]) == 0
+    assert exit_code(["sample", "--run", run, "--n", "3", "--out", out]) == 0
     before = _snapshot(out)
-    assert _code(["sample", "--run", run, "--n", "2", "--out", out]) == 2
-    _one_line(capsys, "latents.npy and 3 more", "already there", "--overwrite")
+    assert exit_code(["sample", "--run", run, "--n", "2", "--out", out]) == 2
+    one_line_error(capsys, "latents.npy and 3 more", "already there", "--overwrite")
     assert _snapshot(out) == before
     victim = tmp_path / "victim.png"
     victim.write_bytes(b"mine")
     (out / "sample_0000.png").unlink()
     (out / "sample_0000.png").symlink_to(victim)  # a link where a sample goes: replaced, its target untouched
-    assert _code(["sample", "--run", run, "--n", "2", "--out", out, "--overwrite", "--seed", "1"]) == 0
+    assert exit_code(["sample", "--run", run, "--n", "2", "--out", out, "--overwrite", "--seed", "1"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["latents.npy", "sample_0000.png", "sample_0001.png"]
     assert np.load(out / "latents.npy").shape[0] == 2 and victim.read_bytes() == b"mine"
     assert not (out / "sample_0000.png").is_symlink()
@@ -225,14 +212,14 @@ def test_sample_refuses_earlier_outputs_and_overwrite_leaves_no_stale_ones(run, 
 
 def test_damaged_latent_caches_are_recomputed(run, tmp_path, capsys):
     r = _copy_run(run, tmp_path / "r")
-    assert _code(["sample", "--run", r, "--n", "2", "--out", tmp_path / "a"]) == 0
-    assert _code(["sample", "--run", r, "--n", "2", "--mode", "gmm", "--out", tmp_path / "b"]) == 0
+    assert exit_code(["sample", "--run", r, "--n", "2", "--out", tmp_path / "a"]) == 0
+    assert exit_code(["sample", "--run", r, "--n", "2", "--mode", "gmm", "--out", tmp_path / "b"]) == 0
     for name in ("latent_stats.npz", "latent_gmm.npz"):
         data = (r / name).read_bytes()
         (r / name).write_bytes(data[: len(data) // 2])
     capsys.readouterr()
-    assert _code(["sample", "--run", r, "--n", "2", "--out", tmp_path / "c"]) == 0
-    assert _code(["sample", "--run", r, "--n", "2", "--mode", "gmm", "--out", tmp_path / "d"]) == 0
+    assert exit_code(["sample", "--run", r, "--n", "2", "--out", tmp_path / "c"]) == 0
+    assert exit_code(["sample", "--run", r, "--n", "2", "--mode", "gmm", "--out", tmp_path / "d"]) == 0
     out = capsys.readouterr().out
     assert "latent_stats.npz: latent statistics unreadable" in out and "latent_gmm.npz: latent mixture unreadable" in out
     assert np.load(r / "latent_stats.npz")["min"].shape == (4,)
@@ -248,7 +235,7 @@ def test_evaluate_leaves_faces_without_csv_out_and_says_so(run, faces, tmp_path,
     shutil.copytree(faces, data)
     r = _copy_run(run, tmp_path / "r")
     (r / "config.yaml").write_text((r / "config.yaml").read_text().replace(str(faces), str(data)))
-    assert _code(["train-probe", "--config", PAPER, *SETS, "--data", data, "--out", tmp_path / "probe",
+    assert exit_code(["train-probe", "--config", PAPER, *SETS, "--data", data, "--out", tmp_path / "probe",
                   "--epochs", "1"]) == 0
     paths = sorted(data.glob("*.png"))
     _, val = split_indices(len(paths), 0.25, 0)
@@ -284,7 +271,7 @@ def ws(faces, run, tmp_path_factory):
     for c in sorted((w / "one_label").glob("*.csv"))[1:]:
         c.unlink()
     r12 = w / "run12"
-    assert _code(["train", "--config", PAPER, "--data", w / "n12", "--run-dir", r12, *SETS]) == 0
+    assert exit_code(["train", "--config", PAPER, "--data", w / "n12", "--run-dir", r12, *SETS]) == 0
     (w / "probe_json").mkdir()
     (w / "probe_json" / "probe.keras").write_bytes(b"x")
     (w / "probe_json" / "probe.json").write_bytes(b"{not json")
@@ -329,8 +316,8 @@ CASES = [  # (argv with {w}, {run}, {bad}; words the one line must contain)
 def test_each_former_traceback_is_exit_2_and_one_line(ws, run, capsys, argv, words):
     w, bad = ws
     before = _snapshot(w)
-    assert _code([str(a).format(w=w, run=run, bad=bad) for a in argv]) == 2
-    _one_line(capsys, *[s.format(w=w, run=run) for s in words])
+    assert exit_code([str(a).format(w=w, run=run, bad=bad) for a in argv]) == 2
+    one_line_error(capsys, *[s.format(w=w, run=run) for s in words])
     after = _snapshot(w)
     assert {p: h for p, h in after.items() if p in before} == before
     assert not [p for p in after if p not in before and p.name != ".lock"]
