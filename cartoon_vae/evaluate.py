@@ -171,6 +171,7 @@ def _counterfactuals(vae, probe, config, attrs, labelled, images, s):
     (:mod:`cartoon_vae.counterfactual`), the probe's verdict beside it and their agreement; and the
     images of the ``counterfactual_figures`` edits. Without the generator (real data): a note only."""
     from . import counterfactual as cf
+    from .data import DataError
     from .edit import run_direction
 
     train_means, train_labels, means, labels = labelled
@@ -182,11 +183,18 @@ def _counterfactuals(vae, probe, config, attrs, labelled, images, s):
         return {"note": "the generator no longer draws these faces as the data set holds them (another "
                         "generator version); draw the set again to judge edits against the truth"}, {}
     train_attrs = type(attrs)(attrs.names, attrs.n_variants, train_labels, ())
-    out, figures = {}, {}
+    out, figures, skipped = {}, {}, []
     for name, targets in s["counterfactual_edits"].items():
+        if name not in names:
+            skipped.append(f"{name}: not an attribute of this data")
+            continue
         n = int(attrs.n_variants[names.index(name)])
         for to in sorted({t % n for t in targets if -n <= t < n}):
-            direction = run_direction(train_attrs, train_means, np.arange(len(train_means)), name, to)
+            try:
+                direction = run_direction(train_attrs, train_means, np.arange(len(train_means)), name, to)
+            except DataError as e:  # no training face has the value (or every one has it): nothing to learn
+                skipped.append(f"{name}->{to}: {str(e).split(': ', 1)[-1]}")
+                continue
             judged = cf.edit_faces(vae, config.data, labels, names, means, images, name, to, direction,
                                    s["counterfactual_faces"])
             if judged is None:
@@ -202,7 +210,7 @@ def _counterfactuals(vae, probe, config, attrs, labelled, images, s):
                 figures[(name, to)] = [part[:k] for part in shown]
     worked = sum(r["worked"] for r in out.values())
     faces = sum(r["faces"] for r in out.values())
-    return {"edits": out, "success_rate": worked / faces if faces else float("nan"),
+    return {"edits": out, "skipped": skipped, "success_rate": worked / faces if faces else float("nan"),
             "rule": f"worked: MSE(edit, truth) <= {cf.SUCCESS_RATIO} x MSE(reconstruction, original) and, on the "
                     f"attribute's pixels, MSE(edit, truth) <= {cf.HALFWAY} x MSE(reconstruction, truth)",
             "method": "class-mean move in the attribute classifier's subspace (edit_to_class), no hold"}, figures

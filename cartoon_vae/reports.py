@@ -199,7 +199,8 @@ def _counterfactual_lines(c) -> list:
         lines.append(f"| {name} | {r['faces']} | {r['worked']} ({r['success_rate']:.2f}) [{lo:.2f}, {hi:.2f}] | "
                      f"{r['floor']:.4f} | {r['start']:.4f} | {r['edit']:.4f} | {r['ssim_edit']:.3f} | "
                      f"{r['others_changed_rate']:.2f} | {r['probe_success_rate']:.2f} | {r['agreement_with_probe']:.2f} |")
-    return lines + ["", f"Over all these edits: {c['success_rate']:.3f} of faces worked."]
+    skipped = f" Not judged: {'; '.join(c['skipped'])}." if c.get("skipped") else ""
+    return lines + ["", f"Over all these edits: {c['success_rate']:.3f} of faces worked.{skipped}"]
 
 
 def _metrics_head(m) -> list:
