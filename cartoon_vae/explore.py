@@ -76,7 +76,7 @@ class Explorer:
         import tensorflow as tf
 
         from .data import make_datasets, read_attributes
-        from .inference import encode_split
+        from .inference import encode_split, traced
         from .runs import load_run
 
         self.run_dir, self.log = Path(run_dir), log
@@ -96,20 +96,12 @@ class Explorer:
         self.components, self.spreads = self._pca(components)
         self._directions, self._samplers, self._held = {}, None, None
         self._cache, self._lock = {}, threading.Lock()
-        self._decoder = self._compiled(self.vae.decode, (None, int(self.vae.latent_dim)))
+        self._decoder = traced(self.vae.decode, (None, int(self.vae.latent_dim)))
         if self.probe is not None:
             size = int(self.probe.info["image_size"])
-            self._reader = self._compiled(lambda x: self.probe.model(tf.image.resize(x, (size, size), method="area")
-                                                                     if x.shape[1] != size else x, training=False),
-                                          (None, int(self.vae.image_size), int(self.vae.image_size), 3))
-
-    @staticmethod
-    def _compiled(function, shape):
-        """``function`` traced once for its input shape: a page's single face then costs a millisecond or two
-        instead of the ten an eager Keras call spends on overhead."""
-        import tensorflow as tf
-
-        return tf.function(function, input_signature=[tf.TensorSpec(shape, tf.float32)])
+            self._reader = traced(lambda x: self.probe.model(tf.image.resize(x, (size, size), method="area")
+                                                             if x.shape[1] != size else x, training=False),
+                                  (None, int(self.vae.image_size), int(self.vae.image_size), 3))
 
     def _pca(self, k):
         from sklearn.decomposition import PCA

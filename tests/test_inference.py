@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cartoon_vae.inference import decode, encode_means, encode_split, first_images, reconstruct
+from cartoon_vae.inference import decode, encode_means, encode_split, first_images, reconstruct, traced
 
 
 class Doubler:
@@ -54,3 +54,9 @@ def test_decode_in_batches_and_reconstruct_decodes_the_means():
 def test_first_images_of_plain_and_indexed_batches():
     np.testing.assert_allclose(first_images(BATCHES, 3), np.concatenate(BATCHES)[:3])
     np.testing.assert_allclose(first_images([(b, None) for b in BATCHES], 2), np.concatenate(BATCHES)[:2])
+
+
+def test_traced_gives_the_eager_answer():
+    f = traced(lambda z: z * 2.0 + 1.0, (None, 3))
+    z = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_allclose(np.asarray(f(z)), z * 2 + 1)
