@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import abc
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,7 @@ def _finite(*arrays) -> bool:
     return all(np.issubdtype(a.dtype, np.number) and np.isfinite(a).all() for a in arrays)
 
 
-class Sampler:
+class Sampler(abc.ABC):
     """Base class. ``cache``: the run-folder file of the fitted state (None: nothing to fit);
     ``fingerprint_suffix`` tells caches written under older rules apart."""
 
@@ -55,8 +56,9 @@ class Sampler:
     def fit(self, codes) -> "Sampler":
         return self
 
+    @abc.abstractmethod
     def sample(self, n, rng) -> np.ndarray:
-        raise NotImplementedError  # pragma: no cover - every registered sampler defines it
+        """``n`` codes, (n, latent_dim) float32, drawn with the NumPy generator ``rng``."""
 
     def valid(self, state) -> bool:
         """Whether a cached state is whole and consistent (shapes, finite values)."""
