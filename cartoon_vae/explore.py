@@ -93,6 +93,11 @@ class Explorer:
         _, self.train_means, _, train_idx = encode_split(self.vae, train, keep_images=False)
         self.face_images, self.face_means, _, _ = encode_split(self.vae, val, limit=faces)
         self.train_labels = self.attrs.values[train_idx] if self.attrs.names else None
+        self.values = {}  # the attributes an edit can move: name -> the values the training faces show
+        for k, name in enumerate(self.attrs.names):
+            seen = sorted(int(v) for v in np.unique(self.train_labels[:, k]) if v >= 0)
+            if len(seen) >= 2:
+                self.values[name] = seen
         self.components, self.spreads = self._pca(components)
         self._directions, self._samplers, self._held = {}, None, None
         self._cache, self._lock = {}, threading.Lock()
@@ -114,12 +119,9 @@ class Explorer:
     def info(self) -> dict:
         from .samplers import SAMPLERS
 
-        attributes = []
-        if self.train_labels is not None:
-            for k, (name, n) in enumerate(zip(self.attrs.names, self.attrs.n_variants)):
-                seen = sorted(int(v) for v in np.unique(self.train_labels[:, k]) if v >= 0)
-                if len(seen) >= 2:
-                    attributes.append({"name": name, "values": seen, "n_variants": int(n)})
+        attributes = [{"name": name, "values": values,
+                       "n_variants": int(self.attrs.n_variants[self.attrs.names.index(name)])}
+                      for name, values in self.values.items()]
         return {"run": str(self.run_dir), "latent_dim": int(self.vae.latent_dim),
                 "image_size": int(self.vae.image_size), "faces": len(self.face_means), "attributes": attributes,
                 "samplers": list(SAMPLERS), "components": len(self.components), "probe": self.probe is not None}
@@ -242,13 +244,11 @@ class Explorer:
         return values
 
     def _attribute(self, attribute, to):
-        names = [a["name"] for a in self.info()["attributes"]]
-        if attribute not in names:
-            raise BadRequest(f"attribute: must be one of {', '.join(names)}, got {str(attribute)[:40]!r}")
-        values = np.unique(self.train_labels[:, self.attrs.names.index(attribute)])
+        if attribute not in self.values:
+            raise BadRequest(f"attribute: must be one of {', '.join(self.values)}, got {str(attribute)[:40]!r}")
+        values = self.values[attribute]
         if isinstance(to, bool) or not isinstance(to, int) or to not in values:
-            raise BadRequest(f"to: {attribute} has values {', '.join(str(v) for v in values if v >= 0)}, got "
-                             f"{str(to)[:40]}")
+            raise BadRequest(f"to: {attribute} has values {', '.join(map(str, values))}, got {str(to)[:40]}")
         return attribute, int(to)
 
     def _face_index(self, i) -> int:
