@@ -234,24 +234,28 @@ def edit_scores(edited, unedited, attribute, to, edited_images=None, unedited_im
     return out
 
 
-def run_direction(attrs, train_means, train_idx, attribute, to, from_=None, hold_names=(), where=""):
-    """The direction ``cartoon-vae edit`` (and the explorer) moves along: ``attribute``'s classifier
-    fitted on the training codes (with its :data:`COMPANIONS`), towards ``to`` (from ``from_``),
-    holding the classifiers of ``hold_names`` fixed. ``attrs`` is the data's
-    :class:`~cartoon_vae.data.Attributes`; ``train_idx`` the training codes' file indices. A
-    DataError (naming ``where``) when the labels cannot give one."""
+def run_direction(names, train_labels, train_means, attribute, to, from_=None, hold_names=(), where=""):
+    """The direction ``cartoon-vae edit`` (and the explorer, and the counterfactual evaluation) moves
+    along: ``attribute``'s classifier fitted on the training codes (with its :data:`COMPANIONS`),
+    towards ``to`` (from ``from_``), holding the classifiers of ``hold_names`` fixed. ``train_labels``:
+    (n, attributes) values of the n training codes, columns in the order of ``names``. A DataError
+    (naming ``where``) when the labels cannot give one."""
     from .data import DataError
 
-    labels = attrs.column(attribute)[train_idx]
+    names = list(names)
+
+    def column(name):
+        return train_labels[:, names.index(name)]
+
     try:
-        companions = [attrs.column(c)[train_idx] for c in COMPANIONS.get(attribute, ()) if c in attrs.names]
-        direction = fit_direction(train_means, labels, to, from_, companions=companions)
+        companions = [column(c) for c in COMPANIONS.get(attribute, ()) if c in names]
+        direction = fit_direction(train_means, column(attribute), to, from_, companions=companions)
     except ValueError as e:
         raise DataError(f"{where}: {attribute}: {e}") from None
     others = []
     for n in hold_names:
         try:
-            others.append(attribute_classifier(train_means, attrs.column(n)[train_idx]))
+            others.append(attribute_classifier(train_means, column(n)))
         except ValueError as e:
             raise DataError(f"{where}: --hold {n}: {e}") from None
     return hold(direction, others) if others else direction
@@ -277,7 +281,8 @@ def edit_heldout(vae, config, attribute, to, from_=None, strengths=(1.0, 2.0, 3.
             raise DataError(f"{flag} {value}: {attribute} has variants 0..{n_variants - 1}")
     train_ds, val_ds = make_datasets(config, with_index=True, shuffle_train=False)
     _, train_means, _, train_idx = encode_split(vae, train_ds, keep_images=False)
-    direction = run_direction(attrs, train_means, train_idx, attribute, to, from_, hold_names, where)
+    direction = run_direction(attrs.names, attrs.values[train_idx], train_means, attribute, to, from_, hold_names,
+                              where)
     val_x, val_means, _, val_idx = encode_split(vae, val_ds)
     rows = faces_to_edit(attrs.column(attribute)[val_idx], to, from_, faces)
     if not len(rows):

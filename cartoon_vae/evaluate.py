@@ -182,7 +182,6 @@ def _counterfactuals(vae, probe, config, attrs, labelled, images, s):
     if not cf.check_renderer(labels, names, images, config.data):
         return {"note": "the generator no longer draws these faces as the data set holds them (another "
                         "generator version); draw the set again to judge edits against the truth"}, {}
-    train_attrs = type(attrs)(attrs.names, attrs.n_variants, train_labels, ())
     out, figures, skipped = {}, {}, []
     for name, targets in s["counterfactual_edits"].items():
         if name not in names:
@@ -191,7 +190,7 @@ def _counterfactuals(vae, probe, config, attrs, labelled, images, s):
         n = int(attrs.n_variants[names.index(name)])
         for to in sorted({t % n for t in targets if -n <= t < n}):
             try:
-                direction = run_direction(train_attrs, train_means, np.arange(len(train_means)), name, to)
+                direction = run_direction(names, train_labels, train_means, name, to)
             except DataError as e:  # no training face has the value (or every one has it): nothing to learn
                 skipped.append(f"{name}->{to}: {str(e).split(': ', 1)[-1]}")
                 continue

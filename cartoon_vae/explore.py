@@ -167,8 +167,8 @@ class Explorer:
             if key not in self._directions:
                 free = self._directions.get((attribute, to, False))
                 if free is None:
-                    free = run_direction(self._train_attrs(), self.train_means, np.arange(len(self.train_means)),
-                                         attribute, to, where=str(self.run_dir))
+                    free = run_direction(self.attrs.names, self.train_labels, self.train_means, attribute, to,
+                                         where=str(self.run_dir))
                     self._directions[(attribute, to, False)] = free
                 if hold:
                     self._directions[key] = hold_others(free, [c for n, c in self._classifiers().items()
@@ -255,9 +255,6 @@ class Explorer:
         if not 0 <= i < len(self.face_means):
             raise BadRequest(f"face: must be in [0, {len(self.face_means) - 1}], got {i}", 404)
         return i
-
-    def _train_attrs(self):
-        return type(self.attrs)(self.attrs.names, self.attrs.n_variants, self.train_labels, ())
 
     def _classifiers(self) -> dict:
         from .edit import attribute_classifier

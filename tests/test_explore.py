@@ -104,8 +104,7 @@ def test_an_edit_through_the_api_is_the_edit_of_cartoon_vae_edit(served):
     url, ex = served["url"], served["explorer"]
     z = ex.face_means[2]
     _, _, got = _call(f"{url}/api/edit", {"z": z.tolist(), "attribute": "hair_color", "to": 3, "amount": 1.0})
-    attrs = type(ex.attrs)(ex.attrs.names, ex.attrs.n_variants, ex.train_labels, ())
-    direction = run_direction(attrs, ex.train_means, np.arange(len(ex.train_means)), "hair_color", 3)
+    direction = run_direction(ex.attrs.names, ex.train_labels, ex.train_means, "hair_color", 3)
     np.testing.assert_allclose(got["z"], edit_to_class(z[None], direction)[0], rtol=1e-6, atol=1e-6)
 
 
