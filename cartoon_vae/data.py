@@ -268,12 +268,12 @@ def load_splits(cfg, verbose=True) -> Splits:
             log.warning("skipping %s: %s", path, why_unreadable(e))
             return np.zeros((0, 0, 4), np.uint8)
 
-    def composite(index):
+    def read(index):
         rgba = tf.numpy_function(decode, [index], tf.uint8, stateful=False)
         rgba.set_shape((None, None, 4))
         return rgba, index
 
-    def resize(rgba, index):
+    def prepared(rgba, index):
         return preprocess(rgba, cfg), index
 
     def split(indices, name, shuffle):
@@ -281,9 +281,9 @@ def load_splits(cfg, verbose=True) -> Splits:
         if shuffle:  # as image_dataset_from_directory shuffles its training split
             ds = ds.shuffle(SHUFFLE_BUFFER, seed=cfg.seed)
         ds = ds.filter(lambda i: tf.gather(tf.constant(usable), i))
-        ds = ds.map(composite, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         ds = ds.filter(lambda rgba, i: tf.shape(rgba)[0] > 0)
-        ds = ds.map(resize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.map(prepared, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return _cache(ds, cfg, name, [paths[i] for i in indices if usable[i]])
 
     return Splits(split(train_idx, "train", True), split(val_idx, "val", False), paths, n_train, n_val)
