@@ -105,7 +105,8 @@ def cmd_figures(args):
     s = config.sample
     with writer(args.run):  # the samplers first: a set too small for a fit is refused before anything is written
         samplers = fitted_samplers(args.run, vae, config, ["minmax", "normal", "gmm"], s.stats_images)
-        write_run_figures(args.run, vae, config, heldout_images(config, max(s.reconstructions, 2)), samplers)
+        images, labels = heldout_images(config, max(s.reconstructions, 2), with_labels=True)
+        write_run_figures(args.run, vae, config, images, samplers, val_labels=labels)
     from .explore import write_projector
 
     write_projector(args.run, s.projector_images)
@@ -117,15 +118,17 @@ def cmd_sample(args):
     import numpy as np
 
     from .figures import write_samples
+    from .inference import sample_labels, training_labels
     from .runs import claim_outputs, load_run
     from .samplers import fitted_samplers
 
     out = Path(args.out)
-    earlier = claim_outputs(out, ["sample_[0-9][0-9][0-9][0-9]*.png", "latents.npy"], args.overwrite)
+    earlier = claim_outputs(out, ["sample_[0-9][0-9][0-9][0-9]*.png", "latents.npy", "labels.npy"], args.overwrite)
     vae, config = load_run(args.run)
     config = _run_data(args, config)
     sampler = fitted_samplers(args.run, vae, config, [args.mode], args.stats_images)[args.mode]
-    written = write_samples(out, vae, sampler.sample(args.n, np.random.default_rng(args.seed)))
+    written = write_samples(out, vae, sampler.sample(args.n, np.random.default_rng(args.seed)),
+                            sample_labels(training_labels(config), args.n, args.seed))
     for stale in earlier:  # samples of an earlier, longer call
         if stale.name not in written:
             stale.unlink()

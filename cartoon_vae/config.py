@@ -103,6 +103,10 @@ class ModelConfig:
     reparam: Literal["std", "paper_variance"] = "std"
     bounded_variance: Optional[bool] = None  # None: the sigmoid-bounded head iff loss.kl is poly_bound
     seed: int = field(default=0, metadata=_SEED)
+    # attributes (CSV names) given one-hot to the encoder and the decoder: a conditional VAE (empty: the paper's)
+    conditional: tuple[str, ...] = field(
+        default=(), metadata=_check(lambda v: len(v) == len(set(v)) <= 64 and all(0 < len(n) <= 100 for n in v),
+                                    "a list of at most 64 distinct attribute names"))
 
 
 @dataclass(frozen=True)

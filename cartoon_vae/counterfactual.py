@@ -20,8 +20,9 @@ however small the attribute). It **changed other things** when MSE_out(e, c) > `
 MSE_out(r, x). Rates carry a Wilson 95% interval over faces.
 
 Example:
-    >>> result = evaluate_edit(vae, config, attributes_rows, means, images, "glasses", 5, direction)
-    >>> result["success_rate"], result["success_interval"]
+    >>> per, rows, shown = edit_faces(config.data, attribute_rows, names, images, recon, "glasses", 5,
+    ...                               {"label swap": lambda rows: decode(vae, means[rows], relabelled[rows])}, 200)
+    >>> summarise(per["label swap"])["success_rate"]
 """
 
 from __future__ import annotations
@@ -103,14 +104,12 @@ def summarise(per, confidence=0.95) -> dict:
     return out
 
 
-def edit_faces(vae, data_cfg, attribute_rows, names, means, images, attribute, to, direction, limit):
+def edit_faces(data_cfg, attribute_rows, names, images, reconstructions, attribute, to, methods, limit):
     """Edit up to ``limit`` held-out faces (rows of ``attribute_rows``, their attribute values in the order
-    ``names``) not already at ``to`` towards it by ``direction`` (:func:`cartoon_vae.edit.edit_to_class`),
-    and judge each against its true counterfactual. (per-face dict, the faces' row numbers, the images:
-    originals, truths, edits)."""
-    from .edit import edit_to_class
-    from .inference import decode
-
+    ``names``) not already at ``to``, by each of ``methods`` (name -> function of the faces' row numbers
+    returning their edited decodes), and judge each against the true counterfactual. None when every face
+    is at ``to`` already; else ({method: per-face dict}, the faces' row numbers, (originals, truths,
+    {method: edits}))."""
     k = names.index(attribute)
     rows = np.flatnonzero(attribute_rows[:, k] != to)[:limit]
     if not len(rows):
@@ -121,8 +120,9 @@ def edit_faces(vae, data_cfg, attribute_rows, names, means, images, attribute, t
         attributes[attribute] = int(to)
         truths.append(true_counterfactual(attributes, data_cfg))
     truths = np.stack(truths)
-    recon, edited = decode(vae, means[rows]), decode(vae, edit_to_class(means[rows], direction))
-    return judge(images[rows], recon, edited, truths), rows, (images[rows], truths, edited)
+    edits = {name: edit(rows) for name, edit in methods.items()}
+    per = {name: judge(images[rows], reconstructions[rows], edited, truths) for name, edited in edits.items()}
+    return per, rows, (images[rows], truths, edits)
 
 
 def check_renderer(attribute_rows, names, images, data_cfg, tolerance=2 / 255) -> bool:

@@ -211,6 +211,41 @@ def edit_by_strength(z, direction, strengths) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def relabel(vae, names, rows, attribute, to) -> np.ndarray:
+    """A conditional model's edit: the one-hot labels of attribute ``rows`` (columns in the order ``names``)
+    with ``attribute`` set to ``to``; decoding the same z with them is "the same face, a new label"."""
+    rows = np.array(rows, copy=True)
+    rows[:, list(names).index(attribute)] = to
+    return vae.label_vectors(names, rows)
+
+
+# How a run's edits are made, by what the model is: a conditional model's conditioned attributes change
+# their label (the same z); every other edit moves z along the attribute classifier (cartoon_vae.edit).
+METHODS = {
+    "label_swap": "conditional model: the same latent mean decoded with the attribute's label changed",
+    "class_mean": "unsupervised: the code moved to the target class's mean in the classifier's subspace "
+                  "(edit_to_class), no hold",
+    "probability": "unsupervised: the code moved along the classifier's gradient only until it reads the "
+                   "target at edit_probability (edit_to_probability, p = 0.9 by default), no hold",
+}
+
+
+def edit_methods(vae, names, means, labels, attribute, to, direction, p=0.9) -> dict:
+    """``{method: function(rows) -> edited decodes}`` for one edit of held-out faces (``means``, attribute
+    rows ``labels``): the label swap where the model is conditional on ``attribute``, else the two moves
+    along ``direction``; a conditional model decodes every face with its own labels."""
+    from .inference import decode
+
+    def own(rows):
+        return vae.label_vectors(names, labels[rows]) if vae.label_dim else None
+
+    if direction is None:
+        return {"label_swap": lambda rows: decode(vae, means[rows], relabel(vae, names, labels[rows], attribute, to))}
+    return {"class_mean": lambda rows: decode(vae, edit_to_class(means[rows], direction), own(rows)),
+            "probability": lambda rows: decode(vae, edit_to_probability(means[rows], direction,
+                                                                         p), own(rows))}
+
+
 def edit_scores(edited, unedited, attribute, to, edited_images=None, unedited_images=None, judged=None) -> dict:
     """How an edit went, as the probe reads the decoded faces.
 
@@ -266,7 +301,8 @@ def edit_heldout(vae, config, attribute, to, from_=None, strengths=(1.0, 2.0, 3.
     """Edit up to ``faces`` held-out faces of a run towards ``attribute`` = ``to``: the columns of
     ``cartoon-vae edit``'s grid (original, reconstruction, one per strength in standard deviations,
     the target's class mean, and with ``p`` the classifier's probability) as images by label, and
-    the report (settings, the faces' file indices, the classifier's training accuracy)."""
+    the report (settings, the faces' file indices, the classifier's training accuracy). For an attribute
+    a conditional model is conditioned on, the edit is the label swap: original, reconstruction, label swap."""
     from .data import DataError, make_datasets, read_attributes
     from .inference import decode, encode_split
 
@@ -280,22 +316,30 @@ def edit_heldout(vae, config, attribute, to, from_=None, strengths=(1.0, 2.0, 3.
         if value is not None and not 0 <= value < n_variants:
             raise DataError(f"{flag} {value}: {attribute} has variants 0..{n_variants - 1}")
     train_ds, val_ds = make_datasets(config, with_index=True, shuffle_train=False)
-    _, train_means, _, train_idx = encode_split(vae, train_ds, keep_images=False)
-    direction = run_direction(attrs.names, attrs.values[train_idx], train_means, attribute, to, from_, hold_names,
-                              where)
+    swap = attribute in [n for n, _ in vae.conditional]  # a conditional model's own attribute: a label swap
+    direction = None
+    if not swap:
+        _, train_means, _, train_idx = encode_split(vae, train_ds, keep_images=False)
+        direction = run_direction(attrs.names, attrs.values[train_idx], train_means, attribute, to, from_,
+                                  hold_names, where)
     val_x, val_means, _, val_idx = encode_split(vae, val_ds)
     rows = faces_to_edit(attrs.column(attribute)[val_idx], to, from_, faces)
     if not len(rows):
         raise DataError(f"{where}: no held-out face to edit towards {attribute}={to}"
                         + (f" from {from_}" if from_ is not None else ""))
     z = val_means[rows]
-    columns = {"original": val_x[rows], "reconstruction": decode(vae, z)}
-    for s, moved in zip(strengths, np.moveaxis(edit_by_strength(z, direction, strengths), 1, 0)):
-        columns[f"{s:+g} sd"] = decode(vae, moved)
-    columns["class mean"] = decode(vae, edit_to_class(z, direction))
-    if p is not None:
-        columns[f"p = {p:g}"] = decode(vae, edit_to_probability(z, direction, p))
+    y = vae.label_vectors(attrs.names, attrs.values[val_idx[rows]]) if vae.label_dim else None
+    columns = {"original": val_x[rows], "reconstruction": decode(vae, z, y)}
+    if swap:
+        columns["label swap"] = decode(vae, z, relabel(vae, attrs.names, attrs.values[val_idx[rows]], attribute, to))
+    else:
+        for s, moved in zip(strengths, np.moveaxis(edit_by_strength(z, direction, strengths), 1, 0)):
+            columns[f"{s:+g} sd"] = decode(vae, moved, y)
+        columns["class mean"] = decode(vae, edit_to_class(z, direction), y)
+        if p is not None:
+            columns[f"p = {p:g}"] = decode(vae, edit_to_probability(z, direction, p), y)
     report = {"attribute": attribute, "to": to, "from": from_, "strengths": list(strengths), "p": p,
               "hold": list(hold_names), "faces": int(len(rows)), "images": [int(i) for i in val_idx[rows]],
-              "classifier_train_accuracy": direction["train_accuracy"]}
+              "method": "label_swap" if swap else "latent_direction",
+              "classifier_train_accuracy": None if swap else direction["train_accuracy"]}
     return columns, report

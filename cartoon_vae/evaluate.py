@@ -21,7 +21,7 @@ import numpy as np
 from .config import MAX_SEED, _check, build
 from .edit import (COMPANIONS, attribute_classifier, edit_scores, edit_to_class, edit_to_probability, faces_to_edit,
                    fit_direction, hold)
-from .inference import decode, encode_split, first_images
+from .inference import decode, encode_split, first_images, sample_labels
 from .latent import interpolate
 from .losses import kl_exact, kl_poly_bound
 from .metrics import (active_units, ssim_psnr, dci, frechet_distance, interpolation_unevenness, kernel_inception_distance, mig,
@@ -118,7 +118,8 @@ def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
     train_ds, val_ds = make_datasets(config, with_index=True, shuffle_train=False)
     x, means, log_vars, idx = encode_split(vae, val_ds, s["max_images"])
     labels, keep = _heldout_labels(run_dir, attrs, idx)
-    recon = decode(vae, means)
+    val_y = _one_hot(vae, attrs, idx)
+    recon = decode(vae, means, val_y)
     out = {"run": str(run_dir), "probe": str(probe_dir), "heldout_images": int(len(x)), "settings": s,
            "reconstruction": _reconstruction(x, recon), "latent": _latent(vae, means, log_vars)}
     real_feats, real_preds = probe.features_and_predictions(x)
@@ -127,22 +128,23 @@ def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
         out["probe_accuracy"] = _probe_accuracy(probe, attrs, real_preds, probe.features_and_predictions(recon)[1],
                                                 labels[keep], keep)
     _, train_means, _, train_idx = encode_split(vae, train_ds, keep_images=False)
+    train_y = _one_hot(vae, attrs, train_idx)
     train_x = first_images(train_ds, s["samples"])
-    out["samples"] = _samples(run_dir, vae, config, probe, real_feats, real_preds, train_means, train_x, s)
-    out["latent"].update(_smoothness(vae, probe, real_feats, means, train_means, s))
+    out["samples"] = _samples(run_dir, vae, config, probe, real_feats, real_preds, train_means, train_x, s, train_y)
+    out["latent"].update(_smoothness(vae, probe, real_feats, means, train_means, s, val_y, train_y))
     if labels is not None:
         train_keep = attrs.labelled[train_idx]
         labelled = (train_means[train_keep], attrs.values[train_idx][train_keep], means[keep], labels[keep])
         out["disentanglement"] = disentanglement(*labelled, attrs.names, s)
     if s["fid"]:
-        out["fid"] = _fid(run_dir, vae, config, x, train_means, train_x, s)
+        out["fid"] = _fid(run_dir, vae, config, x, train_means, train_x, s, train_y)
     if labels is not None and s["edits"]:
         readable = {n for n, v in out["probe_accuracy"]["per_attribute"].items()
                     if v["reconstructions"] >= s["edit_readable"]}
         out["editing"] = evaluate_edits(vae, probe, attrs, *labelled, s, readable)
     figures = {}
     if labels is not None and s["counterfactual_faces"]:
-        out["counterfactual"], figures = _counterfactuals(vae, probe, config, attrs, labelled, x[keep], s)
+        out["counterfactual"], figures = _counterfactuals(vae, probe, config, attrs, labelled, x[keep], recon[keep], s)
     if write:
         from .figures import counterfactual_figure
 
@@ -151,6 +153,11 @@ def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
         write_text_atomic(run_dir / "metrics.json", json.dumps(out, indent=1) + "\n")
         write_text_atomic(run_dir / "metrics.md", metrics_markdown(out))
     return out
+
+
+def _one_hot(vae, attrs, idx):
+    """A conditional model's one-hot labels of the faces at file indices ``idx`` (None: unconditional)."""
+    return vae.label_vectors(attrs.names, attrs.values[idx]) if vae.label_dim else None
 
 
 def _heldout_labels(run_dir, attrs, idx):
@@ -166,13 +173,14 @@ def _heldout_labels(run_dir, attrs, idx):
     return (labels, keep) if keep.any() else (None, None)
 
 
-def _counterfactuals(vae, probe, config, attrs, labelled, images, s):
+def _counterfactuals(vae, probe, config, attrs, labelled, images, recon, s):
     """Each edit of ``counterfactual_edits`` judged against the generator's true counterfactual faces
-    (:mod:`cartoon_vae.counterfactual`), the probe's verdict beside it and their agreement; and the
-    images of the ``counterfactual_figures`` edits. Without the generator (real data): a note only."""
+    (:mod:`cartoon_vae.counterfactual`) for each editing method (:func:`edit_methods`), the probe's verdict
+    beside it and their agreement; and the images of the ``counterfactual_figures`` edits. Without the
+    generator (real data): a note only."""
     from . import counterfactual as cf
     from .data import DataError
-    from .edit import run_direction
+    from .edit import METHODS, edit_methods, run_direction
 
     train_means, train_labels, means, labels = labelled
     if not cf.has_renderer(config.data.dir):
@@ -182,6 +190,8 @@ def _counterfactuals(vae, probe, config, attrs, labelled, images, s):
     if not cf.check_renderer(labels, names, images, config.data):
         return {"note": "the generator no longer draws these faces as the data set holds them (another "
                         "generator version); draw the set again to judge edits against the truth"}, {}
+    conditioned = [n for n, _ in vae.conditional]
+    methods = {}
     out, figures, skipped = {}, {}, []
     for name, targets in s["counterfactual_edits"].items():
         if name not in names:
@@ -189,30 +199,46 @@ def _counterfactuals(vae, probe, config, attrs, labelled, images, s):
             continue
         n = int(attrs.n_variants[names.index(name)])
         for to in sorted({t % n for t in targets if -n <= t < n}):
-            try:
-                direction = run_direction(names, train_labels, train_means, name, to)
-            except DataError as e:  # no training face has the value (or every one has it): nothing to learn
-                skipped.append(f"{name}->{to}: {str(e).split(': ', 1)[-1]}")
-                continue
-            judged = cf.edit_faces(vae, config.data, labels, names, means, images, name, to, direction,
+            direction = None
+            if name not in conditioned:
+                try:
+                    direction = run_direction(names, train_labels, train_means, name, to)
+                except DataError as e:  # no training face has the value (or every one has it): nothing to learn
+                    skipped.append(f"{name}->{to}: {str(e).split(': ', 1)[-1]}")
+                    continue
+            chosen = edit_methods(vae, names, means, labels, name, to, direction, s["edit_probability"])
+            judged = cf.edit_faces(config.data, labels, names, images, recon, name, to, chosen,
                                    s["counterfactual_faces"])
             if judged is None:
                 continue
-            per, rows, shown = judged
-            result = cf.summarise(per, s["confidence"])
-            probe_read = probe.features_and_predictions(shown[2])[1][name] == to
-            result.update(probe_success_rate=float(probe_read.mean()),
-                          agreement_with_probe=float(np.mean(probe_read == per["worked"])))
-            out[f"{name}->{to}"] = result
+            per, rows, (originals, truths, edits) = judged
+            for method, faces in per.items():
+                methods.setdefault(method, METHODS[method])
+                result = cf.summarise(faces, s["confidence"])
+                probe_read = probe.features_and_predictions(edits[method])[1][name] == to
+                result.update(probe_success_rate=float(probe_read.mean()),
+                              agreement_with_probe=float(np.mean(probe_read == faces["worked"])))
+                out.setdefault(f"{name}->{to}", {})[method] = result
             if to in [t % n for t in s["counterfactual_figures"].get(name, ())]:
                 k = s["showcase_faces"]
-                figures[(name, to)] = [part[:k] for part in shown]
-    worked = sum(r["worked"] for r in out.values())
-    faces = sum(r["faces"] for r in out.values())
-    return {"edits": out, "skipped": skipped, "success_rate": worked / faces if faces else float("nan"),
+                figures[(name, to)] = (originals[:k], truths[:k], {m: e[:k] for m, e in edits.items()})
+    return {"edits": out, "skipped": skipped, "methods": methods,
+            "success_rate": {m: _pooled(out, m) for m in methods},
+            "agreement_with_probe": {m: _pooled(out, m, "agreement_with_probe") for m in methods},
             "rule": f"worked: MSE(edit, truth) <= {cf.SUCCESS_RATIO} x MSE(reconstruction, original) and, on the "
-                    f"attribute's pixels, MSE(edit, truth) <= {cf.HALFWAY} x MSE(reconstruction, truth)",
-            "method": "class-mean move in the attribute classifier's subspace (edit_to_class), no hold"}, figures
+                    f"attribute's pixels, MSE(edit, truth) <= {cf.HALFWAY} x MSE(reconstruction, truth)"}, figures
+
+
+def _pooled(edits, method, key=None):
+    """Over every edit made by ``method``: the fraction of faces that worked (or the face-weighted mean of
+    ``key``)."""
+    rows = [r[method] for r in edits.values() if method in r]
+    faces = sum(r["faces"] for r in rows)
+    if not faces:
+        return float("nan")
+    if key is None:
+        return sum(r["worked"] for r in rows) / faces
+    return sum(r[key] * r["faces"] for r in rows) / faces
 
 
 def _reconstruction(x, recon) -> dict:
@@ -239,13 +265,16 @@ def _probe_accuracy(probe, attrs, real_preds, recon_preds, labels, keep) -> dict
     return {"relative_mean": float(np.mean([v["relative"] for v in per.values()])), "per_attribute": per}
 
 
-def _samples(run_dir, vae, config, probe, real_feats, real_preds, train_means, train_x, s) -> dict:
+def _samples(run_dir, vae, config, probe, real_feats, real_preds, train_means, train_x, s, train_y=None) -> dict:
     """Each sampler's faces against the held-out ones, and two controls: the decoder's own floor (its
     reconstructions of training faces, no sampler involved) and the metric's floor on this data (real
-    training faces)."""
-    out = {mode: _sample_block(probe, real_feats, real_preds, decode(vae, z), s)
-           for mode, z in sample_all(run_dir, vae, config, s["samples"], s["sample_seed"]).items()}
-    out["reconstructions"] = _sample_block(probe, real_feats, real_preds, decode(vae, train_means[:s["samples"]]), s)
+    training faces). A conditional model decodes samples with the labels of random training faces."""
+    n = s["samples"]
+    y = sample_labels(train_y, n, s["sample_seed"])
+    out = {mode: _sample_block(probe, real_feats, real_preds, decode(vae, z, y), s)
+           for mode, z in sample_all(run_dir, vae, config, n, s["sample_seed"]).items()}
+    out["reconstructions"] = _sample_block(probe, real_feats, real_preds,
+                                           decode(vae, train_means[:n], None if train_y is None else train_y[:n]), s)
     out["real_train"] = _sample_block(probe, real_feats, real_preds, train_x, s)
     out["note"] = ("FD_attr/KID_attr are distances to the held-out real images, with "
                    f"{int(100 * s['confidence'])}% bootstrap intervals; 'reconstructions' decodes training "
@@ -254,27 +283,35 @@ def _samples(run_dir, vae, config, probe, real_feats, real_preds, train_means, t
     return out
 
 
-def _smoothness(vae, probe, real_feats, means, train_means, s) -> dict:
+def _smoothness(vae, probe, real_feats, means, train_means, s, val_y=None, train_y=None) -> dict:
     """How real the decodes of midpoints between two training codes look (FD_attr), and how evenly the
-    image changes along straight lines between held-out codes."""
+    image changes along straight lines between held-out codes (a conditional model's labels move with z)."""
     rng = np.random.default_rng(s["sample_seed"])
     pairs = rng.integers(0, len(train_means), (s["midpoint_pairs"], 2))
-    mid = decode(vae, 0.5 * (train_means[pairs[:, 0]] + train_means[pairs[:, 1]]))
+
+    def line(codes, labels, i, j, steps):
+        return decode(vae, interpolate(codes[i], codes[j], steps),
+                      None if labels is None else interpolate(labels[i], labels[j], steps))
+
+    i, j = pairs[:, 0], pairs[:, 1]
+    mid = decode(vae, 0.5 * (train_means[i] + train_means[j]), None if train_y is None else 0.5 * (train_y[i] + train_y[j]))
     n_lines = min(s["interpolation_pairs"], len(means) // 2)
-    uneven = [interpolation_unevenness(decode(vae, interpolate(means[2 * i], means[2 * i + 1],
-                                                               s["interpolation_steps"]))) for i in range(n_lines)]
+    uneven = [interpolation_unevenness(line(means, val_y, 2 * i, 2 * i + 1, s["interpolation_steps"]))
+              for i in range(n_lines)]
     return {"midpoint_fd_attr": frechet_distance(real_feats, probe.features_and_predictions(mid)[0]),
             "interpolation_unevenness": float(np.mean(uneven))}
 
 
-def _fid(run_dir, vae, config, x, train_means, train_x, s) -> dict:
+def _fid(run_dir, vae, config, x, train_means, train_x, s, train_y=None) -> dict:
     """The standard Inception FID/KID of each sampler and of the two controls (the [fid] extra)."""
     from .fid import fid_kid, inception_features
 
     n = min(s["fid_images"], len(x))
     real = inception_features(x[:n])
-    sets = {mode: decode(vae, z[:n]) for mode, z in sample_all(run_dir, vae, config, n, s["sample_seed"]).items()}
-    sets.update(reconstructions=decode(vae, train_means[:n]), real_train=train_x[:n])
+    y = sample_labels(train_y, n, s["sample_seed"])
+    sets = {mode: decode(vae, z[:n], y) for mode, z in sample_all(run_dir, vae, config, n, s["sample_seed"]).items()}
+    sets.update(reconstructions=decode(vae, train_means[:n], None if train_y is None else train_y[:n]),
+                real_train=train_x[:n])
     out = {mode: fid_kid(real, inception_features(images), s["kid_subsets"], min(s["kid_subset_size"], n),
                          s["sample_seed"]) for mode, images in sets.items()}
     out["note"] = (f"Inception-v3 pool3 FID/KID against {n} held-out real faces, {n} images per set; "
@@ -293,13 +330,14 @@ def disentanglement(train_codes, train_factors, test_codes, test_factors, names,
             "note": "latent means against the ground-truth attributes; 1 = each factor in its own dimension"}
 
 
-def _edit_score(vae, probe, direction, z, name, to, readable, s) -> dict:
-    """Decode ``z`` unedited and edited by ``direction``; the probe's verdict (:func:`edit_scores`)."""
+def _edit_score(vae, probe, direction, z, name, to, readable, s, y=None) -> dict:
+    """Decode ``z`` unedited and edited by ``direction`` (a conditional model with the faces' labels ``y``);
+    the probe's verdict (:func:`edit_scores`)."""
     if s["edit_mode"] == "class":
         edited_z = edit_to_class(z, direction)
     else:
         edited_z = edit_to_probability(z, direction, s["edit_probability"])
-    base_images, edited_images = decode(vae, z), decode(vae, edited_z)
+    base_images, edited_images = decode(vae, z, y), decode(vae, edited_z, y)
     _, base = probe.features_and_predictions(base_images)
     _, edited = probe.features_and_predictions(edited_images)
     return {**edit_scores(edited, base, name, to, edited_images, base_images, judged=readable), "to": int(to),
@@ -361,7 +399,8 @@ def evaluate_edits(vae, probe, attrs, train_means, train_labels, val_means, val_
             directions = {"held": hold(free, held[name])} if held.get(name) else {}
             if is_showcase or not directions:
                 directions["free"] = free
-            scores = {how: _edit_score(vae, probe, d, val_means[rows], name, to, readable, s)
+            y = vae.label_vectors(attrs.names, val_labels[rows]) if vae.label_dim else None
+            scores = {how: _edit_score(vae, probe, d, val_means[rows], name, to, readable, s, y)
                       for how, d in directions.items()}
             if is_showcase:
                 showcase.setdefault(name, {})[str(to)] = scores

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .inference import decode, reconstruct
+from .inference import decode, reconstruct, sample_labels, training_labels
 from .latent import interpolate
 from .runs import atomic_path, read_history
 
@@ -80,64 +80,82 @@ def plot_loss_curves(rows, path):
     _save(fig, path)
 
 
-def write_run_figures(run_dir, vae, config, val_images, samplers, out_dir=None):
-    """Every figure of a run. ``val_images``: held-out faces; ``samplers``: fitted samplers by name
-    (:func:`cartoon_vae.samplers.fitted_samplers`): ``minmax`` gives Fig. 5, ``normal`` and ``gmm``
-    (when present) a grid each."""
+def write_run_figures(run_dir, vae, config, val_images, samplers, out_dir=None, val_labels=None):
+    """Every figure of a run. ``val_images``: held-out faces (``val_labels``: their one-hot labels, for a
+    conditional model); ``samplers``: fitted samplers by name (:func:`cartoon_vae.samplers.fitted_samplers`):
+    ``minmax`` gives Fig. 5, ``normal`` and ``gmm`` (when present) a grid each. A conditional model's
+    samples are decoded with the labels of random training faces (:func:`cartoon_vae.inference.sample_labels`)."""
     run_dir = Path(run_dir)
     out = Path(out_dir or run_dir)
     s = config.sample
     n_rec = min(s.reconstructions, len(val_images))
-    save_grid(np.concatenate([val_images[:n_rec], reconstruct(vae, val_images[:n_rec])]),
+    y = None if val_labels is None else val_labels[:n_rec]
+    save_grid(np.concatenate([val_images[:n_rec], reconstruct(vae, val_images[:n_rec], y)]),
               out / "fig4_reconstruction.png", 2, n_rec, ["original", "reconstruction"],
               "Fig. 4: held-out faces and their reconstructions")
     cols = (s.n + 1) // 2
+    labels = sample_labels(training_labels(config), s.n, s.seed)
+    given = "; labels of random training faces" if labels is not None else ""
     titles = {"minmax": ("fig5_uniform_samples.png", "Fig. 5: min-max uniform latent sampling "
-                         f"({samplers['minmax'].count if 'minmax' in samplers else 0} images' latent means)"),
-              "normal": ("samples_normal.png", "z ~ N(0, I)"),
+                         f"({samplers['minmax'].count if 'minmax' in samplers else 0} images' latent means{given})"),
+              "normal": ("samples_normal.png", f"z ~ N(0, I){given}"),
               "gmm": ("samples_gmm.png", "Gaussian mixture fitted to the training codes "
-                      f"({int(samplers['gmm'].state['components']) if 'gmm' in samplers else 0} components)")}
+                      f"({int(samplers['gmm'].state['components']) if 'gmm' in samplers else 0} components{given})")}
     for name, (file, title) in titles.items():
         if name in samplers:
             z = samplers[name].sample(s.n, np.random.default_rng(s.seed))
-            save_grid(decode(vae, z), out / file, 2, cols, title=title)
+            save_grid(decode(vae, z, labels), out / file, 2, cols, title=title)
     if len(val_images) >= 2:
-        mean, _ = vae.encode(val_images[:2], training=False)
+        y = None if val_labels is None else val_labels[:2]
+        mean, _ = vae.encode(val_images[:2], y, training=False)
         mean = np.asarray(mean)
         z = interpolate(mean[0], mean[1], s.interpolation_steps)
-        save_grid(decode(vae, z), out / "interpolation.png", 1, s.interpolation_steps,
+        y = None if y is None else interpolate(y[0], y[1], s.interpolation_steps)  # the labels move with z
+        save_grid(decode(vae, z, y), out / "interpolation.png", 1, s.interpolation_steps,
                   title="interpolation between two held-out faces (latent means)")
     rows = read_history(run_dir / "history.csv")
     if rows:
         plot_loss_curves(rows, out / "loss_curves.png")
 
 
-def counterfactual_figure(images, path, attribute, to):
-    """Rows of held-out faces; columns: the original, the true counterfactual the generator draws, and
-    the unsupervised edit (``images``: (originals, truths, edits))."""
+EDIT_COLUMNS = {"label_swap": "label swap", "class_mean": "latent edit (class mean)",
+                "probability": "latent edit (p = 0.9)"}
+
+
+def counterfactual_figure(images, path, attribute, to, title=None):
+    """Rows of held-out faces; columns: the original, the true counterfactual the generator draws, and each
+    edit (``images``: (originals, truths, {column label or method name: edits}))."""
     originals, truths, edits = images
-    grid = np.stack([originals, truths, edits], 1).reshape(-1, *originals.shape[1:])
-    save_grid(grid, path, len(originals), 3, col_labels=["original", "true counterfactual", "latent edit"],
-              title=f"{attribute} -> {to}")
+    grid = np.stack([originals, truths, *edits.values()], 1).reshape(-1, *originals.shape[1:])
+    save_grid(grid, path, len(originals), 2 + len(edits),
+              col_labels=["original", "true counterfactual", *(EDIT_COLUMNS.get(m, m) for m in edits)],
+              title=title or f"{attribute} -> {to}")
 
 
 SAMPLE_BATCH = 256  # images decoded at once by write_samples
 
 
-def write_samples(out, vae, z) -> set:
+def write_samples(out, vae, z, labels=None) -> set:
     """``sample_NNNN.png`` for each code of ``z`` and ``latents.npy``, in ``out`` (made if missing), decoded
-    and written a batch at a time so memory stays flat; each file written atomically. The names written."""
+    and written a batch at a time so memory stays flat; each file written atomically. A conditional model's
+    ``labels`` (one-hot rows, one per code) are decoded with them and kept in ``labels.npy``. The names written."""
     from PIL import Image
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for first in range(0, len(z), SAMPLE_BATCH):
-        for i, img in enumerate(decode(vae, z[first:first + SAMPLE_BATCH]), start=first):
+        y = None if labels is None else labels[first:first + SAMPLE_BATCH]
+        for i, img in enumerate(decode(vae, z[first:first + SAMPLE_BATCH], y), start=first):
             with atomic_path(out / f"sample_{i:04d}.png") as tmp:
                 Image.fromarray(np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)).save(tmp, format="PNG")
     with atomic_path(out / "latents.npy") as tmp, open(tmp, "wb") as fh:
         np.save(fh, z)
-    return {f"sample_{i:04d}.png" for i in range(len(z))} | {"latents.npy"}
+    written = {f"sample_{i:04d}.png" for i in range(len(z))} | {"latents.npy"}
+    if labels is not None:
+        with atomic_path(out / "labels.npy") as tmp, open(tmp, "wb") as fh:
+            np.save(fh, labels)
+        written.add("labels.npy")
+    return written
 
 
 def load_faces(paths, size=128, background=(255, 255, 255)):

@@ -18,11 +18,18 @@ import numpy as np
 DECODE_BATCH = 64  # codes decoded at once
 
 
-def _images_and_indices(batch):
-    """A batch of images, or of ``(images, indices)``: (images, indices or None)."""
-    if isinstance(batch, (tuple, list)):
-        return batch[0], (batch[1] if len(batch) > 1 else None)
-    return batch, None
+def _unpack(batch):
+    """A batch as (images, indices or None, one-hot labels or None). Datasets yield images alone,
+    ``(images, indices)`` (``with_index``), and for a conditional config also the labels, last:
+    ``(images, labels)`` or ``(images, indices, labels)``; indices are integers, labels floats."""
+    if not isinstance(batch, (tuple, list)):
+        return batch, None, None
+    if len(batch) == 3:
+        return tuple(batch)
+    second = batch[1] if len(batch) > 1 else None
+    if second is not None and np.issubdtype(np.asarray(second).dtype, np.floating):
+        return batch[0], None, second
+    return batch[0], second, None
 
 
 def encode_means(vae, batches, limit=None):
@@ -35,12 +42,13 @@ def _encoded(vae, batches, limit, keep_images):
     """Yield (images or None, means, log-variances, indices or None) per batch, up to ``limit`` images."""
     seen = 0
     for batch in batches:
-        x, idx = _images_and_indices(batch)
+        x, idx, labels = _unpack(batch)
         x = np.asarray(x)
         if limit is not None:
             x = x[: limit - seen]
             idx = None if idx is None else np.asarray(idx)[: limit - seen]
-        mean, log_var = vae.encode(x, training=False)
+            labels = None if labels is None else np.asarray(labels)[: limit - seen]
+        mean, log_var = vae.encode(x, labels, training=False)
         seen += len(x)
         yield (x if keep_images else None), np.asarray(mean), np.asarray(log_var), \
             (None if idx is None else np.asarray(idx))
@@ -62,28 +70,45 @@ def encode_split(vae, dataset, limit=None, keep_images=True):
     return cat(images), cat(means), cat(log_vars), cat(indices)
 
 
-def decode(vae, z, batch_size=DECODE_BATCH) -> np.ndarray:
-    """Images in [0, 1] decoded from (n, latent_dim) codes, ``batch_size`` at a time."""
+def decode(vae, z, labels=None, batch_size=DECODE_BATCH) -> np.ndarray:
+    """Images in [0, 1] decoded from (n, latent_dim) codes (and, for a conditional model, their (n, C)
+    one-hot labels), ``batch_size`` at a time."""
     z = np.asarray(z, np.float32)
-    return np.concatenate([np.asarray(vae.decode(z[i:i + batch_size])) for i in range(0, len(z), batch_size)])
+    y = None if labels is None else np.asarray(labels, np.float32)
+    return np.concatenate([np.asarray(vae.decode(z[i:i + batch_size], None if y is None else y[i:i + batch_size]))
+                           for i in range(0, len(z), batch_size)])
 
 
-def reconstruct(vae, x) -> np.ndarray:
-    """Deterministic reconstructions: decode the latent means."""
-    mean, _ = vae.encode(x, training=False)
-    return np.asarray(vae.decode(mean))
+def reconstruct(vae, x, labels=None) -> np.ndarray:
+    """Deterministic reconstructions: decode the latent means (a conditional model with the faces' labels)."""
+    mean, _ = vae.encode(x, labels, training=False)
+    return np.asarray(vae.decode(mean, labels))
 
 
-def first_images(dataset, n) -> np.ndarray:
-    """The first ``n`` images of a batched dataset of images or of ``(images, indices)``."""
-    out, seen = [], 0
+def first_images(dataset, n, with_labels=False):
+    """The first ``n`` images of a batched dataset (images, ``(images, indices)``, or with labels); with
+    ``with_labels``, (images, their one-hot labels or None)."""
+    out, ys, seen = [], [], 0
     for batch in dataset:
-        x, _ = _images_and_indices(batch)
+        x, _, y = _unpack(batch)
         out.append(np.asarray(x)[: n - seen])
+        ys.append(None if y is None else np.asarray(y)[: n - seen])
         seen += len(out[-1])
         if seen >= n:
             break
-    return np.concatenate(out)
+    images = np.concatenate(out)
+    if not with_labels:
+        return images
+    return images, (None if ys[0] is None else np.concatenate(ys))
+
+
+def sample_labels(labels, n, seed) -> np.ndarray | None:
+    """``n`` rows drawn with replacement from a table of training faces' one-hot labels (None: an
+    unconditional model): what a conditional model's samples are decoded with, so each sample draws a
+    combination of attributes that the data has."""
+    if labels is None:
+        return None
+    return np.asarray(labels)[np.random.default_rng(seed).integers(0, len(labels), n)]
 
 
 def training_batches(config, with_index=False):
@@ -93,11 +118,24 @@ def training_batches(config, with_index=False):
     return make_datasets(config, with_index=with_index, shuffle_train=False)[0]
 
 
-def heldout_images(config, n) -> np.ndarray:
-    """The first ``n`` held-out faces (a fixed order): what the figures show."""
+def heldout_images(config, n, with_labels=False):
+    """The first ``n`` held-out faces (a fixed order): what the figures show (with ``with_labels``:
+    (images, their one-hot labels, None for an unconditional config))."""
     from .data import make_datasets
 
-    return first_images(make_datasets(config)[1], n)
+    return first_images(make_datasets(config)[1], n, with_labels)
+
+
+def training_labels(config):
+    """(N_train, C) one-hot labels of the training split's faces (read from their CSVs, no image decoded),
+    or None for an unconditional config: the combinations a conditional model's samples draw from."""
+    from .data import conditioning, list_images, split_indices
+
+    labels = conditioning(config)
+    if labels is None:
+        return None
+    train, _ = split_indices(len(list_images(config.data.dir)), config.data.val_fraction, config.data.seed)
+    return labels[1][np.asarray(train, int)]
 
 
 def traced(function, shape):

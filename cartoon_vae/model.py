@@ -132,9 +132,10 @@ class FusedBatchNormalization(layers.BatchNormalization):
 
 
 def build_encoder(image_size, latent_dim, filters, kernel_size, leaky_relu_slope, max_variance=None,
-                  batch_norm=FusedBatchNormalization):
+                  batch_norm=FusedBatchNormalization, label_dim=0):
     """The encoder: image -> (z_mean, z_log_var). ``max_variance`` bounds sigma^2 (None: unbounded).
-    ``batch_norm`` is the normalisation layer class (Keras' own gives the reference code's network)."""
+    ``batch_norm`` is the normalisation layer class (Keras' own gives the reference code's network).
+    With ``label_dim`` > 0 it takes ``[image, labels]`` and the one-hot labels join the flattened features."""
     image = keras.Input((image_size, image_size, 3), name="image")
     x = image
     for i, f in enumerate(filters, start=1):
@@ -142,20 +143,30 @@ def build_encoder(image_size, latent_dim, filters, kernel_size, leaky_relu_slope
         x = batch_norm(name=f"bn_{i}")(x)
         x = layers.LeakyReLU(negative_slope=leaky_relu_slope, name=f"lrelu_{i}")(x)
     x = layers.Flatten(name="flatten")(x)
+    inputs = image
+    if label_dim:
+        labels = keras.Input((label_dim,), name="labels")
+        x = layers.Concatenate(name="with_labels")([x, labels])
+        inputs = [image, labels]
     # The heads compute in float32 under mixed precision: the KL and the sampled code need the bits.
     z_mean = layers.Dense(latent_dim, name="z_mean", dtype="float32")(x)
     z_log_var = layers.Dense(latent_dim, name="z_log_var", dtype="float32")(x)
     if max_variance is not None:
         z_log_var = BoundedLogVariance(max_variance, name="variance_bound", dtype="float32")(z_log_var)
-    return keras.Model(image, [z_mean, z_log_var], name="encoder")
+    return keras.Model(inputs, [z_mean, z_log_var], name="encoder")
 
 
 def build_decoder(image_size, latent_dim, filters, bottleneck_channels, kernel_size, leaky_relu_slope,
-                  batch_norm=FusedBatchNormalization):
-    """The decoder: z -> image in [0, 1]. ``len(filters) + 1`` stride-2 up-sampling blocks."""
+                  batch_norm=FusedBatchNormalization, label_dim=0):
+    """The decoder: z -> image in [0, 1]. ``len(filters) + 1`` stride-2 up-sampling blocks. With
+    ``label_dim`` > 0 it takes ``[z, labels]``: the one-hot labels join z before the first Dense."""
     side = image_size // 2 ** (len(filters) + 1)
     z = keras.Input((latent_dim,), name="z")
-    x = layers.Dense(side * side * bottleneck_channels, name="dense")(z)
+    inputs, x = z, z
+    if label_dim:
+        labels = keras.Input((label_dim,), name="labels")
+        inputs, x = [z, labels], layers.Concatenate(name="with_labels")([z, labels])
+    x = layers.Dense(side * side * bottleneck_channels, name="dense")(x)
     x = layers.Reshape((side, side, bottleneck_channels), name="reshape")(x)
     for i, f in enumerate(filters, start=1):
         x = layers.Conv2DTranspose(f, kernel_size, strides=2, padding="same", name=f"deconv_{i}")(x)
@@ -163,7 +174,7 @@ def build_decoder(image_size, latent_dim, filters, bottleneck_channels, kernel_s
         x = layers.LeakyReLU(negative_slope=leaky_relu_slope, name=f"lrelu_{i}")(x)
     image = layers.Conv2DTranspose(3, kernel_size, strides=2, padding="same", activation="sigmoid",
                                    name="image", dtype="float32")(x)
-    return keras.Model(z, image, name="decoder")
+    return keras.Model(inputs, image, name="decoder")
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -198,7 +209,7 @@ class CartoonVAE(keras.Model):
                  decoder_filters=(64, 64, 64, 32), kernel_size=3, leaky_relu_slope=0.3, reparam="std",
                  kl="poly_bound", reconstruction_weight=1000.0, kl_weight=1.0, seed=None, fused_batch_norm=True,
                  reconstruction="weighted_mse", free_bits=0.0, kl_warmup_epochs=0, bounded_variance=None,
-                 **kwargs):
+                 conditional=(), **kwargs):
         super().__init__(**kwargs)
         if kl not in losses.KL_FORMS:
             raise ValueError(f"kl must be one of {sorted(losses.KL_FORMS)}, got {kl!r}")
@@ -222,6 +233,9 @@ class CartoonVAE(keras.Model):
         self.kl_warmup_steps = 0  # set by training (kl_warmup_epochs x steps per epoch); 0: no warm-up
         # The bounded variance head goes with eq. 5 unless said otherwise (None: bounded iff poly_bound).
         self.bounded_variance = (kl == "poly_bound") if bounded_variance is None else bool(bounded_variance)
+        # A conditional VAE: (attribute, number of variants) pairs, given one-hot to both networks.
+        self.conditional = tuple((str(name), int(n)) for name, n in conditional)
+        self.label_dim = sum(n for _, n in self.conditional)
         batch_norm = FusedBatchNormalization if fused_batch_norm else layers.BatchNormalization
         if tf.distribute.get_strategy().num_replicas_in_sync > 1:  # built under a multi-device strategy:
             batch_norm = functools.partial(batch_norm, synchronized=True)  # statistics of the global batch
@@ -230,9 +244,11 @@ class CartoonVAE(keras.Model):
         keras.config.set_dtype_policy(self.dtype_policy)  # also when a saved model is rebuilt from its config
         try:
             self.encoder = build_encoder(image_size, latent_dim, self.encoder_filters, kernel_size, leaky_relu_slope,
-                                         max_variance=2.0 if self.bounded_variance else None, batch_norm=batch_norm)
+                                         max_variance=2.0 if self.bounded_variance else None, batch_norm=batch_norm,
+                                         label_dim=self.label_dim)
             self.decoder = build_decoder(image_size, latent_dim, self.decoder_filters, self.encoder_filters[-1],
-                                         kernel_size, leaky_relu_slope, batch_norm=batch_norm)
+                                         kernel_size, leaky_relu_slope, batch_norm=batch_norm,
+                                         label_dim=self.label_dim)
         finally:
             keras.config.set_dtype_policy(previous)
         self.sampling = Sampling(reparam, seed=seed, name="sampling", dtype="float32")
@@ -248,29 +264,47 @@ class CartoonVAE(keras.Model):
         # The encoder and decoder are functional models, already built.
         self.built = True
 
-    def encode(self, x, training=False):
-        """Image batch -> (mean, log_var), each (batch, latent_dim)."""
-        return self.encoder(x, training=training)
+    def label_vectors(self, names, rows):
+        """(n, label_dim) float32 one-hot labels of a conditional model from attribute ``rows`` (n, A), their
+        columns in the order ``names`` (a data set's attribute names), in the order of :attr:`conditional`."""
+        from .data import one_hot
+
+        return one_hot(self.conditional, names, rows)
+
+    def _with_labels(self, tensor, labels):
+        """The networks' input: ``tensor`` alone, or ``[tensor, labels]`` for a conditional model."""
+        if not self.label_dim:
+            return tensor
+        if labels is None:
+            raise ValueError(f"this model is conditional on {', '.join(n for n, _ in self.conditional)}: "
+                             f"give each face's one-hot labels (label_vectors)")
+        return [ops.convert_to_tensor(tensor), ops.convert_to_tensor(labels, dtype="float32")]
+
+    def encode(self, x, labels=None, training=False):
+        """Image batch (and, for a conditional model, its labels) -> (mean, log_var), each (batch, latent_dim)."""
+        return self.encoder(self._with_labels(x, labels), training=training)
 
     def posterior_log_var(self, log_var):
         """The log-variance of the posterior that sampling draws from (twice ``log_var`` under eq. 6 as
         printed, see :func:`cartoon_vae.losses.posterior_log_var`): what every reported exact KL uses."""
         return losses.posterior_log_var(log_var, self.reparam)
 
-    def decode(self, z, training=False):
-        """Latent batch -> image batch in [0, 1]."""
-        return self.decoder(z, training=training)
+    def decode(self, z, labels=None, training=False):
+        """Latent batch (and, for a conditional model, the labels to draw) -> image batch in [0, 1]."""
+        return self.decoder(self._with_labels(z, labels), training=training)
 
     def call(self, x, training=False):
-        """Reconstruction through a sampled z: decode(mean + scale * eps)."""
-        mean, log_var = self.encode(x, training=training)
-        return self.decode(self.sampling([mean, log_var]), training=training)
+        """Reconstruction through a sampled z: decode(mean + scale * eps). A conditional model takes
+        ``(images, labels)``."""
+        x, labels = x if self.label_dim else (x, None)
+        mean, log_var = self.encode(x, labels, training=training)
+        return self.decode(self.sampling([mean, log_var]), labels, training=training)
 
-    def compute_terms(self, x, training=False):
+    def compute_terms(self, x, training=False, labels=None):
         """Per-image loss terms (see the class docstring), each of shape (batch,), and the per-dimension
         KL of the trained form, ``kl_per_dim`` (batch, latent_dim)."""
-        mean, log_var = self.encode(x, training=training)
-        x_hat = self.decode(self.sampling([mean, log_var]), training=training)
+        mean, log_var = self.encode(x, labels, training=training)
+        x_hat = self.decode(self.sampling([mean, log_var]), labels, training=training)
         x_hat = ops.cast(x_hat, x.dtype)
         mean, log_var = ops.cast(mean, "float32"), ops.cast(log_var, "float32")
         rec = losses.reconstruction_mse(x, x_hat)
@@ -306,10 +340,17 @@ class CartoonVAE(keras.Model):
             kl = kl * ops.minimum(1.0, step / float(self.kl_warmup_steps))
         return rec + self.kl_weight * kl
 
+    def _unpack(self, data):
+        """A batch as (images, labels or None): images alone, or ``(images, one-hot labels)`` for a conditional
+        model (what :func:`cartoon_vae.data.make_training_datasets` yields)."""
+        if not isinstance(data, (tuple, list)):
+            return data, None
+        return data[0], (data[1] if self.label_dim and len(data) > 1 else None)
+
     def train_step(self, data):
-        x = data[0] if isinstance(data, (tuple, list)) else data
+        x, labels = self._unpack(data)
         with tf.GradientTape() as tape:
-            terms = self.compute_terms(x, training=True)
+            terms = self.compute_terms(x, training=True, labels=labels)
             loss = self.objective(terms)
             scaled = self.optimizer.scale_loss(loss) if hasattr(self.optimizer, "scale_loss") else loss
         grads = tape.gradient(scaled, self.trainable_weights)
@@ -317,8 +358,8 @@ class CartoonVAE(keras.Model):
         return self._record(terms)
 
     def test_step(self, data):
-        x = data[0] if isinstance(data, (tuple, list)) else data
-        return self._record(self.compute_terms(x, training=False))
+        x, labels = self._unpack(data)
+        return self._record(self.compute_terms(x, training=False, labels=labels))
 
     def _record(self, terms):
         for name, tracker in self.trackers.items():  # a Mean of per-image values: a replica with no image adds nothing
@@ -340,6 +381,7 @@ class CartoonVAE(keras.Model):
             "kl_weight": self.kl_weight, "seed": self.seed, "fused_batch_norm": self.fused_batch_norm,
             "reconstruction": self.reconstruction, "free_bits": self.free_bits,
             "kl_warmup_epochs": self.kl_warmup_epochs, "bounded_variance": self.bounded_variance,
+            "conditional": [list(pair) for pair in self.conditional],
         }
 
 
@@ -354,10 +396,12 @@ def _global_batch_size(per_image):
     return ops.maximum(n, 1.0)
 
 
-def build_vae(config, compile=True, fused_batch_norm=True) -> CartoonVAE:
+def build_vae(config, compile=True, fused_batch_norm=True, label_sizes=None) -> CartoonVAE:
     """A built (and, by default, compiled with Adam at ``train.learning_rate``) :class:`CartoonVAE`, its
     layers in ``train.precision`` (Keras' mixed-precision policy: float32 variables, low-precision
-    compute; the heads, the sampling layer, the image output and the losses stay float32)."""
+    compute; the heads, the sampling layer, the image output and the losses stay float32).
+    A conditional config (``model.conditional``) needs ``label_sizes``, each conditioned attribute's number
+    of variants (:func:`cartoon_vae.data.label_sizes` reads them from the data)."""
     from .hardware import resolve_precision
 
     m, l = config.model, config.loss
@@ -366,8 +410,19 @@ def build_vae(config, compile=True, fused_batch_norm=True) -> CartoonVAE:
         decoder_filters=m.decoder_filters, kernel_size=m.kernel_size, leaky_relu_slope=m.leaky_relu_slope,
         reparam=m.reparam, kl=l.kl, reconstruction_weight=l.reconstruction_weight, kl_weight=l.kl_weight,
         seed=m.seed, fused_batch_norm=fused_batch_norm, reconstruction=l.reconstruction, free_bits=l.free_bits,
-        kl_warmup_epochs=l.kl_warmup_epochs, bounded_variance=m.bounded_variance, name="cartoon_vae")
+        kl_warmup_epochs=l.kl_warmup_epochs, bounded_variance=m.bounded_variance,
+        conditional=_conditional(m.conditional, label_sizes), name="cartoon_vae")
     vae.build((None, config.data.image_size, config.data.image_size, 3))
     if compile:
         vae.compile(optimizer=keras.optimizers.Adam(learning_rate=config.train.learning_rate))
     return vae
+
+
+def _conditional(names, sizes):
+    """(name, variants) pairs of a conditional config."""
+    if not names:
+        return ()
+    if sizes is None or len(sizes) != len(names):
+        raise ValueError(f"model.conditional lists {list(names)}: build_vae needs their numbers of variants "
+                         f"(label_sizes)")
+    return tuple(zip(names, (int(n) for n in sizes)))

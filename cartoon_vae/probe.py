@@ -93,9 +93,16 @@ def with_reconstructions(train, runs, batch_size, seed=0):
         if vae.image_size != x.shape[1]:
             raise RunError(f"{run}: its model is {vae.image_size}x{vae.image_size}, the probe's data "
                            f"{x.shape[1]}x{x.shape[1]}; mix in runs trained with the probe's config")
-        means = np.concatenate([np.asarray(vae.encode(x[i:i + 256].astype(np.float32) / 255)[0])
+        given = None
+        if vae.label_dim:  # a conditional run encodes and decodes each face with its own labels
+            try:
+                given = vae.label_vectors(list(y), np.stack([y[n] for n in y], 1))
+            except ValueError as e:
+                raise RunError(f"{run}: {e}") from None
+        means = np.concatenate([np.asarray(vae.encode(x[i:i + 256].astype(np.float32) / 255,
+                                                      None if given is None else given[i:i + 256])[0])
                                 for i in range(0, len(x), 256)])
-        parts.append(np.round(decode(vae, means) * 255).astype(np.uint8))
+        parts.append(np.round(decode(vae, means, given) * 255).astype(np.uint8))
     y = {n: np.tile(v, len(parts)) for n, v in y.items()}
     ds = tf.data.Dataset.from_tensor_slices((np.concatenate(parts), y))
     ds = ds.shuffle(len(x) * len(parts), seed=seed, reshuffle_each_iteration=True).batch(batch_size)

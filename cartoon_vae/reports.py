@@ -189,18 +189,23 @@ def metrics_markdown(m) -> str:
 def _counterfactual_lines(c) -> list:
     if "edits" not in c:
         return ["", f"Edits against the true counterfactual: {c['note']}."]
-    lines = ["", f"Edits judged against the true counterfactual face the generator draws ({c['method']}). Rule: "
-                 f"{c['rule']}. Rates with Wilson 95% intervals over faces; MSE means over faces.", "",
-             "| edit | faces | worked [95% CI] | floor MSE(r, x) | start MSE(r, truth) | edit MSE(e, truth) | "
+    lines = ["", f"Edits judged against the true counterfactual face the generator draws. Rule: {c['rule']}. "
+                 "Rates with Wilson 95% intervals over faces; MSE means over faces. Methods: "
+                 + "; ".join(f"`{m}`: {what}" for m, what in c["methods"].items()) + ".", "",
+             "| edit | method | faces | worked [95% CI] | floor MSE(r, x) | start MSE(r, truth) | edit MSE(e, truth) | "
              "SSIM(e, truth) | other pixels changed | probe reads target | probe agrees |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for name, r in c["edits"].items():
-        lo, hi = r["success_interval"]
-        lines.append(f"| {name} | {r['faces']} | {r['worked']} ({r['success_rate']:.2f}) [{lo:.2f}, {hi:.2f}] | "
-                     f"{r['floor']:.4f} | {r['start']:.4f} | {r['edit']:.4f} | {r['ssim_edit']:.3f} | "
-                     f"{r['others_changed_rate']:.2f} | {r['probe_success_rate']:.2f} | {r['agreement_with_probe']:.2f} |")
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, by_method in c["edits"].items():
+        for method, r in by_method.items():
+            lo, hi = r["success_interval"]
+            lines.append(f"| {name} | {method} | {r['faces']} | {r['worked']} ({r['success_rate']:.2f}) "
+                         f"[{lo:.2f}, {hi:.2f}] | {r['floor']:.4f} | {r['start']:.4f} | {r['edit']:.4f} | "
+                         f"{r['ssim_edit']:.3f} | {r['others_changed_rate']:.2f} | {r['probe_success_rate']:.2f} | "
+                         f"{r['agreement_with_probe']:.2f} |")
     skipped = f" Not judged: {'; '.join(c['skipped'])}." if c.get("skipped") else ""
-    return lines + ["", f"Over all these edits: {c['success_rate']:.3f} of faces worked.{skipped}"]
+    pooled = "; ".join(f"`{m}` {rate:.3f} of faces worked (the probe agreed on {c['agreement_with_probe'][m]:.2f})"
+                       for m, rate in c["success_rate"].items())
+    return lines + ["", f"Over all these edits: {pooled}.{skipped}"]
 
 
 def _metrics_head(m) -> list:

@@ -17,7 +17,7 @@ import keras
 import yaml
 
 from .config import load_config
-from .data import DataError, make_training_datasets, quiet_fit_warnings
+from .data import DataError, conditioning, make_training_datasets, quiet_fit_warnings
 from .model import build_vae
 from .figures import plot_loss_curves
 from .inference import encode_split
@@ -274,7 +274,8 @@ def _train(config, run_dir, resume, verbose, callbacks):
             if verbose:
                 print(f"resuming {run_dir} after epoch {start}")
         else:
-            vae = build_vae(config)
+            labels = conditioning(config)
+            vae = build_vae(config, label_sizes=None if labels is None else [n for _, n in labels[0]])
     write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     keeper = RunKeeper(run_dir, rows)
     quiet_fit_warnings()
