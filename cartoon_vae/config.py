@@ -107,6 +107,7 @@ class ModelConfig:
     conditional: tuple[str, ...] = field(
         default=(), metadata=_check(lambda v: len(v) == len(set(v)) <= 64 and all(0 < len(n) <= 100 for n in v),
                                     "a list of at most 64 distinct attribute names"))
+    adversary_units: int = field(default=256, metadata=_positive_int(65_536))  # the latent adversary's hidden units
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,8 @@ class LossConfig:
     reconstruction: Literal["weighted_mse", "calibrated_gaussian"] = "weighted_mse"
     free_bits: float = field(default=0.0, metadata=_finite(lambda v: v >= 0, "a number >= 0 (nats per dimension)"))
     kl_warmup_epochs: int = field(default=0, metadata=_check(lambda v: 0 <= v <= 1_000_000, "an integer in [0, 1,000,000]"))
+    # conditional models: weight of the latent adversary's confusion term (0: no adversary)
+    adversary_weight: float = field(default=0.0, metadata=_finite(lambda v: v >= 0, "a number >= 0"))
 
 
 @dataclass(frozen=True)

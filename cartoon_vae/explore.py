@@ -10,18 +10,23 @@ holds is explored from its last complete checkpoint, its caches kept in memory.
 
 API (JSON in and out unless a PNG is named; every bad request is a 4xx with ``{"error": "..."}``):
 
-    GET  /api/info                         attributes, held-out faces, samplers, components, probe
+    GET  /api/info                         attributes, held-out faces, samplers, components, probe, conditional
     GET  /api/faces/N.png                  held-out face N as the data set holds it
-    GET  /api/face/N                       {"z", "original", "reconstruction"} (data URLs)
+    GET  /api/face/N                       {"z", "labels", "original", "reconstruction"} (data URLs)
     GET  /api/swatches/ATTRIBUTE/VALUE.png the decoded mean code of the training faces with that value
-    POST /api/decode   {"z"}               image/png: the decoded face
-    POST /api/view     {"base", "edits": [{"attribute", "to", "amount"}], "hold", "pcs": [...]}
+    POST /api/decode   {"z", "labels"}     image/png: the decoded face
+    POST /api/view     {"base", "labels", "edits": [{"attribute", "to", "amount"}], "hold", "pcs": [...]}
                                            {"z", "image", "probe"}: base moved by each edit, then along
                                            the principal directions (in standard deviations)
     POST /api/edit     {"z", "attribute", "to", "amount", "hold"}  {"z"}
-    POST /api/sample   {"sampler", "seed"} {"z"}
-    POST /api/encode   (an image file)     {"z"}: the mean code of the uploaded face
-    POST /api/interpolate {"z0", "z1", "steps"}  {"frames": [data URLs]}
+    POST /api/sample   {"sampler", "seed"} {"z", "labels"}
+    POST /api/encode   (an image file)     {"z", "labels"}: the mean code of the uploaded face
+    POST /api/interpolate {"z0", "z1", "steps", "labels0", "labels1"}  {"frames": [data URLs]}
+
+A conditional model (``model.conditional``) decodes every code with labels, ``{attribute: value}`` for each
+conditioned attribute (``info["conditional"]``; null for the paper's model): a face's own come with it,
+and an edit of a conditioned attribute is a label swap (``amount`` 1; between 0 and 1 a blend) instead of
+a move of z. An upload's labels are read by the probe.
 
 Example:
     $ cartoon-vae explore --run runs/demo --probe probes/demo
@@ -91,8 +96,11 @@ class Explorer:
         log(f"encoding {run_dir}'s training and held-out faces ...")
         train, val = make_datasets(self.config, with_index=True, shuffle_train=False)
         _, self.train_means, _, train_idx = encode_split(self.vae, train, keep_images=False)
-        self.face_images, self.face_means, _, _ = encode_split(self.vae, val, limit=faces)
+        self.face_images, self.face_means, _, face_idx = encode_split(self.vae, val, limit=faces)
         self.train_labels = self.attrs.values[train_idx] if self.attrs.names else None
+        # A conditional model decodes z with labels: each face's own, changed by a label-swap edit.
+        self.conditioned = [name for name, _ in self.vae.conditional]
+        self.face_labels = self.attrs.values[face_idx] if self.attrs.names else None
         self.values = {}  # the attributes an edit can move: name -> the values the training faces show
         for k, name in enumerate(self.attrs.names):
             seen = sorted(int(v) for v in np.unique(self.train_labels[:, k]) if v >= 0)
@@ -101,7 +109,9 @@ class Explorer:
         self.components, self.spreads = self._pca(components)
         self._directions, self._samplers, self._held = {}, None, None
         self._cache, self._lock = {}, threading.Lock()
-        self._decoder = traced(self.vae.decode, (None, int(self.vae.latent_dim)))
+        d, c = int(self.vae.latent_dim), int(self.vae.label_dim)
+        self._decoder = traced((lambda zy: self.vae.decode(zy[:, :d], zy[:, d:])) if c else self.vae.decode,
+                               (None, d + c))
         if self.probe is not None:
             size = int(self.probe.info["image_size"])
             self._reader = traced(lambda x: self.probe.model(tf.image.resize(x, (size, size), method="area")
@@ -124,29 +134,77 @@ class Explorer:
                       for name, values in self.values.items()]
         return {"run": str(self.run_dir), "latent_dim": int(self.vae.latent_dim),
                 "image_size": int(self.vae.image_size), "faces": len(self.face_means), "attributes": attributes,
-                "samplers": list(SAMPLERS), "components": len(self.components), "probe": self.probe is not None}
+                "samplers": list(SAMPLERS), "components": len(self.components), "probe": self.probe is not None,
+                "conditional": self.conditioned}
 
     def face(self, i) -> dict:
         i = self._face_index(i)
-        z = self.face_means[i]
-        return {"z": z.tolist(), "original": data_url(self.face_images[i]), "reconstruction": data_url(self.decode(z))}
+        z, labels = self.face_means[i], self._own_labels(self.face_labels[i])
+        return {"z": z.tolist(), "labels": labels, "original": data_url(self.face_images[i]),
+                "reconstruction": data_url(self.decode(z, labels))}
 
     def face_png(self, i) -> bytes:
         return png_bytes(self.face_images[self._face_index(i)])
 
-    def decode(self, z) -> np.ndarray:
-        return np.asarray(self._decoder(np.asarray(z, np.float32)[None]))[0]
+    def decode(self, z, labels=None) -> np.ndarray:
+        """The face of code ``z``; a conditional model's with ``labels`` ({attribute: value} or one-hot rows
+        as :meth:`label_vector` gives)."""
+        zy = np.asarray(z, np.float32)
+        if self.conditioned:
+            y = labels if isinstance(labels, np.ndarray) else self.label_vector(labels)
+            zy = np.concatenate([zy, y])
+        return np.asarray(self._decoder(zy[None]))[0]
 
-    def view(self, base, edits=(), hold=False, pcs=()) -> dict:
+    def label_vector(self, labels) -> np.ndarray:
+        """A conditional model's one-hot labels from a request's ``{attribute: value}`` (checked)."""
+        if not isinstance(labels, dict) or sorted(labels) != sorted(self.conditioned):
+            raise BadRequest(f"labels: this model is conditional: give an object with a value for each of "
+                             f"{', '.join(self.conditioned)}")
+        rows = np.zeros((1, len(self.attrs.names)), np.int64)
+        for name, value in labels.items():
+            n = int(self.attrs.n_variants[self.attrs.names.index(name)])
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < n:
+                raise BadRequest(f"labels: {name} has values 0..{n - 1}, got {str(value)[:40]}")
+            rows[0, self.attrs.names.index(name)] = value
+        return self.vae.label_vectors(self.attrs.names, rows)[0]
+
+    def _own_labels(self, row):
+        """{attribute: value} of the conditioned attributes of an attribute row (None: unconditional)."""
+        if not self.conditioned:
+            return None
+        return {name: int(row[self.attrs.names.index(name)]) for name in self.conditioned}
+
+    def view(self, base, edits=(), hold=False, pcs=(), labels=None) -> dict:
+        """``base`` moved by each edit (a conditioned attribute's edit moves its one-hot label from the face's
+        ``labels`` towards the target by ``amount``: 1 is the label swap), then along the principal directions."""
         z = self.code(base)
+        y = self.label_vector(labels) if self.conditioned else None
         for e in edits:
             if not isinstance(e, dict):
                 raise BadRequest("edits: each must be an object with attribute, to, amount")
-            z = self.edit(z, e.get("attribute"), e.get("to"), e.get("amount", 1.0), hold)
+            if e.get("attribute") in self.conditioned:
+                y = self.relabel(y, e.get("attribute"), e.get("to"), e.get("amount", 1.0))
+            else:
+                z = self.edit(z, e.get("attribute"), e.get("to"), e.get("amount", 1.0), hold)
         pcs = self._numbers(pcs, "pcs", len(self.components), exact=False)
         z = z + (np.asarray(pcs, np.float32) * self.spreads[:len(pcs)]) @ self.components[:len(pcs)]
-        image = self.decode(z)
+        image = self.decode(z, y)
         return {"z": z.tolist(), "image": data_url(image), "probe": self.read(image)}
+
+    def relabel(self, y, attribute, to, amount=1.0) -> np.ndarray:
+        """The one-hot labels ``y`` with ``attribute``'s block moved towards value ``to`` by ``amount`` (1: the
+        label swap of :func:`cartoon_vae.edit.relabel`; between 0 and 1 a blend of the two labels)."""
+        attribute, to = self._attribute(attribute, to)
+        amount = self._number(amount, "amount", -MAX_AMOUNT, MAX_AMOUNT)
+        start = 0
+        for name, n in self.vae.conditional:
+            if name == attribute:
+                break
+            start += n
+        y = y.copy()
+        block = y[start:start + n]
+        y[start:start + n] = block + amount * (np.eye(n, dtype=np.float32)[to] - block)
+        return y
 
     def edit(self, z, attribute, to, amount=1.0, hold=False) -> np.ndarray:
         from .edit import edit_to_class
@@ -176,20 +234,29 @@ class Explorer:
             return self._directions[key]
 
     def swatch(self, attribute, to) -> bytes:
+        """The decoded mean code of the training faces with this value (a conditional model: with their
+        mean labels, so the value's own label is one-hot)."""
         attribute, to = self._attribute(attribute, to)
         key = ("swatch", attribute, to)
         if key not in self._cache:
-            mean = self.train_means[self.train_labels[:, self.attrs.names.index(attribute)] == to].mean(0)
-            self._cache[key] = png_bytes(self.decode(mean))
+            chosen = self.train_labels[:, self.attrs.names.index(attribute)] == to
+            y = None
+            if self.conditioned:
+                y = self.vae.label_vectors(self.attrs.names, self.train_labels[chosen]).mean(0)
+            self._cache[key] = png_bytes(self.decode(self.train_means[chosen].mean(0), y))
         return self._cache[key]
 
-    def sample(self, name, seed=0) -> np.ndarray:
+    def sample(self, name, seed=0) -> dict:
+        """{"z": a code from sampler ``name``, "labels": a random training face's (a conditional model)}."""
         from .samplers import SAMPLERS
 
         if name not in SAMPLERS:
             raise BadRequest(f"sampler: must be one of {', '.join(SAMPLERS)}, got {str(name)[:40]!r}")
         seed = int(self._number(seed, "seed", 0, 2 ** 31 - 1))
-        return self._fitted_samplers()[name].sample(1, np.random.default_rng(seed))[0]
+        z = self._fitted_samplers()[name].sample(1, np.random.default_rng(seed))[0]
+        row = self.train_labels[np.random.default_rng(seed).integers(len(self.train_labels))] \
+            if self.conditioned else None
+        return {"z": z.tolist(), "labels": None if row is None else self._own_labels(row)}
 
     def encode(self, body: bytes) -> np.ndarray:
         """The mean code of an uploaded image, read by the project's one reader and preprocessed as
@@ -204,13 +271,26 @@ class Explorer:
         except Exception as e:  # PIL raises many types for a broken file
             raise BadRequest(f"upload: {why_unreadable(e)}") from None
         x = np.asarray(preprocess(tf.constant(rgba), self.config.data), np.float32)[None] / 255.0
-        return np.asarray(self.vae.encode(x, training=False)[0])[0]
+        if not self.conditioned:
+            return {"z": np.asarray(self.vae.encode(x, training=False)[0])[0].tolist(), "labels": None}
+        if self.probe is None:  # the encoder needs the face's labels, and only the probe can read them
+            raise BadRequest("upload: this model is conditional; start the explorer with --probe so it can read "
+                             "the uploaded face's labels")
+        read = self.read(x[0])
+        labels = {name: read[name]["value"] for name in self.conditioned}
+        y = self.label_vector(labels)[None]
+        return {"z": np.asarray(self.vae.encode(x, y, training=False)[0])[0].tolist(), "labels": labels}
 
-    def interpolate(self, z0, z1, steps=8) -> list:
+    def interpolate(self, z0, z1, steps=8, labels0=None, labels1=None) -> list:
+        """Frames from z0 to z1 (a conditional model's labels blend from ``labels0`` to ``labels1`` alongside)."""
         from .latent import interpolate
 
         steps = int(self._number(steps, "steps", 2, MAX_STEPS))
-        return [data_url(self.decode(z)) for z in interpolate(self.code(z0), self.code(z1), steps)]
+        zs = interpolate(self.code(z0), self.code(z1), steps)
+        if not self.conditioned:
+            return [data_url(self.decode(z)) for z in zs]
+        ys = interpolate(self.label_vector(labels0), self.label_vector(labels1), steps)
+        return [data_url(self.decode(z, y)) for z, y in zip(zs, ys)]
 
     def read(self, image) -> dict | None:
         """The probe's reading of a face: per attribute, the most likely value and its probability."""
@@ -304,7 +384,7 @@ def _route(explorer, method, path, body):
     if method != "POST" or not path.startswith("/api/"):
         raise BadRequest(f"not found: {method} {path[:80]}", 404)
     if path == "/api/encode":
-        return _json({"z": explorer.encode(body).tolist()})
+        return _json(explorer.encode(body))
     try:
         q = json.loads(body or b"{}")
     except (ValueError, UnicodeDecodeError):
@@ -312,19 +392,21 @@ def _route(explorer, method, path, body):
     if not isinstance(q, dict):
         raise BadRequest("body: must be a JSON object")
     if path == "/api/decode":
-        return 200, "image/png", png_bytes(explorer.decode(explorer.code(q.get("z"))))
+        labels = explorer.label_vector(q.get("labels")) if explorer.conditioned else None
+        return 200, "image/png", png_bytes(explorer.decode(explorer.code(q.get("z")), labels))
     if path == "/api/view":
         edits = q.get("edits", [])
         if not isinstance(edits, list) or len(edits) > 32:
             raise BadRequest("edits: must be a list of at most 32 edits")
-        return _json(explorer.view(q.get("base"), edits, q.get("hold", False), q.get("pcs", [])))
+        return _json(explorer.view(q.get("base"), edits, q.get("hold", False), q.get("pcs", []), q.get("labels")))
     if path == "/api/edit":
         z = explorer.edit(q.get("z"), q.get("attribute"), q.get("to"), q.get("amount", 1.0), q.get("hold", False))
         return _json({"z": z.tolist()})
     if path == "/api/sample":
-        return _json({"z": explorer.sample(q.get("sampler"), q.get("seed", 0)).tolist()})
+        return _json(explorer.sample(q.get("sampler"), q.get("seed", 0)))
     if path == "/api/interpolate":
-        return _json({"frames": explorer.interpolate(q.get("z0"), q.get("z1"), q.get("steps", 8))})
+        return _json({"frames": explorer.interpolate(q.get("z0"), q.get("z1"), q.get("steps", 8), q.get("labels0"),
+                                                     q.get("labels1"))})
     raise BadRequest(f"not found: POST {path[:80]}", 404)
 
 

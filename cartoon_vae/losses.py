@@ -110,3 +110,29 @@ def vae_loss(x, x_hat, mean, log_var, kl="poly_bound", reconstruction_weight=1.0
     The paper's eq. 2 has both weights 1; the reference code weights the MSE by 1000.
     """
     return reconstruction_weight * reconstruction_mse(x, x_hat) + kl_weight * KL_FORMS[kl](mean, log_var)
+
+
+# Beyond the paper: the conditional model's latent adversary (Fader networks, Lample et al. 2017). A small
+# classifier reads the conditioned attributes from the latent mean; the encoder is trained to leave it
+# guessing, so the attribute lives in the label the decoder is given and not in z.
+
+def label_cross_entropy(labels, logits, sizes):
+    """Per image: the adversary's cross-entropy, summed over the conditioned attributes. ``labels`` and
+    ``logits`` are (batch, sum(sizes)), one block of one-hot labels / logits per attribute."""
+    total, start = 0.0, 0
+    for n in sizes:
+        block = logits[:, start:start + n]
+        total = total - ops.sum(labels[:, start:start + n] * ops.log_softmax(block, axis=-1), axis=-1)
+        start += n
+    return total
+
+
+def confusion(logits, sizes):
+    """Per image: the adversary's cross-entropy against the uniform distribution over each attribute's
+    values, summed over attributes. Its minimum, sum(log n), is reached when the adversary cannot tell
+    any value from z: what the encoder minimises."""
+    total, start = 0.0, 0
+    for n in sizes:
+        total = total - ops.mean(ops.log_softmax(logits[:, start:start + n], axis=-1), axis=-1)
+        start += n
+    return total

@@ -29,6 +29,7 @@ from keras import layers, ops
 from . import losses
 
 PACKAGE = "cartoon_vae"
+ADVERSARY_UNITS = 256  # hidden units of the conditional model's latent adversary (model.adversary_units)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -209,7 +210,7 @@ class CartoonVAE(keras.Model):
                  decoder_filters=(64, 64, 64, 32), kernel_size=3, leaky_relu_slope=0.3, reparam="std",
                  kl="poly_bound", reconstruction_weight=1000.0, kl_weight=1.0, seed=None, fused_batch_norm=True,
                  reconstruction="weighted_mse", free_bits=0.0, kl_warmup_epochs=0, bounded_variance=None,
-                 conditional=(), **kwargs):
+                 conditional=(), adversary_weight=0.0, adversary_units=ADVERSARY_UNITS, **kwargs):
         super().__init__(**kwargs)
         if kl not in losses.KL_FORMS:
             raise ValueError(f"kl must be one of {sorted(losses.KL_FORMS)}, got {kl!r}")
@@ -236,6 +237,8 @@ class CartoonVAE(keras.Model):
         # A conditional VAE: (attribute, number of variants) pairs, given one-hot to both networks.
         self.conditional = tuple((str(name), int(n)) for name, n in conditional)
         self.label_dim = sum(n for _, n in self.conditional)
+        self.adversary_weight = float(adversary_weight) if self.label_dim else 0.0
+        self.adversary_units = int(adversary_units)
         batch_norm = FusedBatchNormalization if fused_batch_norm else layers.BatchNormalization
         if tf.distribute.get_strategy().num_replicas_in_sync > 1:  # built under a multi-device strategy:
             batch_norm = functools.partial(batch_norm, synchronized=True)  # statistics of the global batch
@@ -252,9 +255,15 @@ class CartoonVAE(keras.Model):
         finally:
             keras.config.set_dtype_policy(previous)
         self.sampling = Sampling(reparam, seed=seed, name="sampling", dtype="float32")
+        self.adversary = None
+        if self.adversary_weight > 0:  # reads the conditioned attributes from the latent mean (losses.confusion)
+            self.adversary = keras.Sequential([keras.Input((latent_dim,)), layers.Dense(self.adversary_units),
+                                               layers.LeakyReLU(negative_slope=leaky_relu_slope),
+                                               layers.Dense(self.label_dim)], name="adversary")
+            self.adversary_optimizer = keras.optimizers.Adam(learning_rate=1e-3, name="adversary_adam")
         self._kl_per_dim = losses.KL_PER_DIM[kl]
-        self.trackers = {name: keras.metrics.Mean(name=name)
-                         for name in ("loss", "reconstruction_loss", "kl_loss", "kl_exact")}
+        tracked = ("loss", "reconstruction_loss", "kl_loss", "kl_exact") + (("adversary_ce",) if self.adversary else ())
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in tracked}
 
     @property
     def metrics(self):
@@ -316,6 +325,7 @@ class CartoonVAE(keras.Model):
             "kl_loss": kl,
             "kl_exact": losses.kl_exact(mean, losses.posterior_log_var(log_var, self.reparam)),
             "kl_per_dim": kl_per_dim,
+            "mean": mean,
         }
 
     def reconstruction_term(self, mse):
@@ -347,19 +357,39 @@ class CartoonVAE(keras.Model):
             return data, None
         return data[0], (data[1] if self.label_dim and len(data) > 1 else None)
 
+    @property
+    def vae_weights(self):
+        """The encoder's and decoder's trainable weights: what the objective trains (not the adversary)."""
+        return self.encoder.trainable_weights + self.decoder.trainable_weights
+
     def train_step(self, data):
         x, labels = self._unpack(data)
+        sizes = [n for _, n in self.conditional]
         with tf.GradientTape() as tape:
             terms = self.compute_terms(x, training=True, labels=labels)
             loss = self.objective(terms)
+            if self.adversary is not None:  # the encoder leaves the adversary guessing
+                confused = losses.confusion(self.adversary(terms["mean"]), sizes)
+                loss = loss + self.adversary_weight * ops.sum(confused) / _global_batch_size(confused)
             scaled = self.optimizer.scale_loss(loss) if hasattr(self.optimizer, "scale_loss") else loss
-        grads = tape.gradient(scaled, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+        grads = tape.gradient(scaled, self.vae_weights)
+        self.optimizer.apply_gradients(zip(grads, self.vae_weights))
+        if self.adversary is not None:  # ... while the adversary learns to read the attributes from z
+            with tf.GradientTape() as tape:
+                ce = losses.label_cross_entropy(labels, self.adversary(ops.stop_gradient(terms["mean"])), sizes)
+                adversary_loss = ops.sum(ce) / _global_batch_size(ce)
+            weights = self.adversary.trainable_weights
+            self.adversary_optimizer.apply_gradients(zip(tape.gradient(adversary_loss, weights), weights))
+            terms["adversary_ce"] = ce
         return self._record(terms)
 
     def test_step(self, data):
         x, labels = self._unpack(data)
-        return self._record(self.compute_terms(x, training=False, labels=labels))
+        terms = self.compute_terms(x, training=False, labels=labels)
+        if self.adversary is not None:
+            terms["adversary_ce"] = losses.label_cross_entropy(labels, self.adversary(terms["mean"]),
+                                                               [n for _, n in self.conditional])
+        return self._record(terms)
 
     def _record(self, terms):
         for name, tracker in self.trackers.items():  # a Mean of per-image values: a replica with no image adds nothing
@@ -382,6 +412,7 @@ class CartoonVAE(keras.Model):
             "reconstruction": self.reconstruction, "free_bits": self.free_bits,
             "kl_warmup_epochs": self.kl_warmup_epochs, "bounded_variance": self.bounded_variance,
             "conditional": [list(pair) for pair in self.conditional],
+            "adversary_weight": self.adversary_weight, "adversary_units": self.adversary_units,
         }
 
 
@@ -411,7 +442,8 @@ def build_vae(config, compile=True, fused_batch_norm=True, label_sizes=None) -> 
         reparam=m.reparam, kl=l.kl, reconstruction_weight=l.reconstruction_weight, kl_weight=l.kl_weight,
         seed=m.seed, fused_batch_norm=fused_batch_norm, reconstruction=l.reconstruction, free_bits=l.free_bits,
         kl_warmup_epochs=l.kl_warmup_epochs, bounded_variance=m.bounded_variance,
-        conditional=_conditional(m.conditional, label_sizes), name="cartoon_vae")
+        conditional=_conditional(m.conditional, label_sizes), adversary_weight=l.adversary_weight,
+        adversary_units=m.adversary_units, name="cartoon_vae")
     vae.build((None, config.data.image_size, config.data.image_size, 3))
     if compile:
         vae.compile(optimizer=keras.optimizers.Adam(learning_rate=config.train.learning_rate))

@@ -240,3 +240,29 @@ def test_prepared_folder_refuses_another_recipe_and_is_not_overwritten(faces, tm
     (out / "train-00000.tfrecord").unlink()
     with pytest.raises(DataError, match="train-00000.tfrecord: shard listed in prepared.json is missing"):
         load_splits(cfg.replace(data={"dir": str(out)}).data)
+
+
+def test_a_conditional_config_gives_each_face_its_one_hot_labels_last(faces, tmp_path):
+    from cartoon_vae.data import conditioning, make_training_datasets
+
+    cfg = _cfg(faces, "model.conditional=[glasses,hair_color]")
+    attrs = read_attributes(faces)
+    pairs, table = conditioning(cfg)
+    assert pairs == (("glasses", 6), ("hair_color", 10)) and table.shape == (16, 16)
+    for ds in make_datasets(cfg, with_index=True):
+        for x, idx, y in ds:
+            idx, y = np.asarray(idx), np.asarray(y)
+            assert y.sum(1).tolist() == [2.0] * len(idx)  # one hot per attribute
+            assert np.argmax(y[:, :6], 1).tolist() == attrs.column("glasses")[idx].tolist()
+            assert np.argmax(y[:, 6:], 1).tolist() == attrs.column("hair_color")[idx].tolist()
+    train, val, _ = make_training_datasets(cfg)
+    x, y = next(iter(train))
+    assert x.shape[0] == y.shape[0] and y.shape[1] == 16 and y.dtype == "float32"
+    assert conditioning(_cfg(faces)) is None  # the paper's model: no labels
+    with pytest.raises(DataError, match="'hats'.*glasses"):
+        conditioning(_cfg(faces, "model.conditional=[hats]"))
+    partial = tmp_path / "partial"
+    shutil.copytree(faces, partial)
+    os.remove(partial / sorted(p.name for p in partial.glob("*.csv"))[0])
+    with pytest.raises(DataError, match="no attribute CSV beside it"):
+        conditioning(_cfg(partial, "model.conditional=[glasses]"))

@@ -250,3 +250,42 @@ def test_the_page_in_headless_chromium_edits_the_face_and_the_probe_follows(serv
     finally:
         driver.quit()
     assert Image.open(tmp_path / "explorer.png").size[0] >= 1000
+
+
+def test_a_conditional_run_is_explored_with_labels_and_a_label_swap(served, tmp_path):
+    root = served["root"]
+    assert main(["train", "--config", PAPER, "--data", str(root / "faces"), "--run-dir", str(tmp_path / "run"), *SETS,
+                 "--set", "model.conditional=[glasses,hair_color]"]) == 0
+    explorer = Explorer(tmp_path / "run", root / "probe", faces=4, components=3, log=lambda *_: None)
+    server = make_server(explorer, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert _call(f"{url}/api/info")[2]["conditional"] == ["glasses", "hair_color"]
+        face = _call(f"{url}/api/face/0")[2]
+        assert set(face["labels"]) == {"glasses", "hair_color"}
+        other = (face["labels"]["hair_color"] + 1) % 10
+        _, _, same = _call(f"{url}/api/view", {"base": face["z"], "labels": face["labels"], "edits": []})
+        _, _, swapped = _call(f"{url}/api/view", {"base": face["z"], "labels": face["labels"],
+                                                  "edits": [{"attribute": "hair_color", "to": other, "amount": 1}]})
+        assert swapped["z"] == same["z"] and swapped["image"] != same["image"]  # same z, new label, new face
+        y = explorer.vae.label_vectors(["glasses", "hair_color"], [[face["labels"]["glasses"], other]])
+        expected = explorer.vae.decode(np.asarray([face["z"]], np.float32), y)
+        np.testing.assert_allclose(explorer.decode(np.asarray(face["z"], np.float32), y[0]), np.asarray(expected)[0],
+                                   atol=1e-5)
+        for body, words in [({"base": face["z"], "edits": []}, "labels: this model is conditional"),
+                            ({"base": face["z"], "labels": {**face["labels"], "glasses": 99}}, "glasses has values")]:
+            status, _, error = _call(f"{url}/api/view", body)
+            assert status == 400 and words in error["error"], error
+        sample = _call(f"{url}/api/sample", {"sampler": "normal", "seed": 1})[2]
+        assert set(sample["labels"]) == {"glasses", "hair_color"}
+        buf = io.BytesIO()
+        Image.fromarray((explorer.face_images[1] * 255).astype(np.uint8)).save(buf, format="PNG")
+        encoded = _call(f"{url}/api/encode", raw=buf.getvalue())[2]  # the probe reads the upload's labels
+        assert set(encoded["labels"]) == {"glasses", "hair_color"} and len(encoded["z"]) == 6
+        frames = _call(f"{url}/api/interpolate", {"z0": face["z"], "z1": sample["z"], "labels0": face["labels"],
+                                                  "labels1": sample["labels"], "steps": 3})[2]["frames"]
+        assert len(frames) == 3
+    finally:
+        server.shutdown()
+        server.server_close()

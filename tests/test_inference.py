@@ -60,3 +60,27 @@ def test_traced_gives_the_eager_answer():
     f = traced(lambda z: z * 2.0 + 1.0, (None, 3))
     z = np.arange(6, dtype=np.float32).reshape(2, 3)
     np.testing.assert_allclose(np.asarray(f(z)), z * 2 + 1)
+
+
+def test_labelled_batches_are_encoded_and_decoded_with_their_labels():
+    from cartoon_vae.inference import sample_labels
+
+    class Labelled(Doubler):
+        def encode(self, x, labels=None, training=False):
+            return np.asarray(x) + np.asarray(labels).sum(1, keepdims=True), np.asarray(x)
+
+        def decode(self, z, labels=None):
+            return np.asarray(z) * np.asarray(labels)[:, :1]
+
+    y = [np.eye(2, dtype=np.float32)[[0]], np.eye(2, dtype=np.float32)[[1, 0]], np.eye(2, dtype=np.float32)[[1]]]
+    x, means, _, idx = encode_split(Labelled(), [(b, l) for b, l in zip(BATCHES, y)])  # (images, labels)
+    assert idx is None and np.allclose(means, x + 1)
+    _, means, _, idx = encode_split(Labelled(), [(b, np.arange(len(b)), l) for b, l in zip(BATCHES, y)])
+    assert idx.tolist() == [0, 0, 1, 0]
+    images, labels = first_images([(b, l) for b, l in zip(BATCHES, y)], 2, with_labels=True)
+    assert labels.tolist() == [[1, 0], [0, 1]]
+    assert decode(Labelled(), np.ones((2, 2)), labels).tolist() == [[1, 1], [0, 0]]
+    table = np.eye(3, dtype=np.float32)
+    drawn = sample_labels(table, 5, seed=0)
+    assert drawn.shape == (5, 3) and np.allclose(drawn, sample_labels(table, 5, seed=0))
+    assert sample_labels(None, 5, 0) is None

@@ -208,3 +208,33 @@ def test_mixed_bfloat16_trains_within_tolerance_of_float32_and_saves_resumes_and
     assert [r["epoch"] for r in read_history(run / "history.csv")] == [1, 2, 3, 4]
     assert resolve_precision("float32") == "float32"
     assert resolve_precision("auto") in ("float32", "mixed_bfloat16")
+
+
+def test_a_conditional_model_needs_labels_uses_them_and_keeps_them_on_save(tmp_path):
+    vae = cartoon_vae.CartoonVAE(image_size=32, latent_dim=4, encoder_filters=(8, 8), decoder_filters=(8,),
+                                 kl="exact", conditional=[("glasses", 3), ("hair", 2)], seed=0)
+    assert vae.label_dim == 5
+    y = vae.label_vectors(["hair", "glasses"], np.array([[1, 2], [0, 0]]))
+    assert y.tolist() == [[0, 0, 1, 0, 1], [1, 0, 0, 1, 0]]  # in the model's order: glasses, then hair
+    with pytest.raises(ValueError, match=r"glasses: values must be in \[0, 2\]"):
+        vae.label_vectors(["glasses", "hair"], np.array([[3, 0]]))
+    x = np.random.RandomState(0).rand(2, 32, 32, 3).astype("float32")
+    with pytest.raises(ValueError, match="conditional on glasses, hair"):
+        vae.encode(x)
+    vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+    history = vae.fit(x, y, batch_size=2, epochs=2, verbose=0)  # train_step on (images, labels)
+    assert all(np.isfinite(history.history["loss"]))
+    mean, _ = vae.encode(x, y)
+    same, swapped = np.asarray(vae.decode(mean, y)), np.asarray(vae.decode(mean, y[::-1]))
+    assert np.abs(same - swapped).max() > 1e-4  # the decoder reads the labels
+    vae.save(tmp_path / "c.keras")
+    loaded = keras.models.load_model(tmp_path / "c.keras")
+    assert loaded.conditional == (("glasses", 3), ("hair", 2))
+    np.testing.assert_allclose(np.asarray(loaded.decode(mean, y)), same, atol=1e-6)
+
+
+def test_build_vae_of_a_conditional_config_needs_the_label_sizes(paper_config_path):
+    cfg = load_config(paper_config_path, [*small_overrides(), "model.conditional=[glasses]"])
+    with pytest.raises(ValueError, match="label_sizes"):
+        build_vae(cfg)
+    assert build_vae(cfg, label_sizes=[12]).label_dim == 12

@@ -1,7 +1,8 @@
 // cartoon-vae explorer: the page asks the local server (cartoon_vae/explore.py) for every face it shows.
 "use strict";
 
-const state = { base: null, original: null, face: null, edits: {}, hold: false, pcs: [], a: null, b: null, z: null };
+// labels: a conditional model's {attribute: value} of the current face (null for the paper's model).
+const state = { base: null, labels: null, original: null, face: null, edits: {}, hold: false, pcs: [], a: null, b: null, z: null };
 let info = null;
 let inFlight = false;
 let pending = false;
@@ -33,7 +34,7 @@ async function redraw() {
   if (inFlight) { pending = true; return; }
   inFlight = true;
   try {
-    const v = await api("/api/view", { base: state.base, edits: editList(), hold: state.hold, pcs: state.pcs });
+    const v = await api("/api/view", { base: state.base, labels: state.labels, edits: editList(), hold: state.hold, pcs: state.pcs });
     state.z = v.z;
     document.getElementById("edited").src = v.image;
     document.getElementById("png").href = v.image;
@@ -59,13 +60,14 @@ function showProbe(reading) {
   });
 }
 
-async function setBase(z, original, face) {
+async function setBase(z, labels, original, face) {
   state.base = z;
+  state.labels = labels;
   state.original = original;
   state.face = face;
   document.getElementById("original").src = original || "";
   document.getElementById("original").style.visibility = original ? "visible" : "hidden";
-  const recon = await api("/api/view", { base: z, edits: [], hold: false, pcs: [] });
+  const recon = await api("/api/view", { base: z, labels, edits: [], hold: false, pcs: [] });
   document.getElementById("reconstruction").src = recon.image;
   document.querySelectorAll("#faces img").forEach((img, i) => img.classList.toggle("chosen", i === face));
   await redraw();
@@ -73,7 +75,7 @@ async function setBase(z, original, face) {
 
 async function chooseFace(i) {
   const f = await api(`/api/face/${i}`);
-  await setBase(f.z, f.original, i);
+  await setBase(f.z, f.labels, f.original, i);
 }
 
 function buildFaces() {
@@ -94,7 +96,7 @@ function buildSamplers() {
     const button = el("button", { text: `${names[s] || s} (re-roll)`, "data-sampler": s });
     button.addEventListener("click", async () => {
       const r = await api("/api/sample", { sampler: s, seed: seeds[s]++ });
-      await setBase(r.z, null, null);
+      await setBase(r.z, r.labels, null, null);
     });
     box.appendChild(button);
   });
@@ -106,7 +108,8 @@ function buildAttributes() {
     const select = el("select", { "data-attribute": a.name });
     a.values.forEach((v) => select.appendChild(el("option", { value: v, text: String(v) })));
     const swatch = el("img", { alt: `${a.name} mean`, title: "decoded mean of the training faces with this value" });
-    const slider = el("input", { type: "range", min: "0", max: "1.5", step: "0.05", value: "0", "data-attribute": a.name });
+    const swap = (info.conditional || []).includes(a.name);  // a conditional model's label: 1 is the swap
+    const slider = el("input", { type: "range", min: "0", max: swap ? "1" : "1.5", step: "0.05", value: "0", "data-attribute": a.name });
     const shown = el("span", { text: "0" });
     const update = () => {
       swatch.src = `/api/swatches/${a.name}/${select.value}.png`;
@@ -117,7 +120,8 @@ function buildAttributes() {
     slider.addEventListener("input", () => { update(); redraw(); });
     update();
     state.edits[a.name].amount = 0;
-    box.appendChild(el("div", { class: "attr" }, [el("span", { text: a.name }), select, swatch, slider, shown]));
+    const name = el("span", { text: a.name + (swap ? " (label)" : ""), title: swap ? "the model is conditional on this attribute: the slider blends its label from the face's own to the chosen value (1 = label swap, z unchanged)" : "moves z towards the chosen value's class mean (1 = the class mean)" });
+    box.appendChild(el("div", { class: "attr" }, [name, select, swatch, slider, shown]));
   });
   document.getElementById("hold").addEventListener("change", (e) => { state.hold = e.target.checked; redraw(); });
 }
@@ -141,7 +145,7 @@ function buildUpload() {
   const drop = document.getElementById("drop");
   const send = async (file) => {
     const r = await api("/api/encode", file);
-    await setBase(r.z, URL.createObjectURL(file), null);
+    await setBase(r.z, r.labels, URL.createObjectURL(file), null);
   };
   document.getElementById("upload").addEventListener("change", (e) => { if (e.target.files[0]) send(e.target.files[0]); });
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
@@ -158,20 +162,22 @@ function buildInterpolation() {
   const update = async () => {
     if (!state.a || !state.b) return;
     const t = Number(slider.value);
-    const z = state.a.map((v, i) => (1 - t) * v + t * state.b[i]);
-    const r = await api("/api/view", { base: z, edits: [], hold: false, pcs: [] });
+    const z = state.a.z.map((v, i) => (1 - t) * v + t * state.b.z[i]);
+    const labels = t < 0.5 ? state.a.labels : state.b.labels;  // the view takes whole labels; the strip blends them
+    const r = await api("/api/view", { base: z, labels, edits: [], hold: false, pcs: [] });
     document.getElementById("edited").src = r.image;
   };
   const strip = async () => {
     if (!state.a || !state.b) return;
     slider.disabled = false;
-    const r = await api("/api/interpolate", { z0: state.a, z1: state.b, steps: 8 });
+    const r = await api("/api/interpolate", { z0: state.a.z, z1: state.b.z, labels0: state.a.labels, labels1: state.b.labels, steps: 8 });
     const box = document.getElementById("strip");
     box.innerHTML = "";
     r.frames.forEach((src, i) => box.appendChild(el("img", { src, alt: `frame ${i}` })));
   };
-  document.getElementById("setA").addEventListener("click", () => { state.a = state.z; strip(); });
-  document.getElementById("setB").addEventListener("click", () => { state.b = state.z; strip(); });
+  // A and B keep the face's own labels (a conditional model); label edits are not carried into them.
+  document.getElementById("setA").addEventListener("click", () => { state.a = { z: state.z, labels: state.labels }; strip(); });
+  document.getElementById("setB").addEventListener("click", () => { state.b = { z: state.z, labels: state.labels }; strip(); });
   slider.addEventListener("input", update);
 }
 
@@ -185,7 +191,7 @@ function npyBlob(z) {
 }
 
 function saveHash() {
-  const s = { base: state.base, face: state.face, edits: editList(), hold: state.hold, pcs: state.pcs };
+  const s = { base: state.base, labels: state.labels, face: state.face, edits: editList(), hold: state.hold, pcs: state.pcs };
   const hash = "#" + encodeURIComponent(JSON.stringify(s));
   history.replaceState(null, "", hash);
   document.getElementById("link").href = hash;
@@ -209,7 +215,7 @@ async function restoreHash() {
     });
     state.hold = Boolean(s.hold);
     document.getElementById("hold").checked = state.hold;
-    if (s.face !== null && s.face !== undefined) await chooseFace(s.face); else await setBase(s.base, null, null);
+    if (s.face !== null && s.face !== undefined) await chooseFace(s.face); else await setBase(s.base, s.labels || null, null, null);
     return true;
   } catch (err) {
     return false;
@@ -218,7 +224,8 @@ async function restoreHash() {
 
 async function main() {
   info = await api("/api/info");
-  document.getElementById("run").textContent = `${info.run}: ${info.image_size}x${info.image_size}, ${info.latent_dim}-d codes`;
+  const given = info.conditional && info.conditional.length ? `, conditional on ${info.conditional.join(", ")}` : "";
+  document.getElementById("run").textContent = `${info.run}: ${info.image_size}x${info.image_size}, ${info.latent_dim}-d codes${given}`;
   document.getElementById("edited-caption").textContent =
     `edited (${info.image_size} px, shown at 256 px, upscaled smoothly by the browser)`;
   buildFaces();
