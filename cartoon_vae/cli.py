@@ -209,6 +209,28 @@ def cmd_edit(args):
     print(f"written: {out / (stem + '.png')}, {out / (stem + '.json')}")
 
 
+def cmd_compare_edits(args):
+    import json
+
+    from .counterfactual import compare_runs, summarise
+    from .figures import counterfactual_figure
+    from .runs import claim_outputs, write_text_atomic
+
+    out = Path(args.out)
+    report = out.with_suffix(".json")
+    claim_outputs(out.parent, [out.name, report.name], args.overwrite)
+    originals, truths, edits, judged, to = compare_runs(args.runs, args.attribute, args.to, args.faces)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    counterfactual_figure((originals, truths, edits), out, args.attribute, to,
+                          title=f"{args.attribute} -> {to}: each run's edit of the same held-out faces")
+    scores = {label: summarise(per) for label, per in judged.items()}
+    write_text_atomic(report, json.dumps({"attribute": args.attribute, "to": to, "runs": [str(r) for r in args.runs],
+                                          "scores": scores}, indent=1) + "\n")
+    for label, r in scores.items():
+        print(f"{label}: worked on {r['worked']} of {r['faces']} faces (edit MSE {r['edit']:.4f}, floor {r['floor']:.4f})")
+    print(f"written: {out}, {report}")
+
+
 def cmd_explore(args):
     from .explore import Explorer, make_server
 
@@ -351,6 +373,15 @@ def _args_edit(s):
     s.add_argument("--data", type=path, help="data folder (default: the run's data.dir)")
 
 
+def _args_compare_edits(s):
+    s.add_argument("--runs", type=path, nargs="+", required=True, help="run folders trained on the same embedded set")
+    s.add_argument("--attribute", type=attribute, required=True)
+    s.add_argument("--to", type=integer(0, MAX_VARIANT), required=True, help="target variant")
+    s.add_argument("--faces", type=count, default=6, help="held-out faces (rows of the figure)")
+    s.add_argument("--out", type=path, required=True, help="the figure (.png); the scores go beside it (.json)")
+    s.add_argument("--overwrite", action="store_true", help="replace an earlier figure and report")
+
+
 def _args_explore(s):
     s.add_argument("--run", type=path, required=True)
     s.add_argument("--probe", type=path, help="probe folder: the page shows its reading of the face")
@@ -396,6 +427,8 @@ SUBCOMMANDS = [  # (name, its arguments, what it runs, its help)
         "measure a run: reconstructions, latent space, samples, edits"),
     ("edit", _args_edit, cmd_edit,
         "edit held-out faces along an attribute classifier's latent direction"),
+    ("compare-edits", _args_compare_edits, cmd_compare_edits,
+        "edit the same held-out faces with several runs, beside the true counterfactual"),
     ("explore", _args_explore, cmd_explore,
         "a local page to steer the latent space: edit, sample, interpolate, upload a face"),
     ("ablate", _args_ablate, cmd_ablate,

@@ -27,6 +27,8 @@ Example:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from .stats import proportion_interval
@@ -130,3 +132,47 @@ def check_renderer(attribute_rows, names, images, data_cfg, tolerance=2 / 255) -
     generator version): the first face re-rendered matches its image to ``tolerance``."""
     drawn = true_counterfactual(dict(zip(names, (int(v) for v in attribute_rows[0]))), data_cfg)
     return float(np.abs(drawn - images[0]).mean()) <= tolerance
+
+
+def compare_runs(runs, attribute, to, faces=6, method="class_mean"):
+    """The same held-out faces of the embedded set edited to ``attribute`` = ``to`` by each run, judged
+    against the true counterfactual: a run conditional on ``attribute`` swaps the label, any other moves z
+    by ``method`` (:data:`cartoon_vae.edit.METHODS`). The runs must share the data set and its split.
+    Returns (originals, truths, {"RUN (method)": edits}, {"RUN (method)": per-face dict}, attribute names)."""
+    from .data import DataError, make_datasets, read_attributes
+    from .edit import edit_methods, run_direction
+    from .inference import decode, encode_split
+    from .runs import load_run
+
+    shown, judged, originals, truths, recipe = {}, {}, None, None, None
+    for run in runs:
+        vae, config = load_run(run)
+        if not has_renderer(config.data.dir):
+            raise DataError(f"{config.data.dir}: not drawn by the embedded generator; no true counterfactual")
+        key = (config.data.dir, config.data.image_size, config.data.val_fraction, config.data.seed)
+        if recipe not in (None, key):
+            raise DataError(f"{run}: its data, size or split differs from {runs[0]}'s; compare runs of one data set")
+        recipe = key
+        attrs = read_attributes(config.data.dir)
+        names = list(attrs.names)
+        if attribute not in names:
+            raise DataError(f"{config.data.dir}: no attribute {attribute!r} (have: {', '.join(names)})")
+        to = int(to) % int(attrs.n_variants[names.index(attribute)])
+        train_ds, val_ds = make_datasets(config, with_index=True, shuffle_train=False)
+        x, means, _, idx = encode_split(vae, val_ds)
+        rows = attrs.values[idx]
+        direction = None
+        if attribute not in [n for n, _ in vae.conditional]:
+            _, train_means, _, train_idx = encode_split(vae, train_ds, keep_images=False)
+            direction = run_direction(names, attrs.values[train_idx], train_means, attribute, to, where=str(run))
+        methods = edit_methods(vae, names, means, rows, attribute, to, direction)
+        name = "label_swap" if direction is None else method
+        y = vae.label_vectors(names, rows) if vae.label_dim else None
+        result = edit_faces(config.data, rows, names, x, decode(vae, means, y), attribute, to,
+                            {name: methods[name]}, faces)
+        if result is None:
+            raise DataError(f"{run}: every held-out face already has {attribute} = {to}")
+        per, _, (originals, truths, edits) = result
+        label = f"{Path(run).name} ({name.replace('_', ' ')})"
+        shown[label], judged[label] = edits[name], per[name]
+    return originals, truths, shown, judged, to

@@ -261,6 +261,7 @@ class CartoonVAE(keras.Model):
                                                layers.LeakyReLU(negative_slope=leaky_relu_slope),
                                                layers.Dense(self.label_dim)], name="adversary")
             self.adversary_optimizer = keras.optimizers.Adam(learning_rate=1e-3, name="adversary_adam")
+            self.adversary_optimizer.build(self.adversary.trainable_variables)  # so a saved state loads back
         self._kl_per_dim = losses.KL_PER_DIM[kl]
         tracked = ("loss", "reconstruction_loss", "kl_loss", "kl_exact") + (("adversary_ce",) if self.adversary else ())
         self.trackers = {name: keras.metrics.Mean(name=name) for name in tracked}
@@ -447,6 +448,9 @@ def build_vae(config, compile=True, fused_batch_norm=True, label_sizes=None) -> 
     vae.build((None, config.data.image_size, config.data.image_size, 3))
     if compile:
         vae.compile(optimizer=keras.optimizers.Adam(learning_rate=config.train.learning_rate))
+        # Built over every trainable variable (the adversary's too, which it never updates), as Keras builds
+        # it when a saved model is loaded: a resumed run then gets its optimizer state back.
+        vae.optimizer.build(vae.trainable_variables)
     return vae
 
 

@@ -76,6 +76,11 @@ ARGUMENTS = [  # (command and its other required arguments, the argument, the ki
     (["explore"], "--run", "path"), (["explore", "--run", "x"], "--probe", "path"),
     (["explore", "--run", "x"], "--port", "port"), (["explore", "--run", "x"], "--host", "host"),
     (["explore", "--run", "x"], "--faces", "count"),
+    (["compare-edits", "--attribute", "a", "--to", "1", "--out", "x.png"], "--runs", "path"),
+    (["compare-edits", "--runs", "x", "--to", "1", "--out", "x.png"], "--attribute", "names"),
+    (["compare-edits", "--runs", "x", "--attribute", "a", "--out", "x.png"], "--to", "index"),
+    (["compare-edits", "--runs", "x", "--attribute", "a", "--to", "1", "--out", "x.png"], "--faces", "count"),
+    (["compare-edits", "--runs", "x", "--attribute", "a", "--to", "1"], "--out", "path"),
 ]
 
 

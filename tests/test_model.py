@@ -238,3 +238,26 @@ def test_build_vae_of_a_conditional_config_needs_the_label_sizes(paper_config_pa
     with pytest.raises(ValueError, match="label_sizes"):
         build_vae(cfg)
     assert build_vae(cfg, label_sizes=[12]).label_dim == 12
+
+
+def test_the_latent_adversary_trains_and_both_optimizers_load_back(tmp_path, paper_config_path):
+    import warnings
+
+    cfg = load_config(paper_config_path, [*small_overrides(size=32), "model.encoder_filters=[8,8]",
+                                          "model.decoder_filters=[8]", "model.conditional=[glasses,hair]",
+                                          "loss.adversary_weight=10"])
+    vae = build_vae(cfg, label_sizes=[3, 2])
+    x = np.random.RandomState(0).rand(8, 32, 32, 3).astype("float32")
+    y = vae.label_vectors(["glasses", "hair"], np.array([[i % 3, i % 2] for i in range(8)]))
+    before = [np.asarray(w).copy() for w in vae.adversary.weights]
+    history = vae.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["adversary_ce"][0])
+    assert all(not np.allclose(b, np.asarray(w)) for b, w in zip(before, vae.adversary.weights))  # it learns
+    vae.save(tmp_path / "a.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Skipping variable loading for optimizer ..." would fail here
+        loaded = keras.models.load_model(tmp_path / "a.keras")
+    assert int(loaded.optimizer.iterations) == int(loaded.adversary_optimizer.iterations) == 2
+    for a, b in zip(loaded.optimizer.variables, vae.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert build_vae(load_config(paper_config_path, [*small_overrides(), "loss.adversary_weight=10"])).adversary is None
