@@ -126,6 +126,7 @@ class LossConfig:
 class TrainConfig:
     epochs: int = field(default=30, metadata=_positive_int(1_000_000))
     learning_rate: float = field(default=5e-4, metadata=_finite(lambda v: 0 < v <= 10, "a number in (0, 10]"))
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: from learning_rate to 0 over all epochs' steps
     seed: int = field(default=0, metadata=_SEED)
     steps_per_epoch: Optional[int] = field(default=None, metadata=_positive_int(100_000_000))
     distribute: Literal["none", "mirrored", "multi_worker"] = "none"

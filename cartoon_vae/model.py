@@ -428,12 +428,13 @@ def _global_batch_size(per_image):
     return ops.maximum(n, 1.0)
 
 
-def build_vae(config, compile=True, fused_batch_norm=True, label_sizes=None) -> CartoonVAE:
+def build_vae(config, compile=True, fused_batch_norm=True, label_sizes=None, learning_rate=None) -> CartoonVAE:
     """A built (and, by default, compiled with Adam at ``train.learning_rate``) :class:`CartoonVAE`, its
     layers in ``train.precision`` (Keras' mixed-precision policy: float32 variables, low-precision
     compute; the heads, the sampling layer, the image output and the losses stay float32).
     A conditional config (``model.conditional``) needs ``label_sizes``, each conditioned attribute's number
-    of variants (:func:`cartoon_vae.data.label_sizes` reads them from the data)."""
+    of variants (:func:`cartoon_vae.data.conditioning` reads them from the data). ``learning_rate``: a float or a
+    Keras schedule (:func:`cartoon_vae.train.learning_rate`) in place of ``train.learning_rate``."""
     from .hardware import resolve_precision
 
     m, l = config.model, config.loss
@@ -447,7 +448,8 @@ def build_vae(config, compile=True, fused_batch_norm=True, label_sizes=None) -> 
         adversary_units=m.adversary_units, name="cartoon_vae")
     vae.build((None, config.data.image_size, config.data.image_size, 3))
     if compile:
-        vae.compile(optimizer=keras.optimizers.Adam(learning_rate=config.train.learning_rate))
+        rate = config.train.learning_rate if learning_rate is None else learning_rate
+        vae.compile(optimizer=keras.optimizers.Adam(learning_rate=rate))
         # Built over every trainable variable (the adversary's too, which it never updates), as Keras builds
         # it when a saved model is loaded: a resumed run then gets its optimizer state back.
         vae.optimizer.build(vae.trainable_variables)

@@ -245,6 +245,15 @@ def resume_point(run_dir, config):
     return 0, None
 
 
+def learning_rate(config, steps_per_epoch):
+    """``train.learning_rate``, or with ``train.lr_schedule: cosine`` a cosine decay from it to 0 over every
+    step of ``train.epochs`` (a resume that raises the epochs stretches the rest of the curve to the new end)."""
+    t = config.train
+    if t.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(t.learning_rate, decay_steps=max(1, t.epochs * steps_per_epoch))
+    return t.learning_rate
+
+
 def _train(config, run_dir, resume, verbose, callbacks):
     from .hardware import resolve_precision
 
@@ -267,19 +276,20 @@ def _train(config, run_dir, resume, verbose, callbacks):
     strategy = distribution_strategy(config.train.distribute)
     train_ds, val_ds, steps = make_training_datasets(config, first_epoch=start,
                                                      replicas=strategy.num_replicas_in_sync)
+    steps = config.train.steps_per_epoch or steps
     with strategy.scope():
         if start:
             vae = keras.models.load_model(resume_from)  # in the strategy's scope
-            vae.optimizer.learning_rate = config.train.learning_rate
+            vae.optimizer.learning_rate = learning_rate(config, steps)
             if verbose:
                 print(f"resuming {run_dir} after epoch {start}")
         else:
             labels = conditioning(config)
-            vae = build_vae(config, label_sizes=None if labels is None else [n for _, n in labels[0]])
+            vae = build_vae(config, label_sizes=None if labels is None else [n for _, n in labels[0]],
+                            learning_rate=learning_rate(config, steps))
     write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     keeper = RunKeeper(run_dir, rows)
     quiet_fit_warnings()
-    steps = config.train.steps_per_epoch or steps
     vae.kl_warmup_steps = config.loss.kl_warmup_epochs * steps  # read by train_step when it is traced
     import tensorflow as tf
 

@@ -3,11 +3,15 @@
 A real training run, its checkpoints, crashes and resumes are tested in tests/test_reliability.py,
 tests/test_untrusted_input.py and tests/test_pipeline.py."""
 
+import numpy as np
 import pytest
 
+from cartoon_vae import build_vae, load_config
 from cartoon_vae.data import DataError
 from cartoon_vae.runs import RunError, write_history
 from cartoon_vae.train import RESUMABLE, RunKeeper, check_resume_overrides, resume_point
+
+from .conftest import small_overrides
 
 
 def test_resume_may_change_only_the_resumable_keys():
@@ -32,3 +36,21 @@ def test_an_epoch_that_saw_no_image_stops_training(tmp_path):
     with pytest.raises(DataError, match="epoch 1 saw no training image"):
         keeper.on_epoch_end(0, {})
     assert not (tmp_path / "history.csv").exists()
+
+
+def test_a_cosine_schedule_decays_to_zero_and_resumes_where_it_was(tmp_path, paper_config_path):
+    import keras
+
+    from cartoon_vae.train import learning_rate
+
+    cfg = load_config(paper_config_path, ["train.lr_schedule=cosine", "train.epochs=4", "train.learning_rate=0.01"])
+    schedule = learning_rate(cfg, steps_per_epoch=5)
+    assert float(schedule(0)) == pytest.approx(0.01) and float(schedule(10)) == pytest.approx(0.005, rel=1e-4)
+    assert float(schedule(20)) == pytest.approx(0.0, abs=1e-9)
+    assert learning_rate(load_config(paper_config_path), 5) == load_config(paper_config_path).train.learning_rate
+    vae = build_vae(load_config(paper_config_path, small_overrides()), learning_rate=schedule)
+    x = np.random.RandomState(0).rand(8, 64, 64, 3).astype("float32")
+    vae.fit(x, batch_size=4, epochs=1, verbose=0)
+    vae.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert float(loaded.optimizer.learning_rate) == pytest.approx(float(schedule(2)))  # after two steps
