@@ -108,6 +108,7 @@ class ModelConfig:
         default=(), metadata=_check(lambda v: len(v) == len(set(v)) <= 64 and all(0 < len(n) <= 100 for n in v),
                                     "a list of at most 64 distinct attribute names"))
     adversary_units: int = field(default=256, metadata=_positive_int(65_536))  # the latent adversary's hidden units
+    labels_every_block: bool = False  # a conditional decoder also gets the labels at every up-sampling block
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,23 @@ class FusedBatchNormalization(layers.BatchNormalization):
         return y
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class WithLabelMaps(layers.Layer):
+    """``[features (b, h, w, c), labels (b, k)]`` -> (b, h, w, c + k): the labels tiled over every position and
+    concatenated as channels, so a conditional decoder's every block sees them."""
+
+    def call(self, inputs):
+        x, labels = inputs
+        shape = ops.shape(x)
+        maps = ops.broadcast_to(ops.cast(labels, x.dtype)[:, None, None, :],
+                                (shape[0], shape[1], shape[2], ops.shape(labels)[-1]))
+        return ops.concatenate([x, maps], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        (b, h, w, c), (_, k) = input_shape
+        return (b, h, w, c + k)
+
+
 def build_encoder(image_size, latent_dim, filters, kernel_size, leaky_relu_slope, max_variance=None,
                   batch_norm=FusedBatchNormalization, label_dim=0):
     """The encoder: image -> (z_mean, z_log_var). ``max_variance`` bounds sigma^2 (None: unbounded).
@@ -158,9 +175,10 @@ def build_encoder(image_size, latent_dim, filters, kernel_size, leaky_relu_slope
 
 
 def build_decoder(image_size, latent_dim, filters, bottleneck_channels, kernel_size, leaky_relu_slope,
-                  batch_norm=FusedBatchNormalization, label_dim=0):
+                  batch_norm=FusedBatchNormalization, label_dim=0, labels_every_block=False):
     """The decoder: z -> image in [0, 1]. ``len(filters) + 1`` stride-2 up-sampling blocks. With
-    ``label_dim`` > 0 it takes ``[z, labels]``: the one-hot labels join z before the first Dense."""
+    ``label_dim`` > 0 it takes ``[z, labels]``: the one-hot labels join z before the first Dense and, with
+    ``labels_every_block``, the input of every up-sampling block too (:class:`WithLabelMaps`)."""
     side = image_size // 2 ** (len(filters) + 1)
     z = keras.Input((latent_dim,), name="z")
     inputs, x = z, z
@@ -169,10 +187,15 @@ def build_decoder(image_size, latent_dim, filters, bottleneck_channels, kernel_s
         inputs, x = [z, labels], layers.Concatenate(name="with_labels")([z, labels])
     x = layers.Dense(side * side * bottleneck_channels, name="dense")(x)
     x = layers.Reshape((side, side, bottleneck_channels), name="reshape")(x)
+    every = bool(label_dim and labels_every_block)
     for i, f in enumerate(filters, start=1):
+        if every:
+            x = WithLabelMaps(name=f"labels_{i}")([x, labels])
         x = layers.Conv2DTranspose(f, kernel_size, strides=2, padding="same", name=f"deconv_{i}")(x)
         x = batch_norm(name=f"bn_{i}")(x)
         x = layers.LeakyReLU(negative_slope=leaky_relu_slope, name=f"lrelu_{i}")(x)
+    if every:
+        x = WithLabelMaps(name=f"labels_{len(filters) + 1}")([x, labels])
     image = layers.Conv2DTranspose(3, kernel_size, strides=2, padding="same", activation="sigmoid",
                                    name="image", dtype="float32")(x)
     return keras.Model(inputs, image, name="decoder")
@@ -210,7 +233,8 @@ class CartoonVAE(keras.Model):
                  decoder_filters=(64, 64, 64, 32), kernel_size=3, leaky_relu_slope=0.3, reparam="std",
                  kl="poly_bound", reconstruction_weight=1000.0, kl_weight=1.0, seed=None, fused_batch_norm=True,
                  reconstruction="weighted_mse", free_bits=0.0, kl_warmup_epochs=0, bounded_variance=None,
-                 conditional=(), adversary_weight=0.0, adversary_units=ADVERSARY_UNITS, **kwargs):
+                 conditional=(), adversary_weight=0.0, adversary_units=ADVERSARY_UNITS, labels_every_block=False,
+                 **kwargs):
         super().__init__(**kwargs)
         if kl not in losses.KL_FORMS:
             raise ValueError(f"kl must be one of {sorted(losses.KL_FORMS)}, got {kl!r}")
@@ -239,6 +263,7 @@ class CartoonVAE(keras.Model):
         self.label_dim = sum(n for _, n in self.conditional)
         self.adversary_weight = float(adversary_weight) if self.label_dim else 0.0
         self.adversary_units = int(adversary_units)
+        self.labels_every_block = bool(labels_every_block) and self.label_dim > 0
         batch_norm = FusedBatchNormalization if fused_batch_norm else layers.BatchNormalization
         if tf.distribute.get_strategy().num_replicas_in_sync > 1:  # built under a multi-device strategy:
             batch_norm = functools.partial(batch_norm, synchronized=True)  # statistics of the global batch
@@ -251,7 +276,7 @@ class CartoonVAE(keras.Model):
                                          label_dim=self.label_dim)
             self.decoder = build_decoder(image_size, latent_dim, self.decoder_filters, self.encoder_filters[-1],
                                          kernel_size, leaky_relu_slope, batch_norm=batch_norm,
-                                         label_dim=self.label_dim)
+                                         label_dim=self.label_dim, labels_every_block=self.labels_every_block)
         finally:
             keras.config.set_dtype_policy(previous)
         self.sampling = Sampling(reparam, seed=seed, name="sampling", dtype="float32")
@@ -414,6 +439,7 @@ class CartoonVAE(keras.Model):
             "kl_warmup_epochs": self.kl_warmup_epochs, "bounded_variance": self.bounded_variance,
             "conditional": [list(pair) for pair in self.conditional],
             "adversary_weight": self.adversary_weight, "adversary_units": self.adversary_units,
+            "labels_every_block": self.labels_every_block,
         }
 
 
@@ -445,7 +471,7 @@ def build_vae(config, compile=True, fused_batch_norm=True, label_sizes=None, lea
         seed=m.seed, fused_batch_norm=fused_batch_norm, reconstruction=l.reconstruction, free_bits=l.free_bits,
         kl_warmup_epochs=l.kl_warmup_epochs, bounded_variance=m.bounded_variance,
         conditional=_conditional(m.conditional, label_sizes), adversary_weight=l.adversary_weight,
-        adversary_units=m.adversary_units, name="cartoon_vae")
+        adversary_units=m.adversary_units, labels_every_block=m.labels_every_block, name="cartoon_vae")
     vae.build((None, config.data.image_size, config.data.image_size, 3))
     if compile:
         rate = config.train.learning_rate if learning_rate is None else learning_rate
