@@ -62,3 +62,15 @@ def test_reparameterize_std_and_paper_variance():
     assert _np(reparameterize(mean, log_var, eps, "paper_variance"))[0, 0] == pytest.approx(1.0 + 4.0 * 0.5)
     with pytest.raises(ValueError):
         reparameterize(mean, log_var, eps, "sigma")
+
+
+def test_the_adversarys_cross_entropy_and_the_encoders_confusion_by_hand():
+    from cartoon_vae.losses import confusion, label_cross_entropy
+
+    logits = np.array([[2.0, 0.0, 1.0, 0.0]], np.float32)  # two attributes: 2 values, then 2 values
+    labels = np.array([[1.0, 0.0, 0.0, 1.0]], np.float32)
+    first, second = np.log1p(np.exp(-2.0)), np.log1p(np.exp(1.0))  # -log softmax of the true value, each block
+    assert float(label_cross_entropy(labels, logits, [2, 2])[0]) == pytest.approx(first + second, rel=1e-5)
+    uniform = 0.5 * (np.log1p(np.exp(-2.0)) + np.log1p(np.exp(2.0))) + 0.5 * (np.log1p(np.exp(-1.0)) + np.log1p(np.exp(1.0)))
+    assert float(confusion(logits, [2, 2])[0]) == pytest.approx(uniform, rel=1e-5)
+    assert float(confusion(np.zeros((1, 4), np.float32), [2, 2])[0]) == pytest.approx(2 * np.log(2), rel=1e-6)  # its minimum

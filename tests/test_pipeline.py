@@ -144,3 +144,34 @@ def test_resume_of_a_finished_run_trains_further(run):
     assert main(["train", "--run-dir", str(run / "run"), "--resume", "--set", "train.epochs=3"]) == 0
     rows = list(csv.DictReader(open(run / "run" / "history.csv")))
     assert [row["epoch"] for row in rows] == ["1", "2", "3"]
+
+
+def test_a_conditional_run_trains_draws_evaluates_and_edits_by_label_swap(run, tmp_path):
+    import json
+
+    cond = tmp_path / "cond"
+    assert main(["train", "--config", PAPER, "--data", str(run / "faces"), "--run-dir", str(cond), *TINY,
+                 "--set", "model.conditional=[glasses,hair_color]", "--set", "loss.adversary_weight=10",
+                 "--set", "model.labels_every_block=true"]) == 0
+    assert main(["figures", "--run", str(cond)]) == 0
+    assert Image.open(cond / "fig5_uniform_samples.png").width > 100
+    assert main(["sample", "--run", str(cond), "--n", "3", "--out", str(tmp_path / "s")]) == 0
+    assert np.load(tmp_path / "s" / "labels.npy").shape == (3, 16)  # glasses (6) + hair colour (10), one-hot
+    assert main(["train-probe", "--config", PAPER, *TINY, "--data", str(run / "faces"), "--out",
+                 str(tmp_path / "probe"), "--epochs", "1"]) == 0
+    assert main(["evaluate", "--run", str(cond), "--probe", str(tmp_path / "probe"), "--samples", "12"]) == 0
+    c = json.loads((cond / "metrics.json").read_text())["counterfactual"]
+    assert set(c["methods"]) == {"label_swap", "class_mean", "probability"}  # swaps its own, moves z for the rest
+    assert set(c["edits"]["glasses->5"]) == {"label_swap"} and set(c["edits"]["facial_hair->5"]) == {"class_mean",
+                                                                                                    "probability"}
+    assert main(["edit", "--run", str(cond), "--attribute", "glasses", "--to", "5", "--faces", "2",
+                 "--out", str(tmp_path / "e")]) == 0
+    assert json.loads((tmp_path / "e" / "edit_glasses_to5.json").read_text())["method"] == "label_swap"
+    out = tmp_path / "cmp" / "glasses.png"
+    assert main(["compare-edits", "--runs", str(run / "run"), str(cond), "--attribute", "glasses", "--to", "5",
+                 "--faces", "2", "--out", str(out)]) == 0
+    scores = json.loads(out.with_suffix(".json").read_text())["scores"]
+    assert list(scores) == ["run (class mean)", "cond (label swap)"] and all(v["faces"] == 2 for v in scores.values())
+    grid = Image.open(out)
+    assert grid.width > grid.height / 2  # 2 faces x (original, truth, two edits)
+    assert main(["compare-edits", "--runs", str(cond), "--attribute", "glasses", "--to", "5", "--out", str(out)]) == 2
