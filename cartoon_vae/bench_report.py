@@ -53,6 +53,8 @@ def format_table(results) -> str:
     e = results.get("explore")
     if e:
         lines += ["", explore_line(e)]
+    for k in results.get("kl_step", []):
+        lines += ["", kl_step_line(k)]
     if results["step_variants"]:
         lines += ["", "| image size | training step variant (batch 32) | img/s | vs the project's step [95% CI] |",
                   "|---|---|---|---|"]
@@ -79,3 +81,13 @@ def explore_line(e) -> str:
             f"decode p50 {d['p50_ms']} ms, p95 {d['p95_ms']} ms ({d['requests_per_s']} requests/s); an attribute "
             f"edit with a principal-direction move p50 {v['p50_ms']} ms, p95 {v['p95_ms']} ms "
             f"({v['requests_per_s']} requests/s).")
+
+
+def kl_step_line(k) -> str:
+    """Claim (a)'s timing in one sentence (:func:`cartoon_vae.bench_step.kl_step_timing`)."""
+    lo, hi = k["time_change"]
+    r = k["rate_ratio_eq5_over_eq4"]
+    return (f"Claim (a) at {k['image_size']}x{k['image_size']}: the train step on eq. 5 runs {k['eq5_img_s']} img/s, on "
+            f"eq. 4 {k['eq4_img_s']} img/s (same model and batch, {k['rounds']} interleaved rounds): rate ratio "
+            f"{r['ratio']} {_interval(r['interval'])}, time per image {100 * lo:+.1f}% to {100 * hi:+.1f}%; "
+            f"\"much faster\" (more than {100 * k['margin']:.0f}% less time): **{k['verdict']}**.")

@@ -53,9 +53,9 @@ def generation_rates(vae, batch_size, reps):
         decode(loaded, z10)
         latencies.append(time.perf_counter() - t0)
     z = rng.standard_normal((batch_size * 4, loaded.latent_dim)).astype(np.float32)
-    decode(loaded, z[:batch_size], batch_size)
+    decode(loaded, z[:batch_size], batch_size=batch_size)
     t0 = time.perf_counter()
-    decode(loaded, z, batch_size)
+    decode(loaded, z, batch_size=batch_size)
     return {"load_seconds": round(load_s, 2), "latency_10_ms": round(1000 * statistics.median(latencies), 1),
             "batched_img_s": round(len(z) / (time.perf_counter() - t0), 1), "batch_size": batch_size}
 
@@ -153,3 +153,26 @@ def op_profile(config, batch_size=32, steps=5, top=12) -> dict | None:
             "op_ms_per_step": round(sum(by_op.values()), 1),
             "groups_ms": dict(sorted(groups.items(), key=lambda kv: -kv[1])),
             "top_ops_ms": {k: round(v, 2) for k, v in ops}}
+
+
+def kl_step_timing(config, rounds, batch_size=32, images=256, margin=0.10) -> dict:
+    """Claim (a), "the bound (eq. 5) makes training much faster", timed so that a shared machine cannot
+    decide it: the same model (the bounded variance head) on the same batch, its train step on eq. 5 and
+    on eq. 4 interleaved round by round (:func:`cartoon_vae.bench_measure.interleave`), the paired rate
+    ratio with its t-interval, and the verdict on the change in time per image: *supported* when the whole
+    interval is below 0 and beyond ``margin`` ("much" = more than 10%, the ablation's equivalence margin),
+    *not supported* when it lies within +-``margin`` or above 0 (:func:`cartoon_vae.stats.verdict`)."""
+    from .bench_measure import interleave, rate_ratio
+    from .stats import verdict
+
+    head = {"bounded_variance": True}
+    runners = {"eq5": step_runner(config.replace(loss={"kl": "poly_bound"}, model=head), "project", batch_size, images),
+               "eq4": step_runner(config.replace(loss={"kl": "exact"}, model=head), "project", batch_size, images)}
+    rates = interleave(runners, rounds)
+    ratio = rate_ratio(rates["eq5"], rates["eq4"])
+    lo, hi = ratio["interval"]
+    change = [1.0 / hi - 1.0, 1.0 / lo - 1.0] if lo and hi else [float("nan")] * 2
+    return {"image_size": config.data.image_size, "batch_size": batch_size, "rounds": rounds,
+            "eq5_img_s": round(statistics.median(rates["eq5"]), 1), "eq4_img_s": round(statistics.median(rates["eq4"]), 1),
+            "rate_ratio_eq5_over_eq4": ratio, "time_change": [round(v, 4) for v in change], "margin": margin,
+            "verdict": verdict(change, "negative", margin) if lo and hi else "inconclusive"}

@@ -44,9 +44,11 @@ PLANS = {  # images (files) and measured rounds (one epoch of each loop, interle
     # time_to_quality: epochs of the paper recipe in the reference loop (its final MSE is the target) and
     # the most epochs the recommended recipe gets to reach it (0: the phase is skipped)
     "quick": {"images": {256: 256, "demo": 512}, "rounds": 2, "variant_rounds": 2, "generation_reps": 3,
-              "time_to_quality": (0, 0), "matmul_seconds": 2.0, "explore_requests": 25},
+              "time_to_quality": (0, 0), "matmul_seconds": 2.0, "explore_requests": 25,
+              "kl_rounds": 3},
     "full": {"images": {256: 768, "demo": 2000}, "rounds": 4, "variant_rounds": 3, "generation_reps": 10,
-             "time_to_quality": (40, 40), "matmul_seconds": 5.0, "explore_requests": 100},
+             "time_to_quality": (40, 40), "matmul_seconds": 5.0, "explore_requests": 100,
+             "kl_rounds": 10},
 }
 
 
@@ -131,6 +133,16 @@ def run_benchmark(quick=False, data_dir=None, paper_config="configs/paper.yaml",
         e = results["explore"]
         log(f"  decode p50 {e['decode']['p50_ms']} ms, p95 {e['decode']['p95_ms']} ms; edit p50 {e['edit']['p50_ms']} "
             f"ms, p95 {e['edit']['p95_ms']} ms; {e['decode']['requests_per_s']} decodes/s")
+        log("claim (a): the train step on eq. 5 against eq. 4, same model and batch, interleaved ...")
+        results["kl_step"] = []
+        with phase(phases, "kl_step"):
+            for config_path in (demo_config, paper_config):
+                from .bench_step import kl_step_timing
+
+                k = kl_step_timing(load_config(config_path), plan["kl_rounds"])
+                results["kl_step"].append(k)
+                log(f"  {k['image_size']}x{k['image_size']}: eq. 5 {k['eq5_img_s']} img/s, eq. 4 {k['eq4_img_s']} img/s, "
+                    f"time per image {100 * k['time_change'][0]:+.1f}% .. {100 * k['time_change'][1]:+.1f}%: {k['verdict']}")
         paper_epochs, max_epochs = plan["time_to_quality"]
         if paper_epochs:
             log(f"time to quality at 64x64 ({plan['images']['demo']} images): ...")

@@ -70,11 +70,13 @@ def encode_split(vae, dataset, limit=None, keep_images=True):
     return cat(images), cat(means), cat(log_vars), cat(indices)
 
 
-def decode(vae, z, labels=None, batch_size=DECODE_BATCH) -> np.ndarray:
+def decode(vae, z, labels=None, *, batch_size=DECODE_BATCH) -> np.ndarray:
     """Images in [0, 1] decoded from (n, latent_dim) codes (and, for a conditional model, their (n, C)
     one-hot labels), ``batch_size`` at a time."""
     z = np.asarray(z, np.float32)
     y = None if labels is None else np.asarray(labels, np.float32)
+    if y is not None and (y.ndim != 2 or len(y) != len(z)):
+        raise ValueError(f"labels must be one row per code, shape ({len(z)}, C); got shape {y.shape}")
     return np.concatenate([np.asarray(vae.decode(z[i:i + batch_size], None if y is None else y[i:i + batch_size]))
                            for i in range(0, len(z), batch_size)])
 

@@ -36,7 +36,7 @@ def test_a_tiny_benchmark_runs_every_phase(tmp_path, monkeypatch):
         configs[name] = tmp_path / f"{name}.yaml"
         configs[name].write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     plan = {"images": {256: 12, "demo": 12}, "rounds": 1, "variant_rounds": 1, "generation_reps": 1,
-            "time_to_quality": (0, 0), "matmul_seconds": 0.05, "explore_requests": 2}
+            "time_to_quality": (0, 0), "matmul_seconds": 0.05, "explore_requests": 2, "kl_rounds": 2}
     r = run_benchmark(quick=True, paper_config=configs["paper"], demo_config=configs["demo-paper"], variants=False,
                       log=lambda *_: None, plan=plan)
     assert {"mode", "machine", "phases", "training", "input_pipeline", "generation", "matmul_gflop_s"} <= set(r)
@@ -46,3 +46,5 @@ def test_a_tiny_benchmark_runs_every_phase(tmp_path, monkeypatch):
     assert r["generation"]["batched_img_s"] > 0 and "make_data" in r["phases"]
     assert r["explore"]["decode"]["p50_ms"] > 0 and r["explore"]["clients"] == 4
     assert "| 32 | 4 |" in format_table(r)
+    assert [k["image_size"] for k in r["kl_step"]] == [32, 32] and all(k["eq5_img_s"] > 0 for k in r["kl_step"])
+    assert r["kl_step"][0]["verdict"] in ("supported", "not supported", "inconclusive") and "Claim (a)" in format_table(r)
