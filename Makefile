@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install install-fid demo demo-paper test clean-demo
+.PHONY: install install-fid demo demo-paper demo-conditional test clean-demo
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ demo-paper: $(STAMP)
 	$(VENV)/bin/cartoon-vae make-data --out data/synthetic --n 2000 --seed 0 && \
 	$(VENV)/bin/cartoon-vae train --config configs/demo-paper.yaml --run-dir runs/demo-paper $(if $(wildcard runs/demo-paper/config.yaml),--resume,) && \
 	$(VENV)/bin/cartoon-vae figures --run runs/demo-paper
+
+# The conditional recipe (configs/conditional.yaml: edits are label swaps) on the same data: runs/demo-conditional/.
+demo-conditional: $(STAMP)
+	$(VENV)/bin/cartoon-vae make-data --out data/synthetic --n 2000 --seed 0 && \
+	$(VENV)/bin/cartoon-vae train --config configs/conditional.yaml --run-dir runs/demo-conditional $(if $(wildcard runs/demo-conditional/config.yaml),--resume,) && \
+	$(VENV)/bin/cartoon-vae figures --run runs/demo-conditional
 
 # Both cores: one pytest worker each, a test module's tests on one worker (they share its fixtures).
 test: $(STAMP) $(FID_STAMP)
