@@ -96,20 +96,23 @@ def _run_data(args, config):
 
 def cmd_figures(args):
     from .figures import write_run_figures
-    from .inference import heldout_images
+    from .inference import encode_split, heldout_images, training_batches
     from .runs import load_run, writer
     from .samplers import fitted_samplers
 
     vae, config = load_run(args.run)
     config = _run_data(args, config)
     s = config.sample
+    # The training faces are encoded once, for the samplers' fits and the projector both.
+    encoded = encode_split(vae, training_batches(config, with_index=True), max(s.stats_images, s.projector_images))
     with writer(args.run):  # the samplers first: a set too small for a fit is refused before anything is written
-        samplers = fitted_samplers(args.run, vae, config, ["minmax", "normal", "gmm"], s.stats_images)
+        samplers = fitted_samplers(args.run, vae, config, ["minmax", "normal", "gmm"], s.stats_images,
+                                   codes=encoded[1][:s.stats_images])
         images, labels = heldout_images(config, max(s.reconstructions, 2), with_labels=True)
         write_run_figures(args.run, vae, config, images, samplers, val_labels=labels)
     from .explore import write_projector
 
-    write_projector(args.run, s.projector_images)
+    write_projector(args.run, s.projector_images, encoded=encoded, config=config)
     print(f"figures written to {args.run}/; the latent space in TensorBoard's projector: "
           f"tensorboard --logdir {args.run}/logs")
 

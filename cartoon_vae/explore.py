@@ -464,19 +464,29 @@ def make_server(explorer, host="127.0.0.1", port=0) -> ThreadingHTTPServer:
     return server
 
 
-def write_projector(run_dir, limit=2000) -> Path:
+def write_projector(run_dir, limit=2000, encoded=None, config=None) -> Path:
     """TensorBoard's embedding projector for a run: the latent means of up to ``limit`` training faces
     (``tensors.tsv``), their file names and attributes (``metadata.tsv``), a sprite sheet of the faces,
     under ``logs/projector/``, and ``logs/projector_config.pbtxt``, so ``tensorboard --logdir RUN/logs``
-    shows the latent space coloured by any attribute with faces as points. Returns the logs folder."""
+    shows the latent space coloured by any attribute with faces as points. ``encoded``: the training faces
+    already encoded in :func:`cartoon_vae.inference.training_batches` order (``encode_split``'s images, means,
+    log-variances, indices), so they are not encoded again; ``config``: the run's (default: its config.yaml).
+    Returns the logs folder."""
     import math
 
     from .data import read_attributes
     from .inference import encode_split, training_batches
     from .runs import atomic_path, load_run, write_text_atomic, writer
 
-    vae, config = load_run(run_dir)
-    x, means, _, idx = encode_split(vae, training_batches(config, with_index=True), limit)
+    if encoded is None:
+        vae, loaded = load_run(run_dir)
+        config = config or loaded
+        encoded = encode_split(vae, training_batches(config, with_index=True), limit)
+    elif config is None:
+        from .config import load_config
+
+        config = load_config(Path(run_dir) / "config.yaml")
+    x, means, _, idx = (None if part is None else part[:limit] for part in encoded)
     attrs = read_attributes(config.data.dir)
     logs = Path(run_dir) / "logs"
     folder = logs / "projector"

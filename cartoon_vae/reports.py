@@ -167,6 +167,9 @@ def results_markdown(spec, report, path) -> str:
         lines += ["## Does FD_attr rank sample sets as FID does?", "",
                   f"Over {ranks['pairs']} sample sets (every run with FID x min-max, N(0, I), mixture, reconstructions): "
                   f"Spearman rho = {ranks['rho']:.2f} (p = {ranks['p']:.2g}).", ""]
+    lines += ["## The editing claim", "", "The paper's claim that latent directions edit one attribute while the others "
+              "stay is judged against the true counterfactual faces in [editing.md](editing.md), for the paper's "
+              "recipe, the recommended recipe and the conditional model side by side.", ""]
     return "\n".join(lines) + "\n"
 
 
