@@ -118,8 +118,8 @@ def write_run_figures(run_dir, vae, config, val_images, samplers, out_dir=None, 
         plot_loss_curves(rows, out / "loss_curves.png")
 
 
-EDIT_COLUMNS = {"label_swap": "label swap", "class_mean": "latent edit (class mean)",
-                "probability": "latent edit (p = 0.9)"}
+EDIT_COLUMNS = {"label_swap": "label swap", "class_mean": "latent edit\n(class mean)",
+                "probability": "latent edit\n(p = 0.9)"}
 
 
 def counterfactual_figure(images, path, attribute, to, title=None):
@@ -128,7 +128,8 @@ def counterfactual_figure(images, path, attribute, to, title=None):
     originals, truths, edits = images
     grid = np.stack([originals, truths, *edits.values()], 1).reshape(-1, *originals.shape[1:])
     save_grid(grid, path, len(originals), 2 + len(edits),
-              col_labels=["original", "true counterfactual", *(EDIT_COLUMNS.get(m, m) for m in edits)],
+              col_labels=["original", "true\ncounterfactual",
+                          *(EDIT_COLUMNS.get(m, m.replace(" (", "\n(")) for m in edits)],
               title=title or f"{attribute} -> {to}")
 
 
