@@ -40,11 +40,14 @@ def explore_latency(run_dir, clients=4, requests=50, seed=0) -> dict:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
     rng = np.random.default_rng(seed)
-    codes = explorer.face_means[rng.integers(0, len(explorer.face_means), clients * requests)]
-    bodies = {"decode": [{"z": z.tolist()} for z in codes],
-              "edit": [{"base": z.tolist(), "edits": [{"attribute": attribute["name"], "to": attribute["values"][-1],
-                                                       "amount": float(a)}], "pcs": [float(p)]}
-                       for z, a, p in zip(codes, rng.uniform(0, 1, len(codes)), rng.uniform(-2, 2, len(codes)))]}
+    faces = rng.integers(0, len(explorer.face_means), clients * requests)
+    codes = explorer.face_means[faces]
+    labels = [explorer.face(int(i))["labels"] for i in faces]  # a conditional run's faces' own; else None
+    bodies = {"decode": [{"z": z.tolist(), "labels": y} for z, y in zip(codes, labels)],
+              "edit": [{"base": z.tolist(), "labels": y, "pcs": [float(p)],
+                        "edits": [{"attribute": attribute["name"], "to": attribute["values"][-1], "amount": float(a)}]}
+                       for z, y, a, p in zip(codes, labels, rng.uniform(0, 1, len(codes)),
+                                             rng.uniform(-2, 2, len(codes)))]}
     paths = {"decode": "/api/decode", "edit": "/api/view"}
     out = {"clients": clients, "requests_per_client": requests, "image_size": int(explorer.vae.image_size)}
     try:

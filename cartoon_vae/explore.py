@@ -139,7 +139,8 @@ class Explorer:
 
     def face(self, i) -> dict:
         i = self._face_index(i)
-        z, labels = self.face_means[i], self._own_labels(self.face_labels[i])
+        z = self.face_means[i]
+        labels = self._own_labels(self.face_labels[i]) if self.conditioned else None
         return {"z": z.tolist(), "labels": labels, "original": data_url(self.face_images[i]),
                 "reconstruction": data_url(self.decode(z, labels))}
 

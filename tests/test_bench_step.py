@@ -23,3 +23,12 @@ def test_every_step_variant_builds_and_steps(variant):
                                                               "model.decoder_filters=[8,8,8,8]"])
     images, seconds = step_runner(tiny, variant, batch_size=4, images=256)()
     assert images == 256 and seconds > 0
+
+
+def test_much_faster_needs_the_whole_interval_beyond_the_margin():
+    from cartoon_vae.bench_step import much_faster
+
+    assert much_faster([-0.30, -0.12]) == "supported"
+    assert much_faster([-0.077, -0.001]) == "not supported"  # faster, but by less than 10% for sure
+    assert much_faster([0.01, 0.05]) == "not supported"
+    assert much_faster([-0.12, 0.09]) == "inconclusive"
