@@ -138,7 +138,8 @@ def compare_runs(runs, attribute, to, faces=6, method="class_mean"):
     """The same held-out faces of the embedded set edited to ``attribute`` = ``to`` by each run, judged
     against the true counterfactual: a run conditional on ``attribute`` swaps the label, any other moves z
     by ``method`` (:data:`cartoon_vae.edit.METHODS`). The runs must share the data set and its split.
-    Returns (originals, truths, {"RUN (method)": edits}, {"RUN (method)": per-face dict}, attribute names)."""
+    Returns (originals, truths, {"RUN (method)": edits}, {"RUN (method)": per-face dict}, the target value
+    (``to`` taken modulo the attribute's number of variants))."""
     from .data import DataError, make_datasets, read_attributes
     from .edit import edit_methods, run_direction
     from .inference import decode, encode_split
@@ -162,7 +163,7 @@ def compare_runs(runs, attribute, to, faces=6, method="class_mean"):
         x, means, _, idx = encode_split(vae, val_ds)
         rows = attrs.values[idx]
         direction = None
-        if attribute not in [n for n, _ in vae.conditional]:
+        if attribute not in vae.conditioned:
             _, train_means, _, train_idx = encode_split(vae, train_ds, keep_images=False)
             direction = run_direction(names, attrs.values[train_idx], train_means, attribute, to, where=str(run))
         methods = edit_methods(vae, names, means, rows, attribute, to, direction)

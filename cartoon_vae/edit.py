@@ -316,7 +316,7 @@ def edit_heldout(vae, config, attribute, to, from_=None, strengths=(1.0, 2.0, 3.
         if value is not None and not 0 <= value < n_variants:
             raise DataError(f"{flag} {value}: {attribute} has variants 0..{n_variants - 1}")
     train_ds, val_ds = make_datasets(config, with_index=True, shuffle_train=False)
-    swap = attribute in [n for n, _ in vae.conditional]  # a conditional model's own attribute: a label swap
+    swap = attribute in vae.conditioned  # a conditional model's own attribute: a label swap
     direction = None
     if not swap:
         _, train_means, _, train_idx = encode_split(vae, train_ds, keep_images=False)
@@ -327,11 +327,11 @@ def edit_heldout(vae, config, attribute, to, from_=None, strengths=(1.0, 2.0, 3.
     if not len(rows):
         raise DataError(f"{where}: no held-out face to edit towards {attribute}={to}"
                         + (f" from {from_}" if from_ is not None else ""))
-    z = val_means[rows]
-    y = vae.label_vectors(attrs.names, attrs.values[val_idx[rows]]) if vae.label_dim else None
+    z, face_rows = val_means[rows], attrs.values[val_idx[rows]]
+    y = vae.label_vectors(attrs.names, face_rows) if vae.label_dim else None
     columns = {"original": val_x[rows], "reconstruction": decode(vae, z, y)}
     if swap:
-        columns["label swap"] = decode(vae, z, relabel(vae, attrs.names, attrs.values[val_idx[rows]], attribute, to))
+        columns["label swap"] = decode(vae, z, relabel(vae, attrs.names, face_rows, attribute, to))
     else:
         for s, moved in zip(strengths, np.moveaxis(edit_by_strength(z, direction, strengths), 1, 0)):
             columns[f"{s:+g} sd"] = decode(vae, moved, y)

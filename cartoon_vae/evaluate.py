@@ -190,7 +190,6 @@ def _counterfactuals(vae, probe, config, attrs, labelled, images, recon, s):
     if not cf.check_renderer(labels, names, images, config.data):
         return {"note": "the generator no longer draws these faces as the data set holds them (another "
                         "generator version); draw the set again to judge edits against the truth"}, {}
-    conditioned = [n for n, _ in vae.conditional]
     methods = {}
     out, figures, skipped = {}, {}, []
     for name, targets in s["counterfactual_edits"].items():
@@ -200,7 +199,7 @@ def _counterfactuals(vae, probe, config, attrs, labelled, images, recon, s):
         n = int(attrs.n_variants[names.index(name)])
         for to in sorted({t % n for t in targets if -n <= t < n}):
             direction = None
-            if name not in conditioned:
+            if name not in vae.conditioned:
                 try:
                     direction = run_direction(names, train_labels, train_means, name, to)
                 except DataError as e:  # no training face has the value (or every one has it): nothing to learn

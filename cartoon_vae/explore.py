@@ -99,7 +99,7 @@ class Explorer:
         self.face_images, self.face_means, _, face_idx = encode_split(self.vae, val, limit=faces)
         self.train_labels = self.attrs.values[train_idx] if self.attrs.names else None
         # A conditional model decodes z with labels: each face's own, changed by a label-swap edit.
-        self.conditioned = [name for name, _ in self.vae.conditional]
+        self.conditioned = self.vae.conditioned
         self.face_labels = self.attrs.values[face_idx] if self.attrs.names else None
         self.values = {}  # the attributes an edit can move: name -> the values the training faces show
         for k, name in enumerate(self.attrs.names):

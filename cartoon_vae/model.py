@@ -260,7 +260,9 @@ class CartoonVAE(keras.Model):
         self.bounded_variance = (kl == "poly_bound") if bounded_variance is None else bool(bounded_variance)
         # A conditional VAE: (attribute, number of variants) pairs, given one-hot to both networks.
         self.conditional = tuple((str(name), int(n)) for name, n in conditional)
-        self.label_dim = sum(n for _, n in self.conditional)
+        self.conditioned = [name for name, _ in self.conditional]  # the attributes' names ...
+        self.label_sizes = [n for _, n in self.conditional]        # ... and their numbers of variants
+        self.label_dim = sum(self.label_sizes)
         self.adversary_weight = float(adversary_weight) if self.label_dim else 0.0
         self.adversary_units = int(adversary_units)
         self.labels_every_block = bool(labels_every_block) and self.label_dim > 0
@@ -311,7 +313,7 @@ class CartoonVAE(keras.Model):
         if not self.label_dim:
             return tensor
         if labels is None:
-            raise ValueError(f"this model is conditional on {', '.join(n for n, _ in self.conditional)}: "
+            raise ValueError(f"this model is conditional on {', '.join(self.conditioned)}: "
                              f"give each face's one-hot labels (label_vectors)")
         return [ops.convert_to_tensor(tensor), ops.convert_to_tensor(labels, dtype="float32")]
 
@@ -390,7 +392,7 @@ class CartoonVAE(keras.Model):
 
     def train_step(self, data):
         x, labels = self._unpack(data)
-        sizes = [n for _, n in self.conditional]
+        sizes = self.label_sizes
         with tf.GradientTape() as tape:
             terms = self.compute_terms(x, training=True, labels=labels)
             loss = self.objective(terms)
@@ -414,7 +416,7 @@ class CartoonVAE(keras.Model):
         terms = self.compute_terms(x, training=False, labels=labels)
         if self.adversary is not None:
             terms["adversary_ce"] = losses.label_cross_entropy(labels, self.adversary(terms["mean"]),
-                                                               [n for _, n in self.conditional])
+                                                               self.label_sizes)
         return self._record(terms)
 
     def _record(self, terms):

@@ -252,7 +252,7 @@ def check_model_matches(vae, config, model_path, config_path) -> None:
                 (list(want) if isinstance(want, (list, tuple)) else want):
             raise RunError(f"{config_path}: {section}.{key} is {want}, but {model_path} was trained with {have}; "
                            f"restore config.yaml, or start a new run for the new setting")
-    have = [name for name, _ in getattr(vae, "conditional", ())]
+    have = list(getattr(vae, "conditioned", []))
     if have != list(config.model.conditional):
         raise RunError(f"{config_path}: model.conditional is {list(config.model.conditional)}, but {model_path} was "
                        f"trained with {have}; restore config.yaml, or start a new run for the new setting")
