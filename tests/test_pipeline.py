@@ -159,7 +159,11 @@ def test_a_conditional_run_trains_draws_evaluates_and_edits_by_label_swap(run, t
     assert np.load(tmp_path / "s" / "labels.npy").shape == (3, 16)  # glasses (6) + hair colour (10), one-hot
     assert main(["train-probe", "--config", PAPER, *TINY, "--data", str(run / "faces"), "--out",
                  str(tmp_path / "probe"), "--epochs", "1"]) == 0
-    assert main(["evaluate", "--run", str(cond), "--probe", str(tmp_path / "probe"), "--samples", "12"]) == 0
+    from cartoon_vae.evaluate import evaluate_run
+
+    settings = {"samples": 12, "midpoint_pairs": 10, "bootstrap": 10, "edit_faces": 2, "showcase_faces": 2,
+                "counterfactual_edits": {"glasses": [-1], "facial_hair": [-1]}}  # one swapped, one moved
+    evaluate_run(cond, tmp_path / "probe", settings)
     c = json.loads((cond / "metrics.json").read_text())["counterfactual"]
     assert set(c["methods"]) == {"label_swap", "class_mean", "probability"}  # swaps its own, moves z for the rest
     assert set(c["edits"]["glasses->5"]) == {"label_swap"} and set(c["edits"]["facial_hair->5"]) == {"class_mean",
