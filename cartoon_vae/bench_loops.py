@@ -21,6 +21,7 @@ def project_epochs(config, precision="float32", initial_weights=None):
 
     from .data import make_datasets, quiet_fit_warnings
     from .model import build_vae
+    from .train import learning_rate
 
     config = config.replace(train={"precision": precision})
     keras.utils.set_random_seed(config.train.seed)
@@ -85,6 +86,7 @@ def reference_step(config, initial_weights=None):
 
     from . import losses
     from .model import build_vae
+    from .train import learning_rate
 
     l = config.loss
     reference = build_vae(config.replace(train={"precision": "float32"}), compile=False, fused_batch_norm=False)
@@ -148,7 +150,8 @@ def time_to_quality(paper_config, recommended_config, paper_epochs, max_epochs, 
     """Wall seconds of training until the held-out MSE first reaches the paper recipe's final value:
     the paper recipe in the reference loop (decoding every epoch, as the notebook does) for
     ``paper_epochs`` epochs sets the target; the recommended recipe in the project's pipeline
-    (cache, fused step, ``train.precision: auto``) trains until it reaches it. Both read the same
+    (cache, fused step, ``train.precision: auto``, its own learning-rate schedule over its own
+    ``train.epochs``) trains until it reaches it, for at most ``max_epochs``. Both read the same
     images with the project's preprocessing and are scored on the same held-out faces; the time of
     scoring is left out."""
     import keras
@@ -156,6 +159,7 @@ def time_to_quality(paper_config, recommended_config, paper_epochs, max_epochs, 
     from .data import make_datasets, make_training_datasets, quiet_fit_warnings
     from .hardware import cpu_ticks, steal_fraction
     from .model import build_vae
+    from .train import learning_rate
 
     ticks = [cpu_ticks()]
     _, val = make_datasets(paper_config)
@@ -169,7 +173,7 @@ def time_to_quality(paper_config, recommended_config, paper_epochs, max_epochs, 
     config = recommended_config.replace(train={"precision": "auto", "epochs": max_epochs})
     keras.utils.set_random_seed(config.train.seed)
     train_ds, _, steps = make_training_datasets(config)
-    vae = build_vae(config)
+    vae = build_vae(config, learning_rate=learning_rate(recommended_config, steps))
     vae.kl_warmup_steps = config.loss.kl_warmup_epochs * steps
     curve, clock = [], {"elapsed": 0.0}
 
@@ -190,7 +194,10 @@ def time_to_quality(paper_config, recommended_config, paper_epochs, max_epochs, 
     result = {"target_mse": round(target, 6), "paper_epochs": paper_epochs,
               "paper_reference_seconds": round(paper_s, 1), "paper_curve": [[round(t, 1), round(m, 6)]
                                                                              for t, m in paper_curve],
-              "recommended_precision": config.train.precision, "recommended_seconds": ours_s and round(ours_s, 1),
+              "recommended_precision": config.train.precision,
+              "recommended_lr_schedule": config.train.lr_schedule,
+              "recommended_final_learning_rate": float(keras.ops.convert_to_numpy(vae.optimizer.learning_rate)),
+              "recommended_seconds": ours_s and round(ours_s, 1),
               "recommended_epochs": len(curve), "recommended_curve": [[round(t, 1), round(m, 6)] for t, m in curve],
               "speedup": round(paper_s / ours_s, 2) if ours_s else None,
               "cpu_steal": {"paper": steal_fraction(*ticks[:2]), "recommended": steal_fraction(*ticks[1:])}}
