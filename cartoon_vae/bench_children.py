@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .bench_loops import reference_training, time_to_quality
+from .bench_measure import MEMORY
 from .bench_size import size_section
 from .bench_step import step_runner
 from .config import load_config
@@ -27,7 +28,7 @@ def child_reference_training(config_path, epochs, weights_path):
 
 def child_time_to_quality(paper_config, recommended_config, data_dir, paper_epochs, max_epochs, log=print):
     """:func:`time_to_quality` on ``data_dir``, for :func:`in_child`."""
-    subset = {"dir": data_dir}
+    subset = {"dir": data_dir, "cache": MEMORY}
     return time_to_quality(load_config(paper_config).replace(data=subset),
                            load_config(recommended_config).replace(data=subset), paper_epochs, max_epochs, log)
 

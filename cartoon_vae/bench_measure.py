@@ -20,6 +20,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+# data.cache of every measured config: each phase decodes into its own memory, so that none reads a file
+# cache an earlier phase wrote (the demo configs cache to files, which would flatter a first epoch)
+MEMORY = "memory"
+
 
 def reset_peak_rss() -> bool:
     """Reset the kernel's peak-RSS mark of this process (Linux >= 4.0). False where that is not possible."""

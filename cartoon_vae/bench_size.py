@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .bench_loops import project_epochs, reference_epochs
-from .bench_measure import in_child, interleave, phase, rate_ratio, training_flops_per_image
+from .bench_measure import MEMORY, in_child, interleave, phase, rate_ratio, training_flops_per_image
 from .bench_step import CHILD_VARIANTS, STEP_VARIANTS, generation_rates, input_pipeline_rates, op_profile, step_runner
 from .config import load_config
 
@@ -25,7 +25,7 @@ def size_section(config_path, name, data_dir, plan, variants, roofline, roofline
     from .hardware import resolve_precision
 
     auto = resolve_precision("auto")
-    config = load_config(config_path).replace(data={"dir": data_dir})
+    config = load_config(config_path).replace(data={"dir": data_dir, "cache": MEMORY})
     size, batch = config.data.image_size, config.data.batch_size
     n = len(list_images(data_dir))
     out = {"phases": {}, "step_variants": []}

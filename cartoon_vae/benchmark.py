@@ -37,7 +37,7 @@ import platform
 import tempfile
 from pathlib import Path
 
-from .bench_measure import in_child, matmul_flops, phase
+from .bench_measure import MEMORY, in_child, matmul_flops, phase
 from .config import load_config
 
 PLANS = {  # images (files) and measured rounds (one epoch of each loop, interleaved) after a warm-up round;
@@ -160,6 +160,6 @@ def _explore_phase(config_path, data_dir, run_dir, requests) -> dict:
     from .bench_explore import explore_latency
     from .train import train
 
-    config = load_config(config_path).replace(data={"dir": str(data_dir)}, train={"epochs": 1})
+    config = load_config(config_path).replace(data={"dir": str(data_dir), "cache": MEMORY}, train={"epochs": 1})
     train(config, run_dir, verbose=0)
     return explore_latency(run_dir, clients=4, requests=requests)

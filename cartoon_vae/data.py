@@ -209,18 +209,43 @@ def _composite_and_resize(rgba, image_size, background, crop=1.0):
     return tf.cast(tf.clip_by_value(tf.round(rgb), 0, 255), tf.uint8)
 
 
+_CACHE_WRITERS = []  # descriptors of the file caches this process writes, locked until it exits
+
+
 def _cache(ds, cfg, split, paths):
+    """``ds`` cached as ``data.cache`` says. A file cache is keyed by the recipe and by each file's size
+    and modification time (a set drawn again under the same names is decoded again, never served stale),
+    is shared by every later process that asks for the same split (``figures`` after ``train``, one demo
+    after another), and has one writer at a time: a process that finds another one writing it keeps its
+    own copy in memory instead."""
+    import fcntl
+
     if cfg.cache == "none":
         return ds
     if cfg.cache == "memory":
         return ds.cache()
     folder = Path(cfg.cache_dir or Path(cfg.dir) / ".cache")
-    folder.mkdir(parents=True, exist_ok=True)
-    recipe = (paths, cfg.image_size, cfg.load_size, cfg.crop, cfg.background)
+    stats = [(st.st_size, st.st_mtime_ns) for st in map(os.stat, paths)]
+    recipe = (paths, stats, cfg.image_size, cfg.load_size, cfg.crop, cfg.background)
     key = hashlib.sha1(repr(recipe).encode()).hexdigest()[:12]
     prefix = folder / f"{split}-{cfg.image_size}px-{key}"
-    # A process killed while writing the cache leaves a lock file and no index; TF would refuse
-    # to start. One process per cache is assumed: the stale lock goes, the cache is rewritten.
+    if Path(f"{prefix}.index").exists():  # written whole (TensorFlow writes the index last): read it
+        return ds.cache(str(prefix))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(f"{prefix}.writer", os.O_CREAT | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as e:
+        log.warning("%s: cannot write the image cache (%s); the images are cached in memory", folder, e)
+        return ds.cache()
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        log.info("%s is being written by another process; this one caches its images in memory", prefix)
+        return ds.cache()
+    _CACHE_WRITERS.append(fd)
+    # A writer killed mid-way leaves TensorFlow's lock file and no index; holding the writer lock, we
+    # know it is stale: it goes, and the cache is written again.
     for lock in folder.glob(f"{prefix.name}*.lockfile"):
         lock.unlink()
     return ds.cache(str(prefix))
