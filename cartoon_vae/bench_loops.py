@@ -21,7 +21,6 @@ def project_epochs(config, precision="float32", initial_weights=None):
 
     from .data import make_datasets, quiet_fit_warnings
     from .model import build_vae
-    from .train import learning_rate
 
     config = config.replace(train={"precision": precision})
     keras.utils.set_random_seed(config.train.seed)
@@ -86,7 +85,6 @@ def reference_step(config, initial_weights=None):
 
     from . import losses
     from .model import build_vae
-    from .train import learning_rate
 
     l = config.loss
     reference = build_vae(config.replace(train={"precision": "float32"}), compile=False, fused_batch_norm=False)
