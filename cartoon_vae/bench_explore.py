@@ -42,8 +42,7 @@ def explore_latency(run_dir, clients=4, requests=50, seed=0) -> dict:
     rng = np.random.default_rng(seed)
     faces = rng.integers(0, len(explorer.face_means), clients * requests)
     codes = explorer.face_means[faces]
-    own = [explorer.face(k)["labels"] for k in range(len(explorer.face_means))]  # a conditional run's; else None
-    labels = [own[i] for i in faces]
+    labels = [explorer.labels_of(i) for i in faces]  # a conditional run's; else None
     bodies = {"decode": [{"z": z.tolist(), "labels": y} for z, y in zip(codes, labels)],
               "edit": [{"base": z.tolist(), "labels": y, "pcs": [float(p)],
                         "edits": [{"attribute": attribute["name"], "to": attribute["values"][-1], "amount": float(a)}]}

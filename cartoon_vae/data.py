@@ -218,8 +218,6 @@ def _cache(ds, cfg, split, paths):
     is shared by every later process that asks for the same split (``figures`` after ``train``, one demo
     after another), and has one writer at a time: a process that finds another one writing it keeps its
     own copy in memory instead."""
-    import fcntl
-
     if cfg.cache == "none":
         return ds
     if cfg.cache == "memory":
@@ -237,6 +235,8 @@ def _cache(ds, cfg, split, paths):
     except OSError as e:
         log.warning("%s: cannot write the image cache (%s); the images are cached in memory", folder, e)
         return ds.cache()
+    import fcntl  # POSIX; only the file cache needs it
+
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

@@ -139,10 +139,13 @@ class Explorer:
 
     def face(self, i) -> dict:
         i = self._face_index(i)
-        z = self.face_means[i]
-        labels = self._own_labels(self.face_labels[i]) if self.conditioned else None
+        z, labels = self.face_means[i], self.labels_of(i)
         return {"z": z.tolist(), "labels": labels, "original": data_url(self.face_images[i]),
                 "reconstruction": data_url(self.decode(z, labels))}
+
+    def labels_of(self, i):
+        """Held-out face ``i``'s {attribute: value} of the conditioned attributes (None: unconditional)."""
+        return self._own_labels(self.face_labels[i]) if self.conditioned else None
 
     def face_png(self, i) -> bytes:
         return png_bytes(self.face_images[self._face_index(i)])
