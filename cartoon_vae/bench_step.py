@@ -147,11 +147,11 @@ def op_profile(config, batch_size=32, steps=5, top=12) -> dict | None:
     groups = {}
     for name, ms in by_op.items():
         group = next((g for g, keys in OP_GROUPS if any(k in name for k in keys)), "other")
-        groups[group] = round(groups.get(group, 0.0) + ms, 2)
+        groups[group] = groups.get(group, 0.0) + ms   # summed unrounded: many tiny ops would add up rounding errors
     ops = sorted(by_op.items(), key=lambda kv: -kv[1])[:top]
     return {"image_size": config.data.image_size, "batch_size": batch_size, "step_ms": round(1000 * wall / steps, 1),
-            "op_ms_per_step": round(sum(by_op.values()), 1),
-            "groups_ms": dict(sorted(groups.items(), key=lambda kv: -kv[1])),
+            "op_ms_per_step": round(sum(by_op.values()), 2),
+            "groups_ms": {g: round(ms, 2) for g, ms in sorted(groups.items(), key=lambda kv: -kv[1])},
             "top_ops_ms": {k: round(v, 2) for k, v in ops}}
 
 

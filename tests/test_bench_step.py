@@ -13,7 +13,8 @@ def test_op_profile_attributes_the_step_time_to_op_groups():
                                                               "model.decoder_filters=[8,8,8,8]"])
     p = op_profile(tiny, batch_size=4, steps=2)
     assert p["step_ms"] > 0 and p["groups_ms"]["convolution"] > 0 and p["groups_ms"]["batch norm"] > 0
-    assert sum(p["groups_ms"].values()) == pytest.approx(p["op_ms_per_step"], rel=0.01)
+    # each figure is rounded to 0.01 ms once, at the end: the sum can be off by half a hundredth per group
+    assert sum(p["groups_ms"].values()) == pytest.approx(p["op_ms_per_step"], abs=0.005 * (len(p["groups_ms"]) + 1))
     assert any("Conv2D" in name for name in p["top_ops_ms"])
 
 
