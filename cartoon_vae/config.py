@@ -121,6 +121,8 @@ class LossConfig:
     kl_warmup_epochs: int = field(default=0, metadata=_check(lambda v: 0 <= v <= 1_000_000, "an integer in [0, 1,000,000]"))
     # conditional models: weight of the latent adversary's confusion term (0: no adversary)
     adversary_weight: float = field(default=0.0, metadata=_finite(lambda v: v >= 0, "a number >= 0"))
+    # conditional models: weight of the label critic's cross-entropy on label-swapped decodes (0: no critic)
+    swap_weight: float = field(default=0.0, metadata=_finite(lambda v: v >= 0, "a number >= 0"))
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,23 @@ def label_cross_entropy(labels, logits, sizes):
     return total
 
 
+# And its label critic (AttGAN, He et al. 2019): a small CNN learns to read the conditioned attributes from
+# real faces, and the decoder is trained so that it reads the *new* labels from label-swapped decodes
+# D(z, y'), which have no target image: a swap that leaves a ghost of the old beard or half the old colour
+# costs cross-entropy, where the reconstruction term alone never sees a swapped face.
+def swapped_labels(labels, sizes, seed=None):
+    """Each attribute's block of one-hot ``labels`` (batch, sum(sizes)) shuffled over the batch on its own:
+    every face gets, per attribute, the label of a random face of the batch (the labels' own mix of values)."""
+    import keras
+
+    blocks, start = [], 0
+    for n in sizes:
+        order = keras.random.shuffle(ops.arange(ops.shape(labels)[0]), seed=seed)
+        blocks.append(ops.take(labels[:, start:start + n], order, axis=0))
+        start += n
+    return ops.concatenate(blocks, axis=-1)
+
+
 def confusion(logits, sizes):
     """Per image: the adversary's cross-entropy against the uniform distribution over each attribute's
     values, summed over attributes. Its minimum, sum(log n), is reached when the adversary cannot tell

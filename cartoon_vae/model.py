@@ -201,6 +201,18 @@ def build_decoder(image_size, latent_dim, filters, bottleneck_channels, kernel_s
     return keras.Model(inputs, image, name="decoder")
 
 
+def build_critic(image_size, filters, kernel_size, leaky_relu_slope, label_dim):
+    """The conditional model's label critic: image -> one logit per label value (the encoder's stride-2
+    convolutions without batch norm, then a Dense). Trained on real faces only; see :func:`losses.swapped_labels`."""
+    image = keras.Input((image_size, image_size, 3), name="image")
+    x = image
+    for i, f in enumerate(filters, start=1):
+        x = layers.Conv2D(f, kernel_size, strides=2, padding="same", name=f"conv_{i}")(x)
+        x = layers.LeakyReLU(negative_slope=leaky_relu_slope, name=f"lrelu_{i}")(x)
+    logits = layers.Dense(label_dim, name="logits", dtype="float32")(layers.Flatten(name="flatten")(x))
+    return keras.Model(image, logits, name="critic")
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class CartoonVAE(keras.Model):
     """The paper's VAE with a custom ``train_step`` (keras-io style).
@@ -234,7 +246,7 @@ class CartoonVAE(keras.Model):
                  kl="poly_bound", reconstruction_weight=1000.0, kl_weight=1.0, seed=None, fused_batch_norm=True,
                  reconstruction="weighted_mse", free_bits=0.0, kl_warmup_epochs=0, bounded_variance=None,
                  conditional=(), adversary_weight=0.0, adversary_units=ADVERSARY_UNITS, labels_every_block=False,
-                 **kwargs):
+                 swap_weight=0.0, **kwargs):
         super().__init__(**kwargs)
         if kl not in losses.KL_FORMS:
             raise ValueError(f"kl must be one of {sorted(losses.KL_FORMS)}, got {kl!r}")
@@ -266,6 +278,7 @@ class CartoonVAE(keras.Model):
         self.adversary_weight = float(adversary_weight) if self.label_dim else 0.0
         self.adversary_units = int(adversary_units)
         self.labels_every_block = bool(labels_every_block) and self.label_dim > 0
+        self.swap_weight = float(swap_weight) if self.label_dim else 0.0
         batch_norm = FusedBatchNormalization if fused_batch_norm else layers.BatchNormalization
         if tf.distribute.get_strategy().num_replicas_in_sync > 1:  # built under a multi-device strategy:
             batch_norm = functools.partial(batch_norm, synchronized=True)  # statistics of the global batch
@@ -289,8 +302,15 @@ class CartoonVAE(keras.Model):
                                                layers.Dense(self.label_dim)], name="adversary")
             self.adversary_optimizer = keras.optimizers.Adam(learning_rate=1e-3, name="adversary_adam")
             self.adversary_optimizer.build(self.adversary.trainable_variables)  # so a saved state loads back
+        self.critic = None
+        if self.swap_weight > 0:  # reads the conditioned attributes from an image (losses.swapped_labels)
+            self.critic = build_critic(image_size, self.encoder_filters, kernel_size, leaky_relu_slope, self.label_dim)
+            self.critic_optimizer = keras.optimizers.Adam(learning_rate=1e-3, name="critic_adam")
+            self.critic_optimizer.build(self.critic.trainable_variables)
+            self.swap_seed = keras.random.SeedGenerator(None if seed is None else int(seed) + 1)
         self._kl_per_dim = losses.KL_PER_DIM[kl]
         tracked = ("loss", "reconstruction_loss", "kl_loss", "kl_exact") + (("adversary_ce",) if self.adversary else ())
+        tracked += ("swap_ce",) if self.critic else ()
         self.trackers = {name: keras.metrics.Mean(name=name) for name in tracked}
 
     @property
@@ -399,6 +419,11 @@ class CartoonVAE(keras.Model):
             if self.adversary is not None:  # the encoder leaves the adversary guessing
                 confused = losses.confusion(self.adversary(terms["mean"]), sizes)
                 loss = loss + self.adversary_weight * ops.sum(confused) / _global_batch_size(confused)
+            if self.critic is not None:  # the decoder draws new labels so that the critic reads them
+                swapped = losses.swapped_labels(labels, sizes, seed=self.swap_seed)
+                drawn = self.decode(terms["mean"], swapped, training=True)
+                terms["swap_ce"] = losses.label_cross_entropy(swapped, self.critic(drawn), sizes)
+                loss = loss + self.swap_weight * ops.sum(terms["swap_ce"]) / _global_batch_size(terms["swap_ce"])
             scaled = self.optimizer.scale_loss(loss) if hasattr(self.optimizer, "scale_loss") else loss
         grads = tape.gradient(scaled, self.vae_weights)
         self.optimizer.apply_gradients(zip(grads, self.vae_weights))
@@ -409,6 +434,12 @@ class CartoonVAE(keras.Model):
             weights = self.adversary.trainable_weights
             self.adversary_optimizer.apply_gradients(zip(tape.gradient(adversary_loss, weights), weights))
             terms["adversary_ce"] = ce
+        if self.critic is not None:  # ... and the critic learns to read them from real faces
+            with tf.GradientTape() as tape:
+                ce = losses.label_cross_entropy(labels, self.critic(x), sizes)
+                critic_loss = ops.sum(ce) / _global_batch_size(ce)
+            weights = self.critic.trainable_weights
+            self.critic_optimizer.apply_gradients(zip(tape.gradient(critic_loss, weights), weights))
         return self._record(terms)
 
     def test_step(self, data):
@@ -417,6 +448,10 @@ class CartoonVAE(keras.Model):
         if self.adversary is not None:
             terms["adversary_ce"] = losses.label_cross_entropy(labels, self.adversary(terms["mean"]),
                                                                self.label_sizes)
+        if self.critic is not None:  # held-out faces' codes drawn with their labels shuffled, read by the critic
+            swapped = losses.swapped_labels(labels, self.label_sizes, seed=self.swap_seed)
+            terms["swap_ce"] = losses.label_cross_entropy(
+                swapped, self.critic(self.decode(terms["mean"], swapped)), self.label_sizes)
         return self._record(terms)
 
     def _record(self, terms):
@@ -441,7 +476,7 @@ class CartoonVAE(keras.Model):
             "kl_warmup_epochs": self.kl_warmup_epochs, "bounded_variance": self.bounded_variance,
             "conditional": [list(pair) for pair in self.conditional],
             "adversary_weight": self.adversary_weight, "adversary_units": self.adversary_units,
-            "labels_every_block": self.labels_every_block,
+            "labels_every_block": self.labels_every_block, "swap_weight": self.swap_weight,
         }
 
 
@@ -473,7 +508,8 @@ def build_vae(config, compile=True, fused_batch_norm=True, label_sizes=None, lea
         seed=m.seed, fused_batch_norm=fused_batch_norm, reconstruction=l.reconstruction, free_bits=l.free_bits,
         kl_warmup_epochs=l.kl_warmup_epochs, bounded_variance=m.bounded_variance,
         conditional=_conditional(m.conditional, label_sizes), adversary_weight=l.adversary_weight,
-        adversary_units=m.adversary_units, labels_every_block=m.labels_every_block, name="cartoon_vae")
+        adversary_units=m.adversary_units, labels_every_block=m.labels_every_block, swap_weight=l.swap_weight,
+        name="cartoon_vae")
     vae.build((None, config.data.image_size, config.data.image_size, 3))
     if compile:
         rate = config.train.learning_rate if learning_rate is None else learning_rate

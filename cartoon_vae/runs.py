@@ -178,7 +178,7 @@ def write_text_atomic(path, text: str) -> None:
 HISTORY_COLUMNS = ["epoch", "loss", "reconstruction_loss", "kl_loss", "kl_exact",
                    "val_loss", "val_reconstruction_loss", "val_kl_loss", "val_kl_exact",
                    "val_active_units", "val_kl_dim_min", "val_kl_dim_median", "val_kl_dim_max", "seconds",
-                   "adversary_ce", "val_adversary_ce"]
+                   "adversary_ce", "val_adversary_ce", "swap_ce", "val_swap_ce"]
 
 
 def read_history(path) -> list[dict]:

@@ -3,9 +3,11 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
+from keras import ops
 
 import cartoon_vae
-from cartoon_vae import build_vae, load_config
+from cartoon_vae import build_vae, load_config, losses
 
 from .conftest import small_overrides
 
@@ -231,6 +233,37 @@ def test_a_conditional_model_needs_labels_uses_them_and_keeps_them_on_save(tmp_p
     loaded = keras.models.load_model(tmp_path / "c.keras")
     assert loaded.conditional == (("glasses", 3), ("hair", 2))
     np.testing.assert_allclose(np.asarray(loaded.decode(mean, y)), same, atol=1e-6)
+
+
+def test_the_label_critic_trains_on_real_faces_its_swap_term_reaches_the_decoder_and_loads_back(tmp_path,
+                                                                                               paper_config_path):
+    import warnings
+
+    cfg = load_config(paper_config_path, [*small_overrides(size=32), "model.encoder_filters=[8,8]",
+                                          "model.decoder_filters=[8]", "model.conditional=[glasses,hair]",
+                                          "loss.swap_weight=10"])
+    vae = build_vae(cfg, label_sizes=[3, 2])
+    assert vae.critic is not None and vae.critic.output_shape == (None, 5)
+    x = np.random.RandomState(0).rand(8, 32, 32, 3).astype("float32")
+    y = vae.label_vectors(["glasses", "hair"], np.array([[i % 3, i % 2] for i in range(8)]))
+    with tf.GradientTape() as tape:  # the swap term's gradient reaches the decoder (the critic is not trained by it)
+        mean, _ = vae.encode(x, y)
+        swapped = losses.swapped_labels(y, [3, 2], seed=vae.swap_seed)
+        ce = ops.mean(losses.label_cross_entropy(swapped, vae.critic(vae.decode(mean, swapped)), [3, 2]))
+    grads = tape.gradient(ce, vae.decoder.trainable_weights)
+    assert all(g is not None for g in grads) and max(float(ops.max(ops.abs(g))) for g in grads) > 0
+    before = [np.asarray(w).copy() for w in vae.critic.weights]
+    history = vae.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["swap_ce"][0])
+    assert all(not np.allclose(b, np.asarray(w)) for b, w in zip(before, vae.critic.weights))  # it learns
+    vae.save(tmp_path / "s.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = keras.models.load_model(tmp_path / "s.keras")
+    assert loaded.swap_weight == 10 and int(loaded.critic_optimizer.iterations) == 2
+    for a, b in zip(loaded.critic.weights, vae.critic.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert build_vae(load_config(paper_config_path, [*small_overrides(), "loss.swap_weight=10"])).critic is None
 
 
 def test_build_vae_of_a_conditional_config_needs_the_label_sizes(paper_config_path):
