@@ -222,7 +222,8 @@ def cmd_compare_edits(args):
     out = Path(args.out)
     report = out.with_suffix(".json")
     claim_outputs(out.parent, [out.name, report.name], args.overwrite)
-    originals, truths, edits, judged, to = compare_runs(args.runs, args.attribute, args.to, args.faces)
+    originals, truths, edits, judged, to = compare_runs(args.runs, args.attribute, args.to, args.faces,
+                                                        photo=args.on_photo)
     out.parent.mkdir(parents=True, exist_ok=True)
     counterfactual_figure((originals, truths, edits), out, args.attribute, to,
                           title=f"{args.attribute} -> {to}: each run's edit of the same held-out faces")
@@ -381,6 +382,8 @@ def _args_compare_edits(s):
     s.add_argument("--attribute", type=attribute, required=True)
     s.add_argument("--to", type=integer(0, MAX_VARIANT), required=True, help="target variant")
     s.add_argument("--faces", type=count, default=6, help="held-out faces (rows of the figure)")
+    s.add_argument("--on-photo", action="store_true",
+                   help="also each edit applied to the photo: original + edit - reconstruction")
     s.add_argument("--out", type=path, required=True, help="the figure (.png); the scores go beside it (.json)")
     s.add_argument("--overwrite", action="store_true", help="replace an earlier figure and report")
 

@@ -106,10 +106,19 @@ def summarise(per, confidence=0.95) -> dict:
     return out
 
 
-def edit_faces(data_cfg, attribute_rows, names, images, reconstructions, attribute, to, methods, limit):
+def on_photo(images, reconstructions, edited) -> np.ndarray:
+    """An edit applied to the photo: the original plus the change the edit made to the decoder's drawing,
+    ``clip(x + e - r, 0, 1)`` (as attribute vectors are added to images, Upchurch et al. 2017, "Deep Feature
+    Interpolation"). Where the edit changed nothing, the face keeps its own pixels, not the decoder's blur."""
+    return np.clip(np.asarray(images) + np.asarray(edited) - np.asarray(reconstructions), 0.0, 1.0)
+
+
+def edit_faces(data_cfg, attribute_rows, names, images, reconstructions, attribute, to, methods, limit,
+               photo=False):
     """Edit up to ``limit`` held-out faces (rows of ``attribute_rows``, their attribute values in the order
     ``names``) not already at ``to``, by each of ``methods`` (name -> function of the faces' row numbers
-    returning their edited decodes), and judge each against the true counterfactual. None when every face
+    returning their edited decodes), and judge each against the true counterfactual; with ``photo``, each
+    method's edit applied to the photo (:func:`on_photo`, as ``NAME_on_photo``) too. None when every face
     is at ``to`` already; else ({method: per-face dict}, the faces' row numbers, (originals, truths,
     {method: edits}))."""
     k = names.index(attribute)
@@ -123,6 +132,8 @@ def edit_faces(data_cfg, attribute_rows, names, images, reconstructions, attribu
         truths.append(true_counterfactual(attributes, data_cfg))
     truths = np.stack(truths)
     edits = {name: edit(rows) for name, edit in methods.items()}
+    if photo:
+        edits.update({f"{name}_on_photo": on_photo(images[rows], reconstructions[rows], e) for name, e in list(edits.items())})
     per = {name: judge(images[rows], reconstructions[rows], edited, truths) for name, edited in edits.items()}
     return per, rows, (images[rows], truths, edits)
 
@@ -134,10 +145,11 @@ def check_renderer(attribute_rows, names, images, data_cfg, tolerance=2 / 255) -
     return float(np.abs(drawn - images[0]).mean()) <= tolerance
 
 
-def compare_runs(runs, attribute, to, faces=6, method="class_mean"):
+def compare_runs(runs, attribute, to, faces=6, method="class_mean", photo=False):
     """The same held-out faces of the embedded set edited to ``attribute`` = ``to`` by each run, judged
     against the true counterfactual: a run conditional on ``attribute`` swaps the label, any other moves z
-    by ``method`` (:data:`cartoon_vae.edit.METHODS`). The runs must share the data set and its split.
+    by ``method`` (:data:`cartoon_vae.edit.METHODS`); with ``photo``, each edit applied to the photo too
+    (:func:`on_photo`). The runs must share the data set and its split.
     Returns (originals, truths, {"RUN (method)": edits}, {"RUN (method)": per-face dict}, the target value
     (``to`` taken modulo the attribute's number of variants))."""
     from .data import DataError, make_datasets, read_attributes
@@ -170,10 +182,11 @@ def compare_runs(runs, attribute, to, faces=6, method="class_mean"):
         name = "label_swap" if direction is None else method
         y = vae.label_vectors(names, rows) if vae.label_dim else None
         result = edit_faces(config.data, rows, names, x, decode(vae, means, y), attribute, to,
-                            {name: methods[name]}, faces)
+                            {name: methods[name]}, faces, photo=photo)
         if result is None:
             raise DataError(f"{run}: every held-out face already has {attribute} = {to}")
         per, _, (originals, truths, edits) = result
-        label = f"{Path(run).name} ({name.replace('_', ' ')})"
-        shown[label], judged[label] = edits[name], per[name]
+        for shown_name in edits:
+            label = f"{Path(run).name} ({shown_name.replace('_', ' ')})"
+            shown[label], judged[label] = edits[shown_name], per[shown_name]
     return originals, truths, shown, judged, to

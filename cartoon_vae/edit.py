@@ -228,6 +228,10 @@ METHODS = {
     "probability": "unsupervised: the code moved along the classifier's gradient only until it reads the "
                    "target at edit_probability (edit_to_probability, p = 0.9 by default), no hold",
 }
+# ... and each applied to the photo (counterfactual.on_photo): the original plus the change the edit made to
+# the decoder's drawing, so that what the edit did not touch keeps the face's own pixels.
+METHODS.update({f"{name}_on_photo": f"{text.split(':')[0]}: {name.replace('_', ' ')} applied to the photo: "
+                f"x + edit - reconstruction (clipped to [0, 1])" for name, text in list(METHODS.items())})
 
 
 def edit_methods(vae, names, means, labels, attribute, to, direction, p=0.9) -> dict:

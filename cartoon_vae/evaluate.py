@@ -75,6 +75,7 @@ class EvaluationSettings:
     counterfactual_faces: int = field(default=200, metadata=_at_least(0, 100_000))
     counterfactual_edits: dict[str, tuple[int, ...]] = field(default_factory=lambda: {
         "hair_color": tuple(range(10)), "glasses": (-1, 0), "facial_hair": (-1,), "face_color": (0, 10), "hair": (0,)})
+    counterfactual_on_photo: bool = True  # also judge each method's edit applied to the photo (x + edit - recon)
     counterfactual_figures: dict[str, tuple[int, ...]] = field(default_factory=lambda: {
         "hair_color": (5,), "glasses": (-1,), "facial_hair": (-1,)})
 
@@ -207,7 +208,7 @@ def _counterfactuals(vae, probe, config, attrs, labelled, images, recon, s):
                     continue
             chosen = edit_methods(vae, names, means, labels, name, to, direction, s["edit_probability"])
             judged = cf.edit_faces(config.data, labels, names, images, recon, name, to, chosen,
-                                   s["counterfactual_faces"])
+                                   s["counterfactual_faces"], photo=s["counterfactual_on_photo"])
             if judged is None:
                 continue
             per, rows, (originals, truths, edits) = judged

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from cartoon_vae import load_config
-from cartoon_vae.counterfactual import attribute_mask, has_renderer, judge, summarise, true_counterfactual
+from cartoon_vae.counterfactual import (attribute_mask, edit_faces, has_renderer, judge, on_photo, summarise,
+                                        true_counterfactual)
 from cartoon_vae.data import load_splits, read_attributes
 from cartoon_vae.synthetic import make_dataset
 
@@ -66,3 +67,33 @@ def test_summary_rates_carry_a_wilson_interval():
     assert (s["faces"], s["worked"], s["success_rate"]) == (10, 7, 0.7)
     lo, hi = s["success_interval"]
     assert 0.35 < lo < 0.7 < hi < 0.95
+
+
+def test_an_edit_on_the_photo_keeps_the_faces_own_pixels_where_the_edit_changed_nothing():
+    original, truth, noise = _faces()
+    recon = np.clip(original + noise(), 0, 1)
+    edited = recon.copy()
+    edited[:, 4:8, 4:8] = 1 - recon[:, 4:8, 4:8]  # the decoder's drawing of the change, with the decoder's blur
+    photo = on_photo(original, recon, edited)
+    np.testing.assert_allclose(photo[:, :4], original[:, :4], atol=1e-6)  # untouched: the original, not the blur
+    assert 0 <= photo.min() and photo.max() <= 1
+    assert judge(original, recon, photo, truth)["edit_out"].max() < 1e-10
+    assert not judge(original, recon, on_photo(original, recon, recon), truth)["worked"].any()  # a no-op stays one
+
+
+def test_edit_faces_judges_each_method_and_its_edit_on_the_photo(faces):
+    cfg = load_config(ROOT / "configs" / "recommended.yaml", [f"data.dir={faces}", "data.val_fraction=0.25"]).data
+    attrs = read_attributes(faces)
+    images = np.stack([true_counterfactual(dict(zip(attrs.names, map(int, row))), cfg) for row in attrs.values])
+    blur = lambda a: 0.9 * a + 0.05  # noqa: E731  (a decoder that draws every face a little washed out)
+    recon = blur(images)
+    k = attrs.names.index("glasses")
+    truth = lambda rows: np.stack([true_counterfactual(dict(zip(attrs.names, map(int, attrs.values[r])), glasses=5),  # noqa: E731
+                                                       cfg) for r in rows])
+    per, rows, (_, truths, edits) = edit_faces(cfg, attrs.values, list(attrs.names), images, recon, "glasses", 5,
+                                               {"oracle": lambda rows: blur(truth(rows))}, 100, photo=True)
+    assert list(per) == list(edits) == ["oracle", "oracle_on_photo"]
+    assert (attrs.values[rows, k] != 5).all() and len(rows) == (attrs.values[:, k] != 5).sum()
+    assert per["oracle"]["worked"].all() and per["oracle_on_photo"]["worked"].all()
+    # x + blur(c) - blur(x) = c + 0.1 (x - c): the truth, up to a tenth of the change
+    np.testing.assert_allclose(edits["oracle_on_photo"], truths + 0.1 * (images[rows] - truths), atol=1e-5)

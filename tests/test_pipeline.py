@@ -165,17 +165,19 @@ def test_a_conditional_run_trains_draws_evaluates_and_edits_by_label_swap(run, t
                 "counterfactual_edits": {"glasses": [-1], "facial_hair": [-1]}}  # one swapped, one moved
     evaluate_run(cond, tmp_path / "probe", settings)
     c = json.loads((cond / "metrics.json").read_text())["counterfactual"]
-    assert set(c["methods"]) == {"label_swap", "class_mean", "probability"}  # swaps its own, moves z for the rest
-    assert set(c["edits"]["glasses->5"]) == {"label_swap"} and set(c["edits"]["facial_hair->5"]) == {"class_mean",
-                                                                                                    "probability"}
+    photo = lambda *ms: {*ms, *(f"{m}_on_photo" for m in ms)}  # noqa: E731  (each edit also applied to the photo)
+    assert set(c["methods"]) == photo("label_swap", "class_mean", "probability")  # swaps its own, moves z for the rest
+    assert set(c["edits"]["glasses->5"]) == photo("label_swap")
+    assert set(c["edits"]["facial_hair->5"]) == photo("class_mean", "probability")
     assert main(["edit", "--run", str(cond), "--attribute", "glasses", "--to", "5", "--faces", "2",
                  "--out", str(tmp_path / "e")]) == 0
     assert json.loads((tmp_path / "e" / "edit_glasses_to5.json").read_text())["method"] == "label_swap"
     out = tmp_path / "cmp" / "glasses.png"
     assert main(["compare-edits", "--runs", str(run / "run"), str(cond), "--attribute", "glasses", "--to", "5",
-                 "--faces", "2", "--out", str(out)]) == 0
+                 "--faces", "2", "--on-photo", "--out", str(out)]) == 0
     scores = json.loads(out.with_suffix(".json").read_text())["scores"]
-    assert list(scores) == ["run (class mean)", "cond (label swap)"] and all(v["faces"] == 2 for v in scores.values())
+    assert list(scores) == ["run (class mean)", "run (class mean on photo)", "cond (label swap)",
+                            "cond (label swap on photo)"] and all(v["faces"] == 2 for v in scores.values())
     grid = Image.open(out)
-    assert grid.width > grid.height / 2  # 2 faces x (original, truth, two edits)
+    assert grid.width > grid.height  # 2 faces x (original, truth, four edits)
     assert main(["compare-edits", "--runs", str(cond), "--attribute", "glasses", "--to", "5", "--out", str(out)]) == 2
