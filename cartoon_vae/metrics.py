@@ -23,9 +23,20 @@ def _sqrt_psd(m):
 
 
 def frechet_distance(a, b) -> float:
-    """|mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a^1/2 S_b S_a^1/2)^1/2) of Gaussians fitted to (n, d) features."""
+    """|mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a^1/2 S_b S_a^1/2)^1/2) of Gaussians fitted to (n, d) features.
+
+    With fewer images than dimensions (Inception's 2048) the cross term is computed from the images
+    instead of the d x d covariances: with A, B the centred features, S_a = A'A / (n_a - 1) and S_b likewise,
+    the nonzero eigenvalues of S_a S_b are the squared singular values of A B' / sqrt((n_a - 1)(n_b - 1)), so
+    Tr(...)^1/2 is that matrix's nuclear norm: an n_a x n_b SVD in place of two d x d eigendecompositions."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     mu_a, mu_b = a.mean(0), b.mean(0)
+    n_a, n_b = len(a), len(b)
+    if 2 <= min(n_a, n_b) < a.shape[1]:
+        centred_a, centred_b = a - mu_a, b - mu_b
+        cross = np.linalg.svd(centred_a @ centred_b.T, compute_uv=False).sum() / np.sqrt((n_a - 1) * (n_b - 1))
+        return float(np.sum((mu_a - mu_b) ** 2) + np.sum(centred_a ** 2) / (n_a - 1)
+                     + np.sum(centred_b ** 2) / (n_b - 1) - 2 * cross)
     s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     root = _sqrt_psd(s_a)
     cross = np.sqrt(np.clip(np.linalg.eigvalsh(root @ s_b @ root), 0, None)).sum()

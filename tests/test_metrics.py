@@ -12,6 +12,20 @@ def test_frechet_distance_of_identical_sets_is_zero():
     assert frechet_distance(x, x) == pytest.approx(0.0, abs=1e-8)
 
 
+def test_frechet_distance_with_fewer_images_than_dimensions_equals_the_covariance_formula():
+    from scipy import linalg
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(12, 40)), rng.normal(1.0, 2.0, size=(9, 40)) @ rng.normal(size=(40, 40)) / 6
+    s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    expected = (np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(s_a + s_b)
+                - 2 * np.trace(linalg.sqrtm(s_a @ s_b).real))  # pytorch-fid's formula
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-6)  # the n x n path (12, 9 < 40 dimensions)
+    assert frechet_distance(a[:, :8], b[:, :8]) == pytest.approx(  # the d x d path, against the same formula
+        np.sum((a[:, :8].mean(0) - b[:, :8].mean(0)) ** 2) + np.trace(s_a[:8, :8] + s_b[:8, :8])
+        - 2 * np.trace(linalg.sqrtm(s_a[:8, :8] @ s_b[:8, :8]).real), rel=1e-6)
+
+
 def test_frechet_distance_closed_form_for_shifted_and_scaled_gaussians():
     # N(0, I) vs N(m, 4I) in d dims: |m|^2 + d(1 + 4 - 2*2) = |m|^2 + d
     rng = np.random.default_rng(1)
