@@ -306,7 +306,8 @@ def edit_heldout(vae, config, attribute, to, from_=None, strengths=(1.0, 2.0, 3.
     ``cartoon-vae edit``'s grid (original, reconstruction, one per strength in standard deviations,
     the target's class mean, and with ``p`` the classifier's probability) as images by label, and
     the report (settings, the faces' file indices, the classifier's training accuracy). For an attribute
-    a conditional model is conditioned on, the edit is the label swap: original, reconstruction, label swap."""
+    a conditional model is conditioned on, the edit is the label swap: original, reconstruction, label swap,
+    and the swap applied to the photo (:func:`cartoon_vae.counterfactual.on_photo`)."""
     from .data import DataError, make_datasets, read_attributes
     from .inference import decode, encode_split
 
@@ -335,7 +336,10 @@ def edit_heldout(vae, config, attribute, to, from_=None, strengths=(1.0, 2.0, 3.
     y = vae.label_vectors(attrs.names, face_rows) if vae.label_dim else None
     columns = {"original": val_x[rows], "reconstruction": decode(vae, z, y)}
     if swap:
+        from .counterfactual import on_photo
+
         columns["label swap"] = decode(vae, z, relabel(vae, attrs.names, face_rows, attribute, to))
+        columns["on the photo"] = on_photo(columns["original"], columns["reconstruction"], columns["label swap"])
     else:
         for s, moved in zip(strengths, np.moveaxis(edit_by_strength(z, direction, strengths), 1, 0)):
             columns[f"{s:+g} sd"] = decode(vae, moved, y)

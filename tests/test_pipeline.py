@@ -174,6 +174,8 @@ def test_a_conditional_run_trains_draws_evaluates_and_edits_by_label_swap(run, t
     assert main(["edit", "--run", str(cond), "--attribute", "glasses", "--to", "5", "--faces", "2",
                  "--out", str(tmp_path / "e")]) == 0
     assert json.loads((tmp_path / "e" / "edit_glasses_to5.json").read_text())["method"] == "label_swap"
+    grid = Image.open(tmp_path / "e" / "edit_glasses_to5.png")
+    assert grid.width > grid.height  # 2 faces x (original, reconstruction, label swap, the swap on the photo)
     out = tmp_path / "cmp" / "glasses.png"
     assert main(["compare-edits", "--runs", str(run / "run"), str(cond), "--attribute", "glasses", "--to", "5",
                  "--faces", "2", "--on-photo", "--out", str(out)]) == 0
