@@ -22,8 +22,8 @@ def test_op_profile_attributes_the_step_time_to_op_groups():
 def test_every_step_variant_builds_and_steps(variant):
     tiny = load_config(ROOT / "configs" / "demo-paper.yaml", ["data.image_size=32", "model.encoder_filters=[8,8,8,8,8]",
                                                               "model.decoder_filters=[8,8,8,8]"])
-    images, seconds = step_runner(tiny, variant, batch_size=4, images=32)()
-    assert images == 32 and seconds > 0
+    images, seconds = step_runner(tiny, variant, batch_size=4, images=128)()  # one batch of the largest variant
+    assert images == 128 and seconds > 0
 
 
 def test_much_faster_needs_the_whole_interval_beyond_the_margin():
