@@ -119,8 +119,8 @@ def write_run_figures(run_dir, vae, config, val_images, samplers, out_dir=None, 
 
 
 EDIT_COLUMNS = {"label_swap": "label swap", "class_mean": "latent edit\n(class mean)",
-                "probability": "latent edit\n(p = 0.9)"}
-EDIT_COLUMNS.update({f"{m}_on_photo": f"{label.split(chr(10))[0]}\non the photo" for m, label in list(EDIT_COLUMNS.items())})
+                "probability": "latent edit\n(p = 0.9)", "label_swap_on_photo": "label swap\non the photo",
+                "class_mean_on_photo": "class mean\non the photo", "probability_on_photo": "p = 0.9\non the photo"}
 
 
 def counterfactual_figure(images, path, attribute, to, title=None):
