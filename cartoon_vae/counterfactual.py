@@ -131,11 +131,12 @@ def edit_faces(data_cfg, attribute_rows, names, images, reconstructions, attribu
         attributes[attribute] = int(to)
         truths.append(true_counterfactual(attributes, data_cfg))
     truths = np.stack(truths)
+    originals, recon = images[rows], reconstructions[rows]
     edits = {name: edit(rows) for name, edit in methods.items()}
     if photo:
-        edits.update({f"{name}_on_photo": on_photo(images[rows], reconstructions[rows], e) for name, e in list(edits.items())})
-    per = {name: judge(images[rows], reconstructions[rows], edited, truths) for name, edited in edits.items()}
-    return per, rows, (images[rows], truths, edits)
+        edits.update({f"{name}_on_photo": on_photo(originals, recon, e) for name, e in edits.items()})
+    per = {name: judge(originals, recon, edited, truths) for name, edited in edits.items()}
+    return per, rows, (originals, truths, edits)
 
 
 def check_renderer(attribute_rows, names, images, data_cfg, tolerance=2 / 255) -> bool:

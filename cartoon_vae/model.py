@@ -420,27 +420,34 @@ class CartoonVAE(keras.Model):
                 confused = losses.confusion(self.adversary(terms["mean"]), sizes)
                 loss = loss + self.adversary_weight * ops.sum(confused) / _global_batch_size(confused)
             if self.critic is not None:  # the decoder draws new labels so that the critic reads them
-                swapped = losses.swapped_labels(labels, sizes, seed=self.swap_seed)
-                drawn = self.decode(terms["mean"], swapped, training=True)
-                terms["swap_ce"] = losses.label_cross_entropy(swapped, self.critic(drawn), sizes)
+                terms["swap_ce"] = self.swap_cross_entropy(terms["mean"], labels, training=True)
                 loss = loss + self.swap_weight * ops.sum(terms["swap_ce"]) / _global_batch_size(terms["swap_ce"])
             scaled = self.optimizer.scale_loss(loss) if hasattr(self.optimizer, "scale_loss") else loss
         grads = tape.gradient(scaled, self.vae_weights)
         self.optimizer.apply_gradients(zip(grads, self.vae_weights))
         if self.adversary is not None:  # ... while the adversary learns to read the attributes from z
-            with tf.GradientTape() as tape:
-                ce = losses.label_cross_entropy(labels, self.adversary(ops.stop_gradient(terms["mean"])), sizes)
-                adversary_loss = ops.sum(ce) / _global_batch_size(ce)
-            weights = self.adversary.trainable_weights
-            self.adversary_optimizer.apply_gradients(zip(tape.gradient(adversary_loss, weights), weights))
-            terms["adversary_ce"] = ce
+            terms["adversary_ce"] = self._fit_reader(self.adversary, self.adversary_optimizer,
+                                                     ops.stop_gradient(terms["mean"]), labels)
         if self.critic is not None:  # ... and the critic learns to read them from real faces
-            with tf.GradientTape() as tape:
-                ce = losses.label_cross_entropy(labels, self.critic(x), sizes)
-                critic_loss = ops.sum(ce) / _global_batch_size(ce)
-            weights = self.critic.trainable_weights
-            self.critic_optimizer.apply_gradients(zip(tape.gradient(critic_loss, weights), weights))
+            self._fit_reader(self.critic, self.critic_optimizer, x, labels)
         return self._record(terms)
+
+    def _fit_reader(self, network, optimizer, inputs, labels):
+        """One step of a network that reads the conditioned attributes (the adversary, the critic) on its own
+        optimizer: its per-image cross-entropy against ``labels``, minimised."""
+        with tf.GradientTape() as tape:
+            ce = losses.label_cross_entropy(labels, network(inputs), self.label_sizes)
+            loss = ops.sum(ce) / _global_batch_size(ce)
+        weights = network.trainable_weights
+        optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+        return ce
+
+    def swap_cross_entropy(self, mean, labels, training=False):
+        """Per image: the critic's cross-entropy reading the new labels off D(mean, y'), y' = ``labels`` with each
+        attribute shuffled over the batch (:func:`losses.swapped_labels`). The decoder's swap term."""
+        swapped = losses.swapped_labels(labels, self.label_sizes, seed=self.swap_seed)
+        drawn = self.decode(mean, swapped, training=training)
+        return losses.label_cross_entropy(swapped, self.critic(drawn), self.label_sizes)
 
     def test_step(self, data):
         x, labels = self._unpack(data)
@@ -449,9 +456,7 @@ class CartoonVAE(keras.Model):
             terms["adversary_ce"] = losses.label_cross_entropy(labels, self.adversary(terms["mean"]),
                                                                self.label_sizes)
         if self.critic is not None:  # held-out faces' codes drawn with their labels shuffled, read by the critic
-            swapped = losses.swapped_labels(labels, self.label_sizes, seed=self.swap_seed)
-            terms["swap_ce"] = losses.label_cross_entropy(
-                swapped, self.critic(self.decode(terms["mean"], swapped)), self.label_sizes)
+            terms["swap_ce"] = self.swap_cross_entropy(terms["mean"], labels)
         return self._record(terms)
 
     def _record(self, terms):

@@ -7,7 +7,7 @@ import tensorflow as tf
 from keras import ops
 
 import cartoon_vae
-from cartoon_vae import build_vae, load_config, losses
+from cartoon_vae import build_vae, load_config
 
 from .conftest import small_overrides
 
@@ -235,31 +235,41 @@ def test_a_conditional_model_needs_labels_uses_them_and_keeps_them_on_save(tmp_p
     np.testing.assert_allclose(np.asarray(loaded.decode(mean, y)), same, atol=1e-6)
 
 
-def test_the_label_critic_trains_on_real_faces_its_swap_term_reaches_the_decoder_and_loads_back(tmp_path,
-                                                                                               paper_config_path):
-    import warnings
-
+def _tiny_conditional(paper_config_path, weight):
+    """A 32x32 model conditional on glasses (3 values) and hair (2) with ``weight`` (a loss key) set to 10, and a
+    batch of 8 faces with their labels."""
     cfg = load_config(paper_config_path, [*small_overrides(size=32), "model.encoder_filters=[8,8]",
                                           "model.decoder_filters=[8]", "model.conditional=[glasses,hair]",
-                                          "loss.swap_weight=10"])
+                                          f"loss.{weight}=10"])
     vae = build_vae(cfg, label_sizes=[3, 2])
-    assert vae.critic is not None and vae.critic.output_shape == (None, 5)
     x = np.random.RandomState(0).rand(8, 32, 32, 3).astype("float32")
-    y = vae.label_vectors(["glasses", "hair"], np.array([[i % 3, i % 2] for i in range(8)]))
-    with tf.GradientTape() as tape:  # the swap term's gradient reaches the decoder (the critic is not trained by it)
-        mean, _ = vae.encode(x, y)
-        swapped = losses.swapped_labels(y, [3, 2], seed=vae.swap_seed)
-        ce = ops.mean(losses.label_cross_entropy(swapped, vae.critic(vae.decode(mean, swapped)), [3, 2]))
-    grads = tape.gradient(ce, vae.decoder.trainable_weights)
-    assert all(g is not None for g in grads) and max(float(ops.max(ops.abs(g))) for g in grads) > 0
-    before = [np.asarray(w).copy() for w in vae.critic.weights]
+    return vae, x, vae.label_vectors(["glasses", "hair"], np.array([[i % 3, i % 2] for i in range(8)]))
+
+
+def _learns_and_loads_back(vae, x, y, network, metric, path):
+    """Fits one epoch: ``network`` (a reader of the labels) must change and ``metric`` be logged; then saves and
+    loads the model with every warning an error ("Skipping variable loading for optimizer ..." would fail)."""
+    import warnings
+
+    before = [np.asarray(w).copy() for w in network.weights]
     history = vae.fit(x, y, batch_size=4, epochs=1, verbose=0)
-    assert np.isfinite(history.history["swap_ce"][0])
-    assert all(not np.allclose(b, np.asarray(w)) for b, w in zip(before, vae.critic.weights))  # it learns
-    vae.save(tmp_path / "s.keras")
+    assert np.isfinite(history.history[metric][0])
+    assert all(not np.allclose(b, np.asarray(w)) for b, w in zip(before, network.weights))  # it learns
+    vae.save(path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        loaded = keras.models.load_model(tmp_path / "s.keras")
+        return keras.models.load_model(path)
+
+
+def test_the_label_critic_trains_on_real_faces_its_swap_term_reaches_the_decoder_and_loads_back(tmp_path,
+                                                                                               paper_config_path):
+    vae, x, y = _tiny_conditional(paper_config_path, "swap_weight")
+    assert vae.critic is not None and vae.critic.output_shape == (None, 5)
+    with tf.GradientTape() as tape:  # the swap term's gradient reaches the decoder (the critic is not trained by it)
+        ce = ops.mean(vae.swap_cross_entropy(vae.encode(x, y)[0], y))
+    grads = tape.gradient(ce, vae.decoder.trainable_weights)
+    assert all(g is not None for g in grads) and max(float(ops.max(ops.abs(g))) for g in grads) > 0
+    loaded = _learns_and_loads_back(vae, x, y, vae.critic, "swap_ce", tmp_path / "s.keras")
     assert loaded.swap_weight == 10 and int(loaded.critic_optimizer.iterations) == 2
     for a, b in zip(loaded.critic.weights, vae.critic.weights):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -274,22 +284,8 @@ def test_build_vae_of_a_conditional_config_needs_the_label_sizes(paper_config_pa
 
 
 def test_the_latent_adversary_trains_and_both_optimizers_load_back(tmp_path, paper_config_path):
-    import warnings
-
-    cfg = load_config(paper_config_path, [*small_overrides(size=32), "model.encoder_filters=[8,8]",
-                                          "model.decoder_filters=[8]", "model.conditional=[glasses,hair]",
-                                          "loss.adversary_weight=10"])
-    vae = build_vae(cfg, label_sizes=[3, 2])
-    x = np.random.RandomState(0).rand(8, 32, 32, 3).astype("float32")
-    y = vae.label_vectors(["glasses", "hair"], np.array([[i % 3, i % 2] for i in range(8)]))
-    before = [np.asarray(w).copy() for w in vae.adversary.weights]
-    history = vae.fit(x, y, batch_size=4, epochs=1, verbose=0)
-    assert np.isfinite(history.history["adversary_ce"][0])
-    assert all(not np.allclose(b, np.asarray(w)) for b, w in zip(before, vae.adversary.weights))  # it learns
-    vae.save(tmp_path / "a.keras")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # "Skipping variable loading for optimizer ..." would fail here
-        loaded = keras.models.load_model(tmp_path / "a.keras")
+    vae, x, y = _tiny_conditional(paper_config_path, "adversary_weight")
+    loaded = _learns_and_loads_back(vae, x, y, vae.adversary, "adversary_ce", tmp_path / "a.keras")
     assert int(loaded.optimizer.iterations) == int(loaded.adversary_optimizer.iterations) == 2
     for a, b in zip(loaded.optimizer.variables, vae.optimizer.variables):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
