@@ -508,6 +508,8 @@ def main(argv=None):
         if args.debug or not isinstance(e, (NonFiniteLoss, WorkerLost)):
             raise
         print(f"cartoon-vae {args.command}: error: {e}", file=sys.stderr)
+        if isinstance(e, WorkerLost):  # the broken collective's pools fail again in __del__ as the process winds
+            sys.unraisablehook = lambda unraisable: None  # down ("Exception ignored in ..."): said above already
         return 1
     except KeyboardInterrupt:
         print(f"cartoon-vae {args.command}: interrupted", file=sys.stderr)
