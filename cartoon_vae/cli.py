@@ -98,7 +98,7 @@ def cmd_figures(args):
     from .figures import write_run_figures
     from .inference import encode_split, heldout_images, training_batches
     from .runs import load_run, writer
-    from .samplers import fitted_samplers
+    from .samplers import SAMPLERS, fitted_samplers
 
     vae, config = load_run(args.run)
     config = _run_data(args, config)
@@ -106,7 +106,7 @@ def cmd_figures(args):
     # The training faces are encoded once, for the samplers' fits and the projector both.
     encoded = encode_split(vae, training_batches(config, with_index=True), max(s.stats_images, s.projector_images))
     with writer(args.run):  # the samplers first: a set too small for a fit is refused before anything is written
-        samplers = fitted_samplers(args.run, vae, config, ["minmax", "normal", "gmm"], s.stats_images,
+        samplers = fitted_samplers(args.run, vae, config, list(SAMPLERS), s.stats_images,
                                    codes=encoded[1][:s.stats_images])
         images, labels = heldout_images(config, max(s.reconstructions, 2), with_labels=True)
         write_run_figures(args.run, vae, config, images, samplers, val_labels=labels)

@@ -109,6 +109,8 @@ class ModelConfig:
                                     "a list of at most 64 distinct attribute names"))
     adversary_units: int = field(default=256, metadata=_positive_int(65_536))  # the latent adversary's hidden units
     labels_every_block: bool = False  # a conditional decoder also gets the labels at every up-sampling block
+    upsample: Literal["transpose", "resize"] = "transpose"  # decoder up-sampling: Conv2DTranspose | resize + Conv2D
+    residual_blocks: int = field(default=0, metadata=_check(lambda v: 0 <= v <= 8, "an integer in [0, 8]"))
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,8 @@ class LossConfig:
     kl: Literal["exact", "poly_bound"] = "poly_bound"
     reconstruction_weight: float = field(default=1000.0, metadata=_finite(lambda v: v > 0, "a number > 0"))
     kl_weight: float = field(default=1.0, metadata=_finite(lambda v: v >= 0, "a number >= 0"))
-    reconstruction: Literal["weighted_mse", "calibrated_gaussian"] = "weighted_mse"
+    reconstruction: Literal["weighted_mse", "calibrated_gaussian", "palette"] = "weighted_mse"
+    palette_size: int = field(default=32, metadata=_check(lambda v: 2 <= v <= 1024, "an integer in [2, 1,024]"))
     free_bits: float = field(default=0.0, metadata=_finite(lambda v: v >= 0, "a number >= 0 (nats per dimension)"))
     kl_warmup_epochs: int = field(default=0, metadata=_check(lambda v: 0 <= v <= 1_000_000, "an integer in [0, 1,000,000]"))
     # conditional models: weight of the latent adversary's confusion term (0: no adversary)
@@ -325,6 +328,9 @@ def _check_together(cfg: Config, path) -> None:
     if params > MAX_PARAMETERS:
         raise ConfigError(f"{path}: model: about {params:,} weights (at most {MAX_PARAMETERS:,}); lower "
                           f"model.latent_dim, the filters or data.image_size")
+    if cfg.loss.reconstruction == "palette" and cfg.loss.swap_weight > 0:
+        raise ConfigError(f"{path}: loss.swap_weight: the label critic needs a differentiable image; with "
+                          f"loss.reconstruction: palette set it to 0")
     if len(cfg.model.decoder_filters) != blocks - 1:
         raise ConfigError(f"{path}: model.decoder_filters: must have {blocks - 1} entries (one fewer than "
                           f"model.encoder_filters; the last up-sampling block outputs RGB), "

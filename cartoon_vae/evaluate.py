@@ -78,6 +78,10 @@ class EvaluationSettings:
     counterfactual_on_photo: bool = True  # also judge each method's edit applied to the photo (x + edit - recon)
     counterfactual_figures: dict[str, tuple[int, ...]] = field(default_factory=lambda: {
         "hair_color": (5,), "glasses": (-1,), "facial_hair": (-1,)})
+    # colour fidelity per region (embedded set only, :mod:`cartoon_vae.colour`): held-out faces judged, and the
+    # faces shown in colour_worst.png (those with the largest worst-region distance)
+    colour_faces: int = field(default=200, metadata=_at_least(0, 100_000))
+    colour_figure_faces: int = field(default=8, metadata=_at_least(1, 1000))
 
 
 def evaluation_settings(overrides=None) -> dict:
@@ -121,13 +125,18 @@ def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
     labels, keep = _heldout_labels(run_dir, attrs, idx)
     val_y = _one_hot(vae, attrs, idx)
     recon = decode(vae, means, val_y)
+    mixed = probe.info.get("mixed_reconstructions_of") or []
     out = {"run": str(run_dir), "probe": str(probe_dir), "heldout_images": int(len(x)), "settings": s,
+           "probe_trained_on": f"originals and reconstructions by {', '.join(mixed)}" if mixed else "originals only",
            "reconstruction": _reconstruction(x, recon), "latent": _latent(vae, means, log_vars)}
     real_feats, real_preds = probe.features_and_predictions(x)
     if labels is not None:
         out["unlabelled_heldout_images"] = int((~keep).sum())
         out["probe_accuracy"] = _probe_accuracy(probe, attrs, real_preds, probe.features_and_predictions(recon)[1],
                                                 labels[keep], keep)
+    figures = {}
+    if labels is not None and s["colour_faces"]:
+        out["colour"], figures["colour"] = _colour(config, attrs, labels[keep], x[keep], recon[keep], s)
     _, train_means, _, train_idx = encode_split(vae, train_ds, keep_images=False)
     train_y = _one_hot(vae, attrs, train_idx)
     train_x = first_images(train_ds, s["samples"])
@@ -143,14 +152,15 @@ def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
         readable = {n for n, v in out["probe_accuracy"]["per_attribute"].items()
                     if v["reconstructions"] >= s["edit_readable"]}
         out["editing"] = evaluate_edits(vae, probe, attrs, *labelled, s, readable)
-    figures = {}
     if labels is not None and s["counterfactual_faces"]:
-        out["counterfactual"], figures = _counterfactuals(vae, probe, config, attrs, labelled, x[keep], recon[keep], s)
+        out["counterfactual"], figures["counterfactual"] = _counterfactuals(vae, probe, config, attrs, labelled, x[keep], recon[keep], s)
     if write:
-        from .figures import counterfactual_figure
+        from .figures import colour_figure, counterfactual_figure
 
-        for (name, to), images in figures.items():
+        for (name, to), images in figures.get("counterfactual", {}).items():
             counterfactual_figure(images, run_dir / f"counterfactual_{name}_to{to}.png", name, to)
+        if figures.get("colour"):
+            colour_figure(*figures["colour"], run_dir / "colour_worst.png", s["colour_figure_faces"])
         write_text_atomic(run_dir / "metrics.json", json.dumps(out, indent=1) + "\n")
         write_text_atomic(run_dir / "metrics.md", metrics_markdown(out))
     return out
@@ -172,6 +182,23 @@ def _heldout_labels(run_dir, attrs, idx):
         print(f"{run_dir}: {int((~keep).sum())} of {len(keep)} held-out faces have no attribute CSV; "
               f"they are left out of the attribute scores")
     return (labels, keep) if keep.any() else (None, None)
+
+
+def _colour(config, attrs, labels, images, recon, s):
+    """Colour fidelity per region of the held-out faces (:mod:`cartoon_vae.colour`) and the images for
+    colour_worst.png; on data the generator did not draw: a note and no figure."""
+    from . import counterfactual as cf
+    from .colour import colour_fidelity
+
+    if not cf.has_renderer(config.data.dir):
+        return {"note": "real data: no generator draws each part of the face, so no region is known; colour "
+                        "fidelity is measured on the embedded set only"}, None
+    if not cf.check_renderer(labels, list(attrs.names), images, config.data):
+        return {"note": "the generator no longer draws these faces as the data set holds them (another "
+                        "generator version); draw the set again to measure colour fidelity"}, None
+    summary, per = colour_fidelity(config.data, labels, list(attrs.names), images, recon, s["colour_faces"])
+    n = summary["faces"]
+    return summary, (images[:n], recon[:n], per)
 
 
 def _counterfactuals(vae, probe, config, attrs, labelled, images, recon, s):

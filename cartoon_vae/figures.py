@@ -83,7 +83,7 @@ def plot_loss_curves(rows, path):
 def write_run_figures(run_dir, vae, config, val_images, samplers, out_dir=None, val_labels=None):
     """Every figure of a run. ``val_images``: held-out faces (``val_labels``: their one-hot labels, for a
     conditional model); ``samplers``: fitted samplers by name (:func:`cartoon_vae.samplers.fitted_samplers`):
-    ``minmax`` gives Fig. 5, ``normal`` and ``gmm`` (when present) a grid each. A conditional model's
+    ``minmax`` gives Fig. 5, ``normal``, ``gmm`` and ``two_stage`` (when present) a grid each. A conditional model's
     samples are decoded with the labels of random training faces (:func:`cartoon_vae.inference.sample_labels`)."""
     run_dir = Path(run_dir)
     out = Path(out_dir or run_dir)
@@ -100,7 +100,8 @@ def write_run_figures(run_dir, vae, config, val_images, samplers, out_dir=None, 
                          f"({samplers['minmax'].count if 'minmax' in samplers else 0} images' latent means{given})"),
               "normal": ("samples_normal.png", f"z ~ N(0, I){given}"),
               "gmm": ("samples_gmm.png", "Gaussian mixture fitted to the training codes "
-                      f"({int(samplers['gmm'].state['components']) if 'gmm' in samplers else 0} components{given})")}
+                      f"({int(samplers['gmm'].state['components']) if 'gmm' in samplers else 0} components{given})"),
+              "two_stage": ("samples_two_stage.png", f"two-stage VAE: a second VAE fitted to the training codes{given}")}
     for name, (file, title) in titles.items():
         if name in samplers:
             z = samplers[name].sample(s.n, np.random.default_rng(s.seed))
@@ -132,6 +133,21 @@ def counterfactual_figure(images, path, attribute, to, title=None):
               col_labels=["original", "true\ncounterfactual",
                           *(EDIT_COLUMNS.get(m, m.replace(" (", "\n(")) for m in edits)],
               title=title or f"{attribute} -> {to}")
+
+
+def colour_figure(originals, reconstructions, per_face, path, faces=8):
+    """The ``faces`` held-out faces whose worst region is farthest from its own colour: originals above their
+    reconstructions, each column titled with that region and its CIELAB distance (:mod:`cartoon_vae.colour`)."""
+    worst = per_face["worst"]
+    order = [i for i in np.argsort(-np.nan_to_num(worst, nan=-1.0)) if not np.isnan(worst[i])][:faces]
+    regions = [name for name in per_face if name != "worst"]
+    titles = []
+    for i in order:
+        name = max(regions, key=lambda r: np.nan_to_num(per_face[r][i], nan=-1.0))
+        titles.append(f"{name.replace('_', ' ')}\ndE {worst[i]:.0f}")
+    grid = np.concatenate([originals[order], reconstructions[order]])
+    save_grid(grid, path, 2, max(len(order), 1), row_labels=["original", "reconstruction"], col_labels=titles,
+              title="Worst colour per face (CIELAB distance of the region's mean colour)")
 
 
 SAMPLE_BATCH = 256  # images decoded at once by write_samples

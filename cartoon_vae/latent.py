@@ -13,6 +13,11 @@ Mixture sampling (ex-post density estimation, Ghosh et al. 2020): a VAE's decode
 min-max box. A Gaussian mixture fitted to the training codes, with its component count chosen by
 held-out log-likelihood, samples where the decoder has been trained.
 
+Two-stage sampling (Dai and Wipf 2019, "Diagnosing and Enhancing VAE Models"): a small second VAE
+is fitted to the training codes, whose own prior N(0, I) its decoder maps onto the aggregate posterior;
+a sample is u ~ N(0, I) put through that decoder. Its decoder's weights are plain arrays, so sampling is
+NumPy only.
+
 The samplers built on these (fitted to a run's codes, cached in its folder) are in
 :mod:`cartoon_vae.samplers`; the loops that encode images to codes are in :mod:`cartoon_vae.inference`.
 
@@ -75,6 +80,85 @@ def sample_gmm(gmm, n, rng) -> np.ndarray:
     eps = rng.standard_normal((n, chol.shape[-1]))
     z = np.asarray(gmm["means"])[k] + np.einsum("nij,nj->ni", chol[k], eps)
     return z.astype(np.float32)
+
+
+TWO_STAGE_HIDDEN = 256   # units of each of the second VAE's two hidden layers (encoder and decoder)
+TWO_STAGE_EPOCHS = 200  # passes over the codes (batch TWO_STAGE_BATCH, learning rate TWO_STAGE_RATE halved twice) ...
+TWO_STAGE_MAX_STEPS = 10_000  # ... but at most this many Adam steps
+TWO_STAGE_BATCH = 128
+TWO_STAGE_RATE = 1e-3
+
+
+def _mlp_weights(sizes, rng):
+    """Glorot-uniform weights and zero biases of a fully connected stack of layer ``sizes``."""
+    out = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        limit = np.sqrt(6.0 / (a + b))
+        out += [rng.uniform(-limit, limit, (a, b)).astype(np.float32), np.zeros(b, np.float32)]
+    return out
+
+
+def fit_two_stage(codes, hidden=TWO_STAGE_HIDDEN, epochs=TWO_STAGE_EPOCHS, batch=TWO_STAGE_BATCH,
+                  rate=TWO_STAGE_RATE, seed=0) -> dict:
+    """The second stage of Dai and Wipf (2019) fitted to (n, d) codes: an MLP VAE (two hidden ReLU layers
+    each way, a d-dimensional latent u) whose Gaussian decoder learns its own variance gamma^2, on the codes
+    standardised per dimension, the KL's weight rising from 0 to 1 over the first quarter of the steps (else
+    the second VAE can settle on ignoring its latent). Returns plain arrays: the decoder's weights ``w0, b0, w1, b1, w2, b2``, the
+    codes' ``mean`` and ``std``, the learned ``log_gamma`` and the final ``loss`` (nats per code)."""
+    import tensorflow as tf
+
+    codes = np.asarray(codes, np.float32)
+    n, d = codes.shape
+    if n < 2:
+        raise ValueError(f"the two-stage sampler needs the codes of at least 2 training images, got {n}")
+    steps = min(TWO_STAGE_MAX_STEPS, epochs * -(-n // batch))
+    mean, std = codes.mean(0), codes.std(0) + 1e-6
+    data = (codes - mean) / std
+    rng = np.random.default_rng(seed)
+    enc = [tf.Variable(w) for w in _mlp_weights([d, hidden, hidden, 2 * d], rng)]
+    dec = [tf.Variable(w) for w in _mlp_weights([d, hidden, hidden, d], rng)]
+    log_gamma = tf.Variable(0.0)
+    weights = enc + dec + [log_gamma]
+    schedule = tf.keras.optimizers.schedules.PiecewiseConstantDecay([steps // 2, 3 * steps // 4],
+                                                                     [rate, rate / 2, rate / 4])
+    optimizer = tf.keras.optimizers.Adam(schedule)
+
+    def mlp(ws, x):
+        for i in range(0, len(ws) - 2, 2):
+            x = tf.nn.relu(x @ ws[i] + ws[i + 1])
+        return x @ ws[-2] + ws[-1]
+
+    @tf.function
+    def step(x, eps, beta):
+        with tf.GradientTape() as tape:
+            mu, log_var = tf.split(mlp(enc, x), 2, axis=-1)
+            x_hat = mlp(dec, mu + tf.exp(0.5 * log_var) * eps)
+            nll = tf.reduce_sum((x - x_hat) ** 2, -1) / (2 * tf.exp(2 * log_gamma)) + d * log_gamma
+            kl = 0.5 * tf.reduce_sum(tf.exp(log_var) + mu ** 2 - 1.0 - log_var, -1)
+            loss = tf.reduce_mean(nll + beta * kl)
+        optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+        return loss
+
+    loss = float("nan")
+    for i in range(steps):  # the KL's weight warms up over the first quarter, so the codes are not ignored
+        rows = rng.integers(0, n, min(batch, n))
+        loss = float(step(tf.constant(data[rows]), tf.constant(rng.standard_normal((len(rows), d)), tf.float32),
+                          tf.constant(min(1.0, 4.0 * (i + 1) / steps))))
+    arrays = {f"{kind}{i}": np.asarray(w) for i, (kind, w) in enumerate(
+        (("w" if j % 2 == 0 else "b"), dec[j]) for j in range(len(dec)))}
+    state = {"w0": arrays["w0"], "b0": arrays["b1"], "w1": arrays["w2"], "b1": arrays["b3"], "w2": arrays["w4"],
+             "b2": arrays["b5"]}
+    return {**state, "mean": mean, "std": std, "log_gamma": np.float32(log_gamma.numpy()), "loss": np.float32(loss)}
+
+
+def sample_two_stage(state, n, rng) -> np.ndarray:
+    """n codes from a second stage fitted by :func:`fit_two_stage`: u ~ N(0, I) through its decoder (its mean:
+    the learned gamma is small, and adding its noise only blurs), back to the codes' scale."""
+    x = rng.standard_normal((n, state["w0"].shape[0])).astype(np.float32)
+    x = np.maximum(x @ state["w0"] + state["b0"], 0.0)
+    x = np.maximum(x @ state["w1"] + state["b1"], 0.0)
+    x = x @ state["w2"] + state["b2"]
+    return (x * state["std"] + state["mean"]).astype(np.float32)
 
 
 def interpolate(z0, z1, steps) -> np.ndarray:

@@ -76,6 +76,28 @@ def calibrated_gaussian_nll(mse, pixels, min_log_sigma=-6.0):
     return 0.5 * pixels * (mse / ops.exp(2.0 * log_sigma) + 2.0 * log_sigma + math.log(2.0 * math.pi))
 
 
+def palette_index(x, palette):
+    """(b, S, S) int32: the nearest palette colour of each pixel of ``x`` (b, S, S, 3), ``palette`` (K, 3)."""
+    d = ops.sum((ops.expand_dims(ops.cast(x, "float32"), -2) - palette) ** 2, axis=-1)
+    return ops.cast(ops.argmin(d, axis=-1), "int32")
+
+
+def palette_nll(x, logits, palette):
+    """Per-image negative log-likelihood (nats) of a categorical decoder over a fixed palette of flat colours:
+    each pixel of ``x`` is the palette colour nearest to it, and -log p(x | z) is the sum over pixels of the
+    cross-entropy of that colour under the pixel's ``logits`` (b, S, S, K). For flat-colour art a likelihood
+    with one mode per colour: an uncertain pixel picks a colour instead of averaging two (PixelCNN's 256-way
+    softmax, van den Oord et al. 2016, over K learned colours instead of 256 levels per channel)."""
+    target = palette_index(x, palette)
+    ce = ops.sparse_categorical_crossentropy(target, ops.cast(logits, "float32"), from_logits=True)
+    return ops.sum(ops.reshape(ce, (ops.shape(ce)[0], -1)), axis=-1)
+
+
+def palette_mode(logits, palette):
+    """(b, S, S, 3): each pixel drawn in its most likely palette colour."""
+    return ops.take(palette, ops.argmax(logits, axis=-1), axis=0)
+
+
 def reparameterize(mean, log_var, eps, reparam="std"):
     """Eq. 6: z = mu + scale * eps, eps ~ N(0, I).
 

@@ -235,3 +235,20 @@ def sap(train_codes, train_factors, test_codes, test_factors) -> float:
             score[i, c] = np.mean(model.predict(vx[:, i:i + 1]) == vf[:, j])
     top = np.sort(score, axis=0)[::-1]
     return float(np.mean(top[0] - top[1]))
+
+
+def srgb_to_lab(rgb) -> np.ndarray:
+    """sRGB in [0, 1] (..., 3) -> CIELAB (..., 3) under D65 (the sRGB standard's transfer curve and matrix)."""
+    rgb = np.asarray(rgb, np.float64)
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = linear @ np.array([[0.4124564, 0.2126729, 0.0193339], [0.3575761, 0.7151522, 0.1191920],
+                             [0.1804375, 0.0721750, 0.9503041]])
+    t = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(t > (6 / 29) ** 3, np.cbrt(t), t / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+
+
+def delta_e(a, b) -> np.ndarray:
+    """CIE76 colour difference of sRGB colours in [0, 1]: the Euclidean distance in CIELAB (about 2.3 is
+    just noticeable; above 10 reads as another colour)."""
+    return np.linalg.norm(srgb_to_lab(a) - srgb_to_lab(b), axis=-1)

@@ -29,6 +29,7 @@ from keras import layers, ops
 from . import losses
 
 PACKAGE = "cartoon_vae"
+RECONSTRUCTIONS = ("weighted_mse", "calibrated_gaussian", "palette")  # the decoder's likelihood (loss.reconstruction)
 ADVERSARY_UNITS = 256  # hidden units of the conditional model's latent adversary (model.adversary_units)
 
 
@@ -174,11 +175,33 @@ def build_encoder(image_size, latent_dim, filters, kernel_size, leaky_relu_slope
     return keras.Model(inputs, [z_mean, z_log_var], name="encoder")
 
 
+def _up(x, filters, kernel_size, upsample, name, **kwargs):
+    """One stride-2 up-sampling: a transposed convolution (the paper's), or a nearest-neighbour resize then a
+    convolution, which cannot draw the checkerboard a stride-2 transposed convolution leaves on flat colour
+    (Odena et al. 2016, "Deconvolution and Checkerboard Artifacts")."""
+    if upsample == "resize":
+        x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize")(x)
+        return layers.Conv2D(filters, kernel_size, padding="same", name=name, **kwargs)(x)
+    return layers.Conv2DTranspose(filters, kernel_size, strides=2, padding="same", name=name, **kwargs)(x)
+
+
+def _residual(x, kernel_size, leaky_relu_slope, batch_norm, name):
+    """A residual block at one resolution (He et al. 2016): x + BN(conv(LReLU(BN(conv(x))))), then LReLU."""
+    f = x.shape[-1]
+    y = layers.Conv2D(f, kernel_size, padding="same", name=f"{name}_conv_a")(x)
+    y = layers.LeakyReLU(negative_slope=leaky_relu_slope, name=f"{name}_lrelu_a")(batch_norm(name=f"{name}_bn_a")(y))
+    y = batch_norm(name=f"{name}_bn_b")(layers.Conv2D(f, kernel_size, padding="same", name=f"{name}_conv_b")(y))
+    return layers.LeakyReLU(negative_slope=leaky_relu_slope, name=f"{name}_out")(layers.Add(name=f"{name}_add")([x, y]))
+
+
 def build_decoder(image_size, latent_dim, filters, bottleneck_channels, kernel_size, leaky_relu_slope,
-                  batch_norm=FusedBatchNormalization, label_dim=0, labels_every_block=False):
-    """The decoder: z -> image in [0, 1]. ``len(filters) + 1`` stride-2 up-sampling blocks. With
-    ``label_dim`` > 0 it takes ``[z, labels]``: the one-hot labels join z before the first Dense and, with
-    ``labels_every_block``, the input of every up-sampling block too (:class:`WithLabelMaps`)."""
+                  batch_norm=FusedBatchNormalization, label_dim=0, labels_every_block=False, upsample="transpose",
+                  residual_blocks=0, palette_size=0):
+    """The decoder: z -> image in [0, 1] (or, with ``palette_size`` K > 0, (S, S, K) logits of each pixel's
+    palette colour). ``len(filters) + 1`` stride-2 up-sampling blocks (:func:`_up`), each hidden one followed by
+    ``residual_blocks`` residual blocks. With ``label_dim`` > 0 it takes ``[z, labels]``: the one-hot labels join z
+    before the first Dense and, with ``labels_every_block``, the input of every up-sampling block too
+    (:class:`WithLabelMaps`)."""
     side = image_size // 2 ** (len(filters) + 1)
     z = keras.Input((latent_dim,), name="z")
     inputs, x = z, z
@@ -191,13 +214,17 @@ def build_decoder(image_size, latent_dim, filters, bottleneck_channels, kernel_s
     for i, f in enumerate(filters, start=1):
         if every:
             x = WithLabelMaps(name=f"labels_{i}")([x, labels])
-        x = layers.Conv2DTranspose(f, kernel_size, strides=2, padding="same", name=f"deconv_{i}")(x)
+        x = _up(x, f, kernel_size, upsample, f"deconv_{i}")
         x = batch_norm(name=f"bn_{i}")(x)
         x = layers.LeakyReLU(negative_slope=leaky_relu_slope, name=f"lrelu_{i}")(x)
+        for j in range(1, residual_blocks + 1):
+            x = _residual(x, kernel_size, leaky_relu_slope, batch_norm, f"res_{i}_{j}")
     if every:
         x = WithLabelMaps(name=f"labels_{len(filters) + 1}")([x, labels])
-    image = layers.Conv2DTranspose(3, kernel_size, strides=2, padding="same", activation="sigmoid",
-                                   name="image", dtype="float32")(x)
+    if palette_size:
+        image = _up(x, palette_size, kernel_size, upsample, "logits", dtype="float32")
+    else:
+        image = _up(x, 3, kernel_size, upsample, "image", activation="sigmoid", dtype="float32")
     return keras.Model(inputs, image, name="decoder")
 
 
@@ -246,12 +273,12 @@ class CartoonVAE(keras.Model):
                  kl="poly_bound", reconstruction_weight=1000.0, kl_weight=1.0, seed=None, fused_batch_norm=True,
                  reconstruction="weighted_mse", free_bits=0.0, kl_warmup_epochs=0, bounded_variance=None,
                  conditional=(), adversary_weight=0.0, adversary_units=ADVERSARY_UNITS, labels_every_block=False,
-                 swap_weight=0.0, **kwargs):
+                 swap_weight=0.0, upsample="transpose", residual_blocks=0, palette_size=32, **kwargs):
         super().__init__(**kwargs)
         if kl not in losses.KL_FORMS:
             raise ValueError(f"kl must be one of {sorted(losses.KL_FORMS)}, got {kl!r}")
-        if reconstruction not in ("weighted_mse", "calibrated_gaussian"):
-            raise ValueError(f"reconstruction must be 'weighted_mse' or 'calibrated_gaussian', got {reconstruction!r}")
+        if reconstruction not in RECONSTRUCTIONS:
+            raise ValueError(f"reconstruction must be one of {list(RECONSTRUCTIONS)}, got {reconstruction!r}")
         self.image_size = int(image_size)
         self.latent_dim = int(latent_dim)
         self.encoder_filters = tuple(encoder_filters)
@@ -279,6 +306,9 @@ class CartoonVAE(keras.Model):
         self.adversary_units = int(adversary_units)
         self.labels_every_block = bool(labels_every_block) and self.label_dim > 0
         self.swap_weight = float(swap_weight) if self.label_dim else 0.0
+        self.upsample, self.residual_blocks = upsample, int(residual_blocks)
+        self.palette_size = int(palette_size)
+        palette = self.palette_size if reconstruction == "palette" else 0
         batch_norm = FusedBatchNormalization if fused_batch_norm else layers.BatchNormalization
         if tf.distribute.get_strategy().num_replicas_in_sync > 1:  # built under a multi-device strategy:
             batch_norm = functools.partial(batch_norm, synchronized=True)  # statistics of the global batch
@@ -291,10 +321,15 @@ class CartoonVAE(keras.Model):
                                          label_dim=self.label_dim)
             self.decoder = build_decoder(image_size, latent_dim, self.decoder_filters, self.encoder_filters[-1],
                                          kernel_size, leaky_relu_slope, batch_norm=batch_norm,
-                                         label_dim=self.label_dim, labels_every_block=self.labels_every_block)
+                                         label_dim=self.label_dim, labels_every_block=self.labels_every_block,
+                                         upsample=upsample, residual_blocks=self.residual_blocks, palette_size=palette)
         finally:
             keras.config.set_dtype_policy(previous)
         self.sampling = Sampling(reparam, seed=seed, name="sampling", dtype="float32")
+        self.palette = None
+        if palette:  # the categorical decoder's colours, fitted to the training pixels (losses.fit_palette)
+            self.palette = self.add_weight(shape=(palette, 3), initializer="zeros", trainable=False, name="palette",
+                                           dtype="float32")
         self.adversary = None
         if self.adversary_weight > 0:  # reads the conditioned attributes from the latent mean (losses.confusion)
             self.adversary = keras.Sequential([keras.Input((latent_dim,)), layers.Dense(self.adversary_units),
@@ -347,8 +382,10 @@ class CartoonVAE(keras.Model):
         return losses.posterior_log_var(log_var, self.reparam)
 
     def decode(self, z, labels=None, training=False):
-        """Latent batch (and, for a conditional model, the labels to draw) -> image batch in [0, 1]."""
-        return self.decoder(self._with_labels(z, labels), training=training)
+        """Latent batch (and, for a conditional model, the labels to draw) -> image batch in [0, 1]. A
+        palette decoder draws each pixel's most likely colour (the mode of its categorical)."""
+        out = self.decoder(self._with_labels(z, labels), training=training)
+        return out if self.palette is None else losses.palette_mode(out, self.palette)
 
     def call(self, x, training=False):
         """Reconstruction through a sampled z: decode(mean + scale * eps). A conditional model takes
@@ -361,15 +398,18 @@ class CartoonVAE(keras.Model):
         """Per-image loss terms (see the class docstring), each of shape (batch,), and the per-dimension
         KL of the trained form, ``kl_per_dim`` (batch, latent_dim)."""
         mean, log_var = self.encode(x, labels, training=training)
-        x_hat = self.decode(self.sampling([mean, log_var]), labels, training=training)
-        x_hat = ops.cast(x_hat, x.dtype)
+        out = self.decoder(self._with_labels(self.sampling([mean, log_var]), labels), training=training)
         mean, log_var = ops.cast(mean, "float32"), ops.cast(log_var, "float32")
-        rec = losses.reconstruction_mse(x, x_hat)
+        nll = None
+        if self.palette is not None:  # out: logits over the palette; the image is their mode
+            nll = losses.palette_nll(x, out, self.palette)
+            out = losses.palette_mode(out, self.palette)
+        rec = losses.reconstruction_mse(x, ops.cast(out, x.dtype))
         kl_per_dim = self._kl_per_dim(mean, log_var)
         kl = ops.sum(kl_per_dim, axis=-1)
         return {
-            "loss": self.reconstruction_term(rec) + self.kl_weight * kl,
-            "reconstruction_loss": rec,
+            "loss": (self.reconstruction_term(rec) if nll is None else nll) + self.kl_weight * kl,
+            "reconstruction_loss": rec, "nll": nll,
             "kl_loss": kl,
             "kl_exact": losses.kl_exact(mean, losses.posterior_log_var(log_var, self.reparam)),
             "kl_per_dim": kl_per_dim,
@@ -387,7 +427,8 @@ class CartoonVAE(keras.Model):
         """The batch's training loss: mean reconstruction term + kl_weight x warm-up x KL, where the KL
         is the batch mean or, with ``free_bits`` > 0, the free-bits sum of per-dimension floors."""
         n = _global_batch_size(terms["loss"])
-        rec = ops.sum(self.reconstruction_term(terms["reconstruction_loss"])) / n
+        rec = terms["nll"] if terms["nll"] is not None else self.reconstruction_term(terms["reconstruction_loss"])
+        rec = ops.sum(rec) / n
         if self.free_bits > 0:
             replicas = tf.distribute.get_strategy().num_replicas_in_sync  # the replicas' gradients are summed
             kl = losses.free_bits_kl(terms["kl_per_dim"], self.free_bits) / replicas
@@ -482,6 +523,7 @@ class CartoonVAE(keras.Model):
             "conditional": [list(pair) for pair in self.conditional],
             "adversary_weight": self.adversary_weight, "adversary_units": self.adversary_units,
             "labels_every_block": self.labels_every_block, "swap_weight": self.swap_weight,
+            "upsample": self.upsample, "residual_blocks": self.residual_blocks, "palette_size": self.palette_size,
         }
 
 
@@ -514,7 +556,7 @@ def build_vae(config, compile=True, fused_batch_norm=True, label_sizes=None, lea
         kl_warmup_epochs=l.kl_warmup_epochs, bounded_variance=m.bounded_variance,
         conditional=_conditional(m.conditional, label_sizes), adversary_weight=l.adversary_weight,
         adversary_units=m.adversary_units, labels_every_block=m.labels_every_block, swap_weight=l.swap_weight,
-        name="cartoon_vae")
+        upsample=m.upsample, residual_blocks=m.residual_blocks, palette_size=l.palette_size, name="cartoon_vae")
     vae.build((None, config.data.image_size, config.data.image_size, 3))
     if compile:
         rate = config.train.learning_rate if learning_rate is None else learning_rate

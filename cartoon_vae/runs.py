@@ -10,7 +10,9 @@ A run folder holds:
     loss_curves.png      the curves of history.csv
     latent_stats.npz     cached per-dimension min/max of latent means (min-max sampling)
     latent_gmm.npz       cached Gaussian mixture over the training latent means (mixture sampling)
-    fig4_reconstruction.png, fig5_uniform_samples.png, samples_normal.png, samples_gmm.png, interpolation.png
+    latent_two_stage.npz cached second-stage VAE fitted to the training latent means (two-stage sampling)
+    fig4_reconstruction.png, fig5_uniform_samples.png, samples_normal.png, samples_gmm.png, samples_two_stage.png,
+                         interpolation.png
     metrics.json, metrics.md   written by ``evaluate``
     .lock                the writer lock (see :func:`writer`)
 

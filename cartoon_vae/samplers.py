@@ -1,13 +1,15 @@
 """Where new faces' latent codes come from: one registry of samplers, each fitted to a run's training codes.
 
 A sampler has ``fit(codes)``, ``sample(n, rng)`` and a fitted state of plain arrays that is cached in
-the run folder. Three are registered:
+the run folder. Four are registered:
 
 * ``minmax`` (the paper's Fig. 5): the per-dimension min and max of the codes, then
   z = min + u * (max - min), u ~ U(0, 1) (:func:`cartoon_vae.latent.sample_minmax`).
 * ``normal``: the prior N(0, I); it learns nothing from the codes.
 * ``gmm``: a full-covariance Gaussian mixture over the codes, its size chosen by held-out
   likelihood (ex-post density estimation, Ghosh et al. 2020; :func:`cartoon_vae.latent.fit_gmm`).
+* ``two_stage``: a small second VAE fitted to the codes, sampled through its decoder (Dai and Wipf
+  2019; :func:`cartoon_vae.latent.fit_two_stage`).
 
 :func:`fitted_samplers` is the one place a run's samplers are chosen, read from their caches or
 fitted: ``sample``, ``figures``, ``evaluate``, ``ablate`` and the explorer all call it. The codes
@@ -15,7 +17,7 @@ are the latent means of up to ``n_images`` training images (never the held-out f
 scored against), encoded once for every fit that needs them. A cache is used only if it reads back
 whole, is consistent, and was made by this model (a fingerprint of the encoder's weights) from the
 same image count; otherwise it is recomputed with a notice and written under the run folder's
-writer lock. Adding a sampler (a two-stage VAE, a flow) is a class here and a line in
+writer lock. Adding a sampler (a flow, say) is a class here and a line in
 :data:`SAMPLERS`.
 
 Example:
@@ -30,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .latent import fit_gmm, model_fingerprint, sample_gmm, sample_minmax, sample_normal
+from .latent import (fit_gmm, fit_two_stage, model_fingerprint, sample_gmm, sample_minmax, sample_normal,
+                     sample_two_stage)
 from .runs import atomic_path, writer
 
 MIN_MIXTURE_CODES = 10  # fewer codes cannot choose a component count on a held-out fifth
@@ -136,7 +139,30 @@ class Mixture(Sampler):
             and bool(np.all(w >= 0)) and w.sum() > 0
 
 
-SAMPLERS = {cls.name: cls for cls in (MinMax, Normal, Mixture)}
+class TwoStage(Sampler):
+    """A second VAE fitted to the codes (Dai and Wipf 2019), sampled through its decoder."""
+
+    name, cache, what = "two_stage", "latent_two_stage.npz", "second-stage VAE"
+
+    def fit(self, codes):
+        codes = np.asarray(codes)
+        self.state = {**fit_two_stage(codes), "count": len(codes)}
+        return self
+
+    def sample(self, n, rng):
+        return sample_two_stage(self.state, n, rng)
+
+    def valid(self, s):
+        keys = {"w0", "b0", "w1", "b1", "w2", "b2", "mean", "std", "count"}
+        if not keys <= set(s):
+            return False
+        d = self.latent_dim
+        return s["w0"].shape[0] == d and s["w2"].shape[1] == d and s["mean"].shape == s["std"].shape == (d,) \
+            and s["w0"].shape[1] == s["b0"].shape[0] == s["w1"].shape[0] and s["w1"].shape[1] == s["b1"].shape[0] \
+            == s["w2"].shape[0] and s["b2"].shape == (d,) and _finite(*(s[k] for k in keys - {"count"}))
+
+
+SAMPLERS = {cls.name: cls for cls in (MinMax, Normal, Mixture, TwoStage)}
 
 
 def _read_cache(sampler, path, fingerprint, n_images):

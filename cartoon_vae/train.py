@@ -20,7 +20,7 @@ from .config import load_config
 from .data import DataError, conditioning, make_training_datasets, quiet_fit_warnings
 from .model import build_vae
 from .figures import plot_loss_curves
-from .inference import encode_split
+from .inference import encode_split, first_images
 from .runs import (HISTORY_COLUMNS, RunError, atomic_path, check_model_matches, checkpoint_path, checkpoints,
                    read_history, write_history, write_text_atomic)
 
@@ -245,6 +245,24 @@ def resume_point(run_dir, config):
     return 0, None
 
 
+PALETTE_IMAGES = 500  # training faces whose pixels the palette decoder's colours are fitted to
+
+
+def fit_palette(images, k, seed=0):
+    """(k, 3) float32 colours for the palette decoder (``loss.reconstruction: palette``): k-means over the distinct
+    colours of ``images`` (n, S, S, 3) in [0, 1], each weighted by the square root of its pixel count, so that a
+    colour drawn on few pixels (a red frame) gets its own entry instead of being outvoted by the background."""
+    import numpy as np
+    from sklearn.cluster import KMeans
+
+    colours, counts = np.unique(np.round(np.asarray(images).reshape(-1, 3) * 255).astype(np.uint8), axis=0,
+                                return_counts=True)
+    if len(colours) <= k:  # as many entries as colours: each its own (repeated to fill the palette)
+        return (colours[np.arange(k) % len(colours)] / 255.0).astype(np.float32)
+    fit = KMeans(n_clusters=int(k), n_init=1, random_state=seed).fit(colours / 255.0, sample_weight=np.sqrt(counts))
+    return np.clip(fit.cluster_centers_, 0.0, 1.0).astype(np.float32)
+
+
 def learning_rate(config, steps_per_epoch):
     """``train.learning_rate``, or with ``train.lr_schedule: cosine`` a cosine decay from it to 0 over every
     step of ``train.epochs`` (a resume that raises the epochs stretches the rest of the curve to the new end)."""
@@ -287,6 +305,9 @@ def _train(config, run_dir, resume, verbose, callbacks):
             labels = conditioning(config)
             vae = build_vae(config, label_sizes=None if labels is None else [n for _, n in labels[0]],
                             learning_rate=learning_rate(config, steps))
+            if vae.palette is not None:
+                vae.palette.assign(fit_palette(first_images(train_ds, PALETTE_IMAGES), vae.palette_size,
+                                               config.train.seed))
     write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     keeper = RunKeeper(run_dir, rows)
     quiet_fit_warnings()

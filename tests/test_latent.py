@@ -1,6 +1,7 @@
 """The latent-space maths over numpy arrays: min-max sampling, interpolation, the Gaussian mixture."""
 
 import numpy as np
+import pytest
 
 from cartoon_vae.latent import interpolate, model_fingerprint, sample_minmax, sample_normal
 
@@ -50,3 +51,21 @@ def test_fingerprint_changes_with_the_encoder_weights():
             self.encoder = Encoder(w)
 
     assert model_fingerprint(Vae([1, 2])) == model_fingerprint(Vae([1, 2])) != model_fingerprint(Vae([1, 3]))
+
+
+def test_two_stage_vae_learns_the_codes_distribution_and_samples_it_deterministically():
+    from cartoon_vae.latent import fit_two_stage, sample_two_stage
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[-4.0, 0.0, 1.0, 0.0], [4.0, 2.0, -1.0, 0.0]])
+    codes = (centres[rng.integers(2, size=400)] + rng.normal(scale=0.4, size=(400, 4))).astype(np.float32)
+    state = fit_two_stage(codes, hidden=64, epochs=150, seed=0)
+    assert state["log_gamma"] < -0.2  # its decoder explains the codes better than their spread (gamma = 1) does
+    z = sample_two_stage(state, 2000, np.random.default_rng(1))
+    assert z.shape == (2000, 4) and z.dtype == np.float32
+    np.testing.assert_array_equal(z, sample_two_stage(state, 2000, np.random.default_rng(1)))
+    nearest = np.argmin(((z[:, None] - centres[None]) ** 2).sum(-1), 1)
+    assert 0.3 < nearest.mean() < 0.7  # both clusters drawn ...
+    assert np.median(np.abs(z - centres[nearest]).max(1)) < 1.5  # ... and draws land near one, not between
+    with pytest.raises(ValueError, match="at least 2"):
+        fit_two_stage(codes[:1])

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cartoon_vae.losses import kl_exact, kl_poly_bound, reconstruction_mse, reparameterize
+from cartoon_vae.losses import (kl_exact, kl_poly_bound, palette_index, palette_mode, palette_nll, reconstruction_mse,
+                                reparameterize)
 
 
 def _np(x):
@@ -90,3 +91,14 @@ def test_swapped_labels_shuffle_each_attribute_over_the_batch_on_its_own():
     moved = [(out[:, b].argmax(1) != labels[:, b].argmax(1)).mean() for b in (slice(0, 3), slice(3, 7))]
     assert min(moved) > 0.4  # ... that moves most faces to another face's value
     assert (out[:, :3].argmax(1) != out[:, 3:].argmax(1)).mean() > 0.4  # the blocks are shuffled apart
+
+
+def test_the_palette_likelihood_is_the_cross_entropy_of_each_pixels_nearest_colour():
+    palette = np.array([[1, 1, 1], [0, 0, 0], [1, 0, 0]], "float32")
+    x = np.array([[[[0.9, 0.95, 1.0], [0.8, 0.1, 0.1]], [[0.1, 0.1, 0.0], [0.6, 0.6, 0.6]]]], "float32")
+    np.testing.assert_array_equal(_np(palette_index(x, palette)), [[[0, 2], [1, 0]]])
+    logits = np.random.default_rng(0).normal(size=(1, 2, 2, 3)).astype("float32")
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    expected = -(log_p[0, 0, 0, 0] + log_p[0, 0, 1, 2] + log_p[0, 1, 0, 1] + log_p[0, 1, 1, 0])
+    np.testing.assert_allclose(_np(palette_nll(x, logits, palette)), [expected], rtol=1e-5)
+    np.testing.assert_array_equal(_np(palette_mode(logits, palette)), palette[logits.argmax(-1)])

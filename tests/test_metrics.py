@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cartoon_vae.metrics import (active_units, frechet_distance, interpolation_unevenness,
+from cartoon_vae.metrics import (active_units, delta_e, frechet_distance, srgb_to_lab, interpolation_unevenness,
                                  kernel_inception_distance, mmd2_unbiased, precision_recall, total_variation)
 
 
@@ -139,3 +139,11 @@ def test_sap_copy_high_noise_zero_and_hand_computed():
     f = np.array([[0], [1], [0], [1]] * 5)
     codes = np.c_[f[:, 0] * 2.0 - 1.0, np.zeros(len(f))]
     assert sap(codes, f, codes, f) == pytest.approx(0.5)
+
+
+def test_cielab_of_white_black_and_red_and_the_distance_between_them():
+    np.testing.assert_allclose(srgb_to_lab([1.0, 1.0, 1.0]), [100, 0, 0], atol=0.01)
+    np.testing.assert_allclose(srgb_to_lab([0.0, 0.0, 0.0]), [0, 0, 0], atol=1e-9)
+    np.testing.assert_allclose(srgb_to_lab([1.0, 0.0, 0.0]), [53.24, 80.09, 67.20], atol=0.02)  # published sRGB red
+    assert delta_e([1.0, 1.0, 1.0], [0.0, 0.0, 0.0]) == pytest.approx(100, abs=0.01)
+    assert delta_e(np.zeros((4, 3)), np.zeros((4, 3))).shape == (4,)

@@ -290,3 +290,40 @@ def test_the_latent_adversary_trains_and_both_optimizers_load_back(tmp_path, pap
     for a, b in zip(loaded.optimizer.variables, vae.optimizer.variables):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert build_vae(load_config(paper_config_path, [*small_overrides(), "loss.adversary_weight=10"])).adversary is None
+
+
+def test_up_sampling_by_resize_and_residual_blocks_are_config_keys_that_train_and_load_back(tmp_path,
+                                                                                             paper_config_path):
+    cfg = load_config(paper_config_path, small_overrides() + ["model.upsample=resize", "model.residual_blocks=1"])
+    vae = build_vae(cfg)
+    names = [layer.name for layer in vae.decoder.layers]
+    assert not any(isinstance(layer, keras.layers.Conv2DTranspose) for layer in vae.decoder.layers)
+    assert sum(n.endswith("_resize") for n in names) == 5 and sum(n.endswith("_add") for n in names) == 4
+    x = np.random.RandomState(2).rand(4, 64, 64, 3).astype("float32")
+    vae.fit(x, batch_size=4, epochs=1, verbose=0)
+    vae.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(np.asarray(loaded.decode(loaded.encode(x)[0])), np.asarray(vae.decode(vae.encode(x)[0])))
+
+
+def test_a_palette_decoder_draws_only_palette_colours_trains_on_its_nll_and_keeps_the_palette(tmp_path,
+                                                                                              paper_config_path):
+    keras.utils.set_random_seed(0)
+    cfg = load_config(paper_config_path, small_overrides() + ["loss.kl=exact", "loss.reconstruction=palette",
+                                                              "loss.palette_size=4", "train.learning_rate=2e-3"])
+    vae = build_vae(cfg)
+    palette = np.array([[1, 1, 1], [0, 0, 0], [1, 0, 0], [0, 0, 1]], "float32")
+    vae.palette.assign(palette)
+    assert vae.decoder.output.shape[-1] == 4
+    index = np.zeros((4, 64, 64), int)  # flat areas: left half white, right half another colour per face
+    index[:, :, 32:] = np.array([1, 2, 3, 1])[:, None, None]
+    x = palette[index]
+    loss0, terms = _objective(vae, x)
+    assert loss0 == pytest.approx((terms["nll"] + terms["kl_loss"]).mean(), rel=1e-5)
+    drawn = np.asarray(vae.decode(vae.encode(x)[0])).reshape(-1, 3)
+    assert (np.abs(drawn[:, None] - palette[None]).sum(-1).min(1) == 0).all()
+    before = vae.evaluate(x, batch_size=4, verbose=0, return_dict=True)
+    vae.fit(x, batch_size=4, epochs=15, verbose=0)
+    assert vae.evaluate(x, batch_size=4, verbose=0, return_dict=True)["loss"] < before["loss"]
+    vae.save(tmp_path / "m.keras")
+    np.testing.assert_array_equal(np.asarray(keras.models.load_model(tmp_path / "m.keras").palette), palette)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cartoon_vae.samplers import SAMPLERS, MinMax, Mixture, Normal, fitted_samplers
+from cartoon_vae.samplers import SAMPLERS, MinMax, Mixture, Normal, TwoStage, fitted_samplers
 
 
 class FakeVae:
@@ -29,7 +29,15 @@ def _codes(n=200, dim=3, seed=0):
 
 
 def test_registry_names_each_sampler_once():
-    assert SAMPLERS == {"minmax": MinMax, "normal": Normal, "gmm": Mixture}
+    assert SAMPLERS == {"minmax": MinMax, "normal": Normal, "gmm": Mixture, "two_stage": TwoStage}
+
+
+def test_two_stage_state_is_checked_before_use():
+    s = TwoStage(3).fit(_codes())
+    assert s.count == 200 and s.valid(s.state) and s.sample(5, np.random.default_rng(0)).shape == (5, 3)
+    assert not TwoStage(4).valid(s.state)  # another latent size
+    assert not s.valid({**s.state, "w2": np.full_like(s.state["w2"], np.nan)})
+    assert not s.valid({k: v for k, v in s.state.items() if k != "mean"})
 
 
 def test_minmax_fits_the_box_streamed_or_whole_and_samples_inside_it():

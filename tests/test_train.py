@@ -54,3 +54,16 @@ def test_a_cosine_schedule_decays_to_zero_and_resumes_where_it_was(tmp_path, pap
     vae.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     assert float(loaded.optimizer.learning_rate) == pytest.approx(float(schedule(2)))  # after two steps
+
+
+def test_the_palette_gives_a_colour_drawn_on_few_pixels_its_own_entry():
+    from cartoon_vae.train import fit_palette
+
+    images = np.ones((20, 32, 32, 3), np.float32)  # white, with blended grey edges and a small red patch
+    images[:, :16] = np.linspace(0.2, 0.9, 16)[None, :, None, None]
+    images[:, 30:, 30:] = [0.8, 0.1, 0.1]
+    palette = fit_palette(images, 6, seed=0)
+    assert palette.shape == (6, 3) and palette.dtype == np.float32
+    assert np.abs(palette - [0.8, 0.1, 0.1]).max(1).min() < 0.02
+    few = fit_palette(np.zeros((1, 4, 4, 3), np.float32), 3)  # fewer colours than entries: each repeated
+    np.testing.assert_array_equal(few, np.zeros((3, 3), np.float32))

@@ -88,7 +88,7 @@ function buildFaces() {
 }
 
 function buildSamplers() {
-  const names = { gmm: "mixture", minmax: "min-max box", normal: "N(0, I)" };
+  const names = { gmm: "mixture", minmax: "min-max box", normal: "N(0, I)", two_stage: "two-stage VAE" };
   const seeds = {};
   const box = document.getElementById("samplers");
   info.samplers.forEach((s) => {
