@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -20,9 +21,13 @@ from typing import Literal, Optional, Union
 import numpy as np
 import yaml
 
-from .config import MAX_SEED, ConfigError, _check, _positive_int, build, load_config, safe_load_config_text
+from .config import (MAX_SEED, ConfigError, _check, _positive_int, build, load_config, read_config_text,
+                     safe_load_config_text)
 from .reports import SAMPLERS, results_markdown
 from .runs import write_text_atomic
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_@+-][A-Za-z0-9._@+-]{0,99}")
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -48,10 +53,13 @@ class AblationSpec:
     """configs/ablation.yaml: the base config, the variants x seeds, and how runs are evaluated and judged."""
 
     base: str
-    seeds: tuple[int, ...] = field(metadata=_check(lambda v: all(0 <= s <= MAX_SEED for s in v),
-                                                   f"a list of integers in [0, {MAX_SEED:,}]"))
+    # distinct seeds: one run counted twice would narrow every interval and could turn a verdict
+    seeds: tuple[int, ...] = field(metadata=_check(lambda v: len(set(v)) == len(v) and all(0 <= s <= MAX_SEED for s in v),
+                                                   f"a list of distinct integers in [0, {MAX_SEED:,}]"))
+    # a variant's name is its run folder under runs_dir: one plain folder name, never a path
     variants: tuple[Variant, ...] = field(metadata=_check(
-        lambda v: len({x.name for x in v}) == len(v), "a list of variants with distinct names"))
+        lambda v: len({x.name for x in v}) == len(v) and all(_SAFE_NAME.fullmatch(x.name) for x in v),
+        "a list of variants with distinct names of letters, digits and . _ @ + - (not starting with '.')"))
     data: Optional[str] = None
     set: tuple[str, ...] = ()
     runs_dir: str = "runs/ablation"
@@ -70,9 +78,7 @@ def load_ablation(path) -> AblationSpec:
     one-line ConfigErrors (the training config's machinery, :func:`cartoon_vae.config.build`)."""
     path = Path(path)
     try:
-        raw = safe_load_config_text(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
+        raw = safe_load_config_text(read_config_text(path))
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: YAML syntax error: {getattr(e, 'problem', e)}") from None
     if not isinstance(raw, dict):

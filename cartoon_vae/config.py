@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -64,6 +65,34 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+def read_config_text(path) -> str:
+    """A config file's text: a regular file (not a device, FIFO or folder, whose size says nothing) of at most
+    ``MAX_CONFIG_BYTES``, read no further than that, in UTF-8. Anything else is a one-line ConfigError."""
+    import stat
+
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ConfigError(f"{path}: not a regular file; a config is a YAML file")
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: config file is over {MAX_CONFIG_BYTES:,} bytes, the most that is read")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start})") from None
+
+
 def safe_load_config_text(text):
     """YAML text -> Python objects, safely (no tags, no aliases)."""
     return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
@@ -107,6 +136,11 @@ class ModelConfig:
     conditional: tuple[str, ...] = field(
         default=(), metadata=_check(lambda v: len(v) == len(set(v)) <= 64 and all(0 < len(n) <= 100 for n in v),
                                     "a list of at most 64 distinct attribute names"))
+    # each conditioned attribute's number of variants, recorded by training (empty: read from the data); data with
+    # other counts is refused, since the one-hot layout of the labels would not be the model's
+    conditional_variants: tuple[int, ...] = field(
+        default=(), metadata=_check(lambda v: len(v) <= 64 and all(1 <= n <= 100_000 for n in v),
+                                    "a list of at most 64 integers in [1, 100,000]"))
     adversary_units: int = field(default=256, metadata=_positive_int(65_536))  # the latent adversary's hidden units
     labels_every_block: bool = False  # a conditional decoder also gets the labels at every up-sampling block
     upsample: Literal["transpose", "resize"] = "transpose"  # decoder up-sampling: Conv2DTranspose | resize + Conv2D
@@ -183,15 +217,7 @@ def load_config(path, overrides=()) -> Config:
         ConfigError: one line naming the file, the key and what is allowed.
     """
     path = Path(path)
-    try:
-        if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{path}: config file is {path.stat().st_size:,} bytes; at most "
-                              f"{MAX_CONFIG_BYTES:,} are read")
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
+    text = read_config_text(path)
     try:
         raw = safe_load_config_text(text)
     except yaml.YAMLError as e:
@@ -328,6 +354,9 @@ def _check_together(cfg: Config, path) -> None:
     if params > MAX_PARAMETERS:
         raise ConfigError(f"{path}: model: about {params:,} weights (at most {MAX_PARAMETERS:,}); lower "
                           f"model.latent_dim, the filters or data.image_size")
+    if cfg.model.conditional_variants and len(cfg.model.conditional_variants) != len(cfg.model.conditional):
+        raise ConfigError(f"{path}: model.conditional_variants: one count per attribute of model.conditional "
+                          f"({len(cfg.model.conditional)}), got {len(cfg.model.conditional_variants)}")
     if cfg.loss.reconstruction == "palette" and cfg.loss.swap_weight > 0:
         raise ConfigError(f"{path}: loss.swap_weight: the label critic needs a differentiable image; with "
                           f"loss.reconstruction: palette set it to 0")

@@ -152,7 +152,7 @@ def compare_runs(runs, attribute, to, faces=6, method="class_mean", photo=False)
     by ``method`` (:data:`cartoon_vae.edit.METHODS`); with ``photo``, each edit applied to the photo too
     (:func:`on_photo`). The runs must share the data set and its split.
     Returns (originals, truths, {"RUN (method)": edits}, {"RUN (method)": per-face dict}, the target value
-    (``to`` taken modulo the attribute's number of variants))."""
+    (``to`` = -1 read as the last variant; a value outside the attribute's variants is a DataError))."""
     from .data import DataError, make_datasets, read_attributes
     from .edit import edit_methods, run_direction
     from .inference import decode, encode_split
@@ -171,7 +171,10 @@ def compare_runs(runs, attribute, to, faces=6, method="class_mean", photo=False)
         names = list(attrs.names)
         if attribute not in names:
             raise DataError(f"{config.data.dir}: no attribute {attribute!r} (have: {', '.join(names)})")
-        to = int(to) % int(attrs.n_variants[names.index(attribute)])
+        n_variants = int(attrs.n_variants[names.index(attribute)])
+        if not -n_variants <= int(to) < n_variants:  # -1: the last variant; anything else out of range is refused
+            raise DataError(f"--to {to}: {attribute} has variants 0..{n_variants - 1} (or -1 for the last)")
+        to = int(to) % n_variants
         train_ds, val_ds = make_datasets(config, with_index=True, shuffle_train=False)
         x, means, _, idx = encode_split(vae, val_ds)
         rows = attrs.values[idx]

@@ -178,6 +178,11 @@ def conditioning(config, attrs=None):
         raise DataError(f"{first}: no attribute CSV beside it ({int((~attrs.labelled).sum())} images lack one); a "
                         f"conditional model (model.conditional) needs every face's labels")
     pairs = tuple((n, int(attrs.n_variants[attrs.names.index(n)])) for n in names)
+    for (name, n), trained in zip(pairs, config.model.conditional_variants):
+        if n != trained:
+            raise DataError(f"{config.data.dir}: {name} has {n} variants here, but the model was trained on data "
+                            f"with {trained} (model.conditional_variants); a conditional model reads only labels "
+                            f"laid out as in its training data")
     return pairs, one_hot(pairs, attrs.names, attrs.values)
 
 

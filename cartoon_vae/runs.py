@@ -239,6 +239,8 @@ def load_run(run_dir):
         raise RunError(f"{path}: cannot load the model ({type(e).__name__}); "
                        f"retrain, or delete it to fall back to the last checkpoint") from None
     check_model_matches(vae, config, path, Path(run_dir) / "config.yaml")
+    if getattr(vae, "label_sizes", None):  # the counts the model was built with, also for runs that predate the key
+        config = config.replace(model={"conditional_variants": tuple(vae.label_sizes)})
     return vae, config
 
 

@@ -308,6 +308,10 @@ def _train(config, run_dir, resume, verbose, callbacks):
             if vae.palette is not None:
                 vae.palette.assign(fit_palette(first_images(train_ds, PALETTE_IMAGES), vae.palette_size,
                                                config.train.seed))
+    if vae.label_dim:  # the run records its labels' layout; a resumed one's data must have the model's
+        config = config.replace(model={"conditional_variants": tuple(vae.label_sizes)})
+        if start:
+            conditioning(config)  # a DataError before anything is written
     write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     keeper = RunKeeper(run_dir, rows)
     quiet_fit_warnings()

@@ -34,8 +34,21 @@ def test_shipped_ablation_config_changes_one_thing_per_variant():
     ("base: x\nseeds: [0]\nvariants: [{name: a}]\nfid: {variants: {a: some}}\n", "fid.variants.a"),
     ("base: x\nseeds: [0]\nvariants: [{name: a}]\nequivalence: {fd_attr: big}\n", "equivalence.fd_attr"),
     ("- 1\n", "expected a mapping"),
+    ("base: x\nseeds: [0, 0, 0]\nvariants: [{name: a}]\n", "seeds: must be a list of distinct"),  # one run, thrice
+    ("base: x\nseeds: [0]\nvariants: [{name: ../../escaped}]\n", "variants: must be a list of variants with"),
+    ("base: x\nseeds: [0]\nvariants: [{name: .hidden}]\n", "not starting with '.'"),
+    ("base: x\nseeds: [0]\nvariants: [{name: a/b}]\n", "variants: must be"),
 ])
 def test_bad_ablation_spec_is_one_line(tmp_path, text, words):
     (tmp_path / "a.yaml").write_text(text)
     with pytest.raises(ConfigError, match=words):
         load_ablation(tmp_path / "a.yaml")
+
+
+def test_an_ablation_spec_is_read_only_up_to_its_size_limit_and_only_from_a_regular_file(tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_text("base: x\nseeds: [0]\nvariants: [{name: a}]\n" + "#" * (2 << 20) + "\n")
+    with pytest.raises(ConfigError, match="over 1,048,576 bytes"):
+        load_ablation(big)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_ablation("/dev/zero")

@@ -91,3 +91,20 @@ def test_bad_config_raises_one_line_naming_file_and_key(tmp_path, text, override
 def test_missing_config_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="nope.yaml: config file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_a_config_that_is_no_regular_file_or_no_utf8_is_one_line_and_read_no_further(tmp_path):
+    import os
+
+    from cartoon_vae.config import ConfigError, load_config
+
+    for special in ("/dev/zero", tmp_path):  # a device never ends; a folder is no file
+        with pytest.raises(ConfigError, match="not a regular file"):
+            load_config(special)
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)  # nobody writes to it: opening must not block, reading must not hang
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_config(fifo)
+    (tmp_path / "latin1.yaml").write_bytes(b"data:\n  dir: caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"latin1.yaml: not UTF-8 text \(byte 0xe9 at offset 16\)"):
+        load_config(tmp_path / "latin1.yaml")

@@ -1,6 +1,7 @@
 """End to end through the command line: make-data -> train -> figures -> sample, on a tiny set."""
 
 import csv
+import shutil
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from PIL import Image
 
 from cartoon_vae.cli import main
 
-from .conftest import ROOT
+from .conftest import ROOT, one_line_error
 
 PAPER = str(ROOT / "configs" / "paper.yaml")
 TINY = ["--set", "data.image_size=32", "--set", "data.load_size=128", "--set", "model.latent_dim=6",
@@ -148,7 +149,7 @@ def test_resume_of_a_finished_run_trains_further(run):
     assert [row["epoch"] for row in rows] == ["1", "2", "3"]
 
 
-def test_a_conditional_run_trains_draws_evaluates_and_edits_by_label_swap(run, tmp_path):
+def test_a_conditional_run_trains_draws_evaluates_and_edits_by_label_swap(run, tmp_path, capsys):
     import json
 
     cond = tmp_path / "cond"
@@ -185,3 +186,22 @@ def test_a_conditional_run_trains_draws_evaluates_and_edits_by_label_swap(run, t
     grid = Image.open(out)
     assert grid.width > grid.height  # 2 faces x (original, truth, four edits)
     assert main(["compare-edits", "--runs", str(cond), "--attribute", "glasses", "--to", "5", "--out", str(out)]) == 2
+    other = tmp_path / "other"  # the same faces, their CSVs saying hair colour has 12 variants (as if another set)
+    shutil.copytree(run / "faces", other, ignore=shutil.ignore_patterns(".cache"))
+    for csv in other.glob("*.csv"):
+        csv.write_text(csv.read_text().replace(", 10\n", ", 12\n"))
+    moved = tmp_path / "moved"  # a copy of the run whose data folder has since been redrawn with other counts
+    shutil.copytree(cond, moved)
+    (moved / "config.yaml").write_text((cond / "config.yaml").read_text().replace(str(run / "faces"), str(other)))
+    before = {p: p.read_bytes() for folder in (cond, moved) for p in folder.rglob("*") if p.is_file()}
+    for argv in (["edit", "--run", cond, "--attribute", "glasses", "--to", "5", "--out", tmp_path / "e2", "--data",
+                  other], ["figures", "--run", cond, "--data", other],
+                 ["train", "--run-dir", moved, "--resume", "--set", "train.epochs=4"]):
+        capsys.readouterr()
+        assert main([str(a) for a in argv]) == 2
+        one_line_error(capsys, "hair_color has 12 variants", "model.conditional_variants")
+    assert {p: p.read_bytes() for folder in (cond, moved) for p in folder.rglob("*") if p.is_file()} == before
+    assert not (tmp_path / "e2").exists()
+    wrapped = tmp_path / "cmp2" / "glasses.png"  # 99 is no glasses variant: refused, not read as 99 % 6 = 3
+    assert main(["compare-edits", "--runs", str(cond), "--attribute", "glasses", "--to", "99", "--out",
+                 str(wrapped)]) == 2 and not wrapped.parent.exists()
