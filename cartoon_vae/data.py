@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,11 +104,16 @@ class Attributes:
 def parse_attribute_csv(path) -> list[tuple[str, int, int]]:
     """Lines of ``"name", variant_index, n_variants``. A malformed line raises DataError with file:line."""
     rows = []
-    try:
-        if os.path.getsize(path) > MAX_CSV_BYTES:
-            raise DataError(f"{path}: attribute CSV of {os.path.getsize(path):,} bytes; at most {MAX_CSV_BYTES:,}")
-        with open(path, "rb") as fh:
-            lines = fh.read().split(b"\n")
+    try:  # a FIFO must not block the open, and a device's size says nothing: regular files only, read no further
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise DataError(f"{path}: not a regular file; an attribute CSV is a text file")
+        with os.fdopen(fd, "rb") as fh:
+            data = fh.read(MAX_CSV_BYTES + 1)
+        if len(data) > MAX_CSV_BYTES:
+            raise DataError(f"{path}: attribute CSV of over {MAX_CSV_BYTES:,} bytes, the most that is read")
+        lines = data.split(b"\n")
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror})") from None
     for lineno, raw in enumerate(lines, start=1):

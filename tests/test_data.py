@@ -308,3 +308,18 @@ def test_a_file_cache_is_shared_by_later_loads_never_stale_and_has_one_writer(fa
         meanwhile = _train(cfg)
     assert len(list((folder / ".cache").glob("train-64px-*.index"))) == 2  # no third cache was written
     assert np.array_equal(meanwhile[0], _train(_cfg(folder, "data.cache=none").data)[0])
+
+
+def test_an_attribute_csv_that_is_a_fifo_or_a_device_is_refused_at_once(tmp_path):
+    from cartoon_vae.data import parse_attribute_csv
+
+    fifo = tmp_path / "cs1.csv"
+    os.mkfifo(fifo)  # nobody writes: the open must not block, nothing must be read
+    with pytest.raises(DataError, match="cs1.csv: not a regular file"):
+        parse_attribute_csv(fifo)
+    (tmp_path / "cs2.csv").symlink_to("/dev/zero")  # endless: refused before a byte is read
+    with pytest.raises(DataError, match="cs2.csv: not a regular file"):
+        parse_attribute_csv(tmp_path / "cs2.csv")
+    (tmp_path / "cs3.csv").write_bytes(b'"hair", 1, 3\n' * 200_000)
+    with pytest.raises(DataError, match="cs3.csv: attribute CSV of over"):
+        parse_attribute_csv(tmp_path / "cs3.csv")
