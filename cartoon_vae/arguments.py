@@ -95,3 +95,14 @@ def host(text):
     if not text or len(text) > 255 or any(c.isspace() or c in "\0/" for c in text):
         raise argparse.ArgumentTypeError(f"must be a host name or IP address, got {text[:80]!r}")
     return text
+
+
+def origin(text):
+    """A web origin, ``http(s)://name[:port]``: a page whose scripts the explorer answers too."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query \
+            or len(text) > 255 or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(f"must be an origin such as http://192.168.1.5:8008, got {text[:80]!r}")
+    return f"{parts.scheme}://{parts.netloc}"

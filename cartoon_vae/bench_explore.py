@@ -29,7 +29,8 @@ def _post(url, body) -> float:
 
 def explore_latency(run_dir, clients=4, requests=50, seed=0) -> dict:
     """Per endpoint: median and 95th-percentile milliseconds and requests/s over ``clients`` x ``requests``."""
-    from .explore import Explorer, make_server
+    from .explore import Explorer
+    from .server import make_server
 
     explorer = Explorer(run_dir, faces=8, log=lambda *_: None)
     attributes = explorer.info()["attributes"]

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import cartoon_vae  # noqa: F401  (sets the Keras backend before anything imports keras)
-from cartoon_vae.arguments import (MAX_VARIANT, MAX_WORKERS, attribute, count, host, integer, names, path, probability,
-                                   seed, strengths)
+from cartoon_vae.arguments import (MAX_VARIANT, MAX_WORKERS, attribute, count, host, integer, names, origin, path,
+                                   probability, seed, strengths)
 from cartoon_vae.samplers import SAMPLERS
 
 
@@ -236,10 +236,11 @@ def cmd_compare_edits(args):
 
 
 def cmd_explore(args):
-    from .explore import Explorer, make_server
+    from .explore import Explorer
+    from .server import make_server
 
     explorer = Explorer(args.run, args.probe, faces=args.faces)
-    server = make_server(explorer, args.host, args.port)
+    server = make_server(explorer, args.host, args.port, args.allow_origin)
     host, port = server.server_address[:2]
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {args.host}: anyone who can reach this port can use the page; it has no "
@@ -396,6 +397,9 @@ def _args_explore(s):
     s.add_argument("--port", type=integer(0, 65535), default=8008, help="0: any free port")
     s.add_argument("--host", type=host, default="127.0.0.1", help="address to listen on (default: this machine only)")
     s.add_argument("--faces", type=integer(1, 200), default=24, help="held-out faces to start from")
+    s.add_argument("--allow-origin", type=origin, action="append", default=[], metavar="URL",
+                   help="also answer pages of this origin (http://name:port; repeatable); by default only the "
+                        "server's own pages may call it")
 
 
 def _args_ablate(s):

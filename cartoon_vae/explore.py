@@ -28,6 +28,8 @@ conditioned attribute (``info["conditional"]``; null for the paper's model): a f
 and an edit of a conditioned attribute is a label swap (``amount`` 1; between 0 and 1 a blend) instead of
 a move of z. An upload's labels are read by the probe.
 
+The HTTP server in front of it, with what it promises a local web server should, is :mod:`cartoon_vae.server`.
+
 Example:
     $ cartoon-vae explore --run runs/demo --probe probes/demo
 """
@@ -36,21 +38,15 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 
-MAX_BODY = 4 << 20       # bytes of a request body
 MAX_CODE = 1e3           # the largest |z_i| accepted (codes live within a few units of 0)
 MAX_AMOUNT = 3.0         # how far past the class mean an edit may be pushed
 MAX_STEPS = 32           # interpolation frames
-STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
-          "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
-          "/static/style.css": ("style.css", "text/css; charset=utf-8")}
-STATIC_DIR = Path(__file__).resolve().parent / "static"
+MAX_UPLOAD_PIXELS = 2048 * 2048  # an upload decodes to at most 16 MiB of RGBA (Cartoon Set faces are 500 x 500)
 
 
 class BadRequest(ValueError):
@@ -214,6 +210,9 @@ class Explorer:
         from .edit import edit_to_class
 
         z = self.code(z)
+        if isinstance(attribute, str) and attribute in self.conditioned:  # a label, not a direction of z
+            raise BadRequest(f"attribute: {attribute} is a label of this conditional model; edit it as a label swap "
+                             f"through /api/view")
         amount = self._number(amount, "amount", -MAX_AMOUNT, MAX_AMOUNT)
         return edit_to_class(z[None], self.direction(attribute, to, bool(hold)), amount)[0]
 
@@ -254,7 +253,7 @@ class Explorer:
         """{"z": a code from sampler ``name``, "labels": a random training face's (a conditional model)}."""
         from .samplers import SAMPLERS
 
-        if name not in SAMPLERS:
+        if not isinstance(name, str) or name not in SAMPLERS:
             raise BadRequest(f"sampler: must be one of {', '.join(SAMPLERS)}, got {str(name)[:40]!r}")
         seed = int(self._number(seed, "seed", 0, 2 ** 31 - 1))
         z = self._fitted_samplers()[name].sample(1, np.random.default_rng(seed))[0]
@@ -271,7 +270,7 @@ class Explorer:
         from .images import read_rgba, why_unreadable
 
         try:
-            rgba = read_rgba(io.BytesIO(body))
+            rgba = read_rgba(io.BytesIO(body), max_pixels=MAX_UPLOAD_PIXELS)
         except Exception as e:  # PIL raises many types for a broken file
             raise BadRequest(f"upload: {why_unreadable(e)}") from None
         x = np.asarray(preprocess(tf.constant(rgba), self.config.data), np.float32)[None] / 255.0
@@ -328,7 +327,7 @@ class Explorer:
         return values
 
     def _attribute(self, attribute, to):
-        if attribute not in self.values:
+        if not isinstance(attribute, str) or attribute not in self.values:
             raise BadRequest(f"attribute: must be one of {', '.join(self.values)}, got {str(attribute)[:40]!r}")
         values = self.values[attribute]
         if isinstance(to, bool) or not isinstance(to, int) or to not in values:
@@ -367,105 +366,6 @@ class Explorer:
                     self._samplers = fitted_samplers(self.run_dir, self.vae, self.config, list(SAMPLERS), n,
                                                      codes=self.train_means[:n], write=False)
             return self._samplers
-
-
-def _route(explorer, method, path, body):
-    """(status, content type, bytes) for one request; BadRequest for a refused one."""
-    parts = path.split("?")[0].split("/")
-    if method == "GET":
-        if path in STATIC:
-            name, kind = STATIC[path]
-            return 200, kind, (STATIC_DIR / name).read_bytes()
-        if path == "/api/info":
-            return _json(explorer.info())
-        if len(parts) == 4 and parts[:3] == ["", "api", "faces"] and parts[3].endswith(".png"):
-            return 200, "image/png", explorer.face_png(_index(parts[3][:-4]))
-        if len(parts) == 4 and parts[:3] == ["", "api", "face"]:
-            return _json(explorer.face(_index(parts[3])))
-        if len(parts) == 5 and parts[:3] == ["", "api", "swatches"] and parts[4].endswith(".png"):
-            return 200, "image/png", explorer.swatch(parts[3], _index(parts[4][:-4]))
-        raise BadRequest(f"not found: {path[:80]}", 404)
-    if method != "POST" or not path.startswith("/api/"):
-        raise BadRequest(f"not found: {method} {path[:80]}", 404)
-    if path == "/api/encode":
-        return _json(explorer.encode(body))
-    try:
-        q = json.loads(body or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("body: not JSON") from None
-    if not isinstance(q, dict):
-        raise BadRequest("body: must be a JSON object")
-    if path == "/api/decode":
-        labels = explorer.label_vector(q.get("labels")) if explorer.conditioned else None
-        return 200, "image/png", png_bytes(explorer.decode(explorer.code(q.get("z")), labels))
-    if path == "/api/view":
-        edits = q.get("edits", [])
-        if not isinstance(edits, list) or len(edits) > 32:
-            raise BadRequest("edits: must be a list of at most 32 edits")
-        return _json(explorer.view(q.get("base"), edits, q.get("hold", False), q.get("pcs", []), q.get("labels")))
-    if path == "/api/edit":
-        z = explorer.edit(q.get("z"), q.get("attribute"), q.get("to"), q.get("amount", 1.0), q.get("hold", False))
-        return _json({"z": z.tolist()})
-    if path == "/api/sample":
-        return _json(explorer.sample(q.get("sampler"), q.get("seed", 0)))
-    if path == "/api/interpolate":
-        return _json({"frames": explorer.interpolate(q.get("z0"), q.get("z1"), q.get("steps", 8), q.get("labels0"),
-                                                     q.get("labels1"))})
-    raise BadRequest(f"not found: POST {path[:80]}", 404)
-
-
-def _index(text) -> int:
-    if not text.isdigit() or len(text) > 6:
-        raise BadRequest(f"not found: {text[:40]}", 404)
-    return int(text)
-
-
-def _json(value):
-    return 200, "application/json", json.dumps(value).encode()
-
-
-def make_server(explorer, host="127.0.0.1", port=0) -> ThreadingHTTPServer:
-    """A threading HTTP server for ``explorer`` (port 0: any free port; ``server.server_address`` says which)."""
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _handle(self, method):
-            try:
-                try:
-                    length = int(self.headers.get("Content-Length") or 0)
-                except ValueError:
-                    length = -1
-                if length < 0 or length > MAX_BODY:
-                    self.close_connection = True  # the body is not read: this connection cannot carry another
-                    raise BadRequest(f"body: must be at most {MAX_BODY:,} bytes, got {length:,}", 413)
-                body = self.rfile.read(length) if length else b""
-                status, kind, payload = _route(explorer, method, self.path, body)
-            except BadRequest as e:
-                status, kind, payload = e.status, "application/json", json.dumps({"error": str(e)}).encode()
-            except Exception as e:  # a bug must not stop the server: a 500 with one line
-                status, kind = 500, "application/json"
-                payload = json.dumps({"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
-                                     ).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(payload)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def do_GET(self):
-            self._handle("GET")
-
-        def do_POST(self):
-            self._handle("POST")
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    return server
 
 
 def write_projector(run_dir, limit=2000, encoded=None, config=None) -> Path:

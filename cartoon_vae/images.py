@@ -15,15 +15,17 @@ import numpy as np
 MAX_IMAGE_PIXELS = 89_478_485  # PIL's decompression-bomb warning limit; an image over it is refused, not decoded
 
 
-def _open(path):
-    """PIL's image of ``path``, refusing one over :data:`MAX_IMAGE_PIXELS` before it is decoded."""
+def _open(path, max_pixels=None):
+    """PIL's image of ``path``, refusing one over ``max_pixels`` (default :data:`MAX_IMAGE_PIXELS`) before it is
+    decoded."""
     from PIL import Image
 
+    limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     im = Image.open(path)
-    if im.width * im.height > MAX_IMAGE_PIXELS:
+    if im.width * im.height > limit:
         im.close()
-        raise ValueError(f"{im.width}x{im.height} pixels, over the decompression-bomb limit of "
-                         f"{MAX_IMAGE_PIXELS:,}")
+        kind = "the decompression-bomb limit" if limit == MAX_IMAGE_PIXELS else "the limit"
+        raise ValueError(f"{im.width}x{im.height} pixels, over {kind} of {limit:,}")
     return im
 
 
@@ -63,12 +65,13 @@ def find_unreadable(paths, decode=False) -> dict[str, str]:
     return bad
 
 
-def read_rgba(path) -> np.ndarray:
+def read_rgba(path, max_pixels=None) -> np.ndarray:
     """The image at ``path`` as (H, W, 4) uint8 RGBA, through PIL: the first frame of an animation,
-    CMYK and palette images converted, 16-bit greys scaled to 8 bits, no alpha read as opaque."""
+    CMYK and palette images converted, 16-bit greys scaled to 8 bits, no alpha read as opaque. An image of more
+    than ``max_pixels`` (default :data:`MAX_IMAGE_PIXELS`) is refused before it is decoded."""
     from PIL import Image
 
-    with _open(path) as im:
+    with _open(path, max_pixels) as im:
         im.seek(0)
         if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
             grey = np.asarray(im, np.float64)

@@ -221,8 +221,10 @@ def build_decoder(image_size, latent_dim, filters, bottleneck_channels, kernel_s
             x = _residual(x, kernel_size, leaky_relu_slope, batch_norm, f"res_{i}_{j}")
     if every:
         x = WithLabelMaps(name=f"labels_{len(filters) + 1}")([x, labels])
-    if palette_size:
-        image = _up(x, palette_size, kernel_size, upsample, "logits", dtype="float32")
+    if palette_size:  # up-sampled features, then a 1x1 convolution to each pixel's logits (cheap for a large K)
+        x = _up(x, filters[-1] if filters else bottleneck_channels, kernel_size, upsample, "deconv_out")
+        x = layers.LeakyReLU(negative_slope=leaky_relu_slope, name="lrelu_out")(batch_norm(name="bn_out")(x))
+        image = layers.Conv2D(palette_size, 1, name="logits", dtype="float32")(x)
     else:
         image = _up(x, 3, kernel_size, upsample, "image", activation="sigmoid", dtype="float32")
     return keras.Model(inputs, image, name="decoder")

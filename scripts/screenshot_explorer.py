@@ -12,7 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cartoon_vae.explore import Explorer, make_server  # noqa: E402
+from cartoon_vae.explore import Explorer  # noqa: E402
+from cartoon_vae.server import make_server  # noqa: E402
 
 
 def main():

@@ -18,7 +18,8 @@ import pytest
 from PIL import Image
 
 from cartoon_vae.cli import main
-from cartoon_vae.explore import MAX_BODY, Explorer, make_server
+from cartoon_vae.explore import Explorer
+from cartoon_vae.server import MAX_BODY, make_server
 from cartoon_vae.synthetic import make_dataset
 
 from .conftest import ROOT
@@ -108,9 +109,9 @@ def test_an_edit_through_the_api_is_the_edit_of_cartoon_vae_edit(served):
     np.testing.assert_allclose(got["z"], edit_to_class(z[None], direction)[0], rtol=1e-6, atol=1e-6)
 
 
-def _bomb():
+def _bomb(side=14000):
     buf = io.BytesIO()
-    Image.new("1", (14000, 14000)).save(buf, format="PNG")
+    Image.new("1", (side, side)).save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -133,6 +134,10 @@ BAD = [  # (method, path, JSON body or raw bytes, status, words of the error)
     ("POST", "/api/encode", b"not an image", 400, "upload: not a readable image"),
     ("POST", "/api/encode", b"\x89PNG\r\n\x1a\n" + b"\0" * 40, 400, "upload: not a readable image"),
     ("POST", "/api/encode", "bomb", 400, "decompression-bomb"),
+    ("POST", "/api/encode", "big", 400, "over the limit of 4,194,304"),  # 9 M pixels: refused from its header
+    ("POST", "/api/decode", b"[" * 200_000 + b"]" * 200_000, 400, "nested deeper than"),
+    ("POST", "/api/sample", {"sampler": ["gmm"]}, 400, "sampler: must be one of"),
+    ("POST", "/api/edit", {"z": [0.0] * 6, "attribute": {"a": 1}, "to": 1}, 400, "attribute: must be one of"),
     ("GET", "/api/faces/99.png", None, 404, "face: must be in [0, 5]"),
     ("GET", "/api/swatches/glasses/99.png", None, 400, "to: glasses has values"),
     ("GET", "/../cartoon_vae/explore.py", None, 404, "not found"),
@@ -147,7 +152,7 @@ BAD = [  # (method, path, JSON body or raw bytes, status, words of the error)
 @pytest.mark.parametrize("method,path,body,status,words", BAD, ids=[f"{m} {p} {i}" for i, (m, p, *_) in enumerate(BAD)])
 def test_a_bad_request_is_a_4xx_with_one_line_and_the_server_keeps_serving(served, method, path, body, status, words):
     url = served["url"]
-    raw = _bomb() if body == "bomb" else body if isinstance(body, bytes) else None
+    raw = _bomb() if body == "bomb" else _bomb(3000) if body == "big" else body if isinstance(body, bytes) else None
     got = _call(url + path, body if raw is None and method == "POST" else None, raw=raw)
     assert got[0] == status and got[1] == "application/json", got[:2]
     assert words in got[2]["error"] and "\n" not in got[2]["error"], got[2]
@@ -168,6 +173,80 @@ def test_an_oversized_body_is_refused_before_it_is_read(served):
     assert _call(f"{served['url']}/api/info")[0] == 200
 
 
+def _raw_request(url, lines):
+    """(status, JSON error) of a hand-written request: headers a browser would send, which urllib does not let us."""
+    import http.client
+
+    host, port = url.split("//")[1].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    conn.putrequest(lines[0], lines[1], skip_host=True)
+    for name, value in lines[2:]:
+        conn.putheader(name, value)
+    conn.endheaders()
+    r = conn.getresponse()
+    status, payload = r.status, json.loads(r.read() or b"{}")
+    conn.close()
+    return status, payload
+
+
+def test_only_pages_of_its_own_origin_reach_the_server_unless_others_are_allowed(served):
+    url = served["url"]
+    own = url.split("//")[1]
+    port = own.split(":")[1]
+    assert _raw_request(url, ["GET", "/api/info", ("Host", own)])[0] == 200
+    assert _raw_request(url, ["GET", "/api/info", ("Host", f"localhost:{port}")])[0] == 200
+    status, error = _raw_request(url, ["GET", "/api/info", ("Host", f"rebound.example:{port}")])  # DNS rebinding
+    assert status == 403 and "is not this server's" in error["error"]
+    status, error = _raw_request(url, ["POST", "/api/sample", ("Host", own), ("Origin", "https://evil.example"),
+                                       ("Content-Type", "text/plain"), ("Content-Length", "2")])
+    assert status == 403 and "--allow-origin https://evil.example" in error["error"]
+    assert _raw_request(url, ["GET", "/api/info", ("Host", own), ("Origin", f"http://{own}")])[0] == 200
+    import socket
+
+    with socket.create_connection(("127.0.0.1", int(port)), timeout=30) as raw:  # byte 0xb2 is '\u00b2', a digit
+        raw.sendall(b"GET /api/face/\xb2 HTTP/1.1\r\nHost: " + own.encode() + b"\r\nConnection: close\r\n\r\n")
+        assert raw.makefile("rb").readline().split()[1] == b"404"  # to str.isdigit, not to int(): no 500
+    from cartoon_vae.server import make_server as make
+
+    other = make(served["explorer"], "127.0.0.1", 0, allowed_origins=["http://lab.example:9000"])
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        url2 = f"http://127.0.0.1:{other.server_address[1]}"
+        assert _raw_request(url2, ["GET", "/api/info", ("Host", "lab.example:9000"),
+                                   ("Origin", "http://lab.example:9000")])[0] == 200
+    finally:
+        other.shutdown()
+        other.server_close()
+
+
+def test_two_hundred_clients_at_once_each_get_an_answer_and_idle_ones_are_closed(served, monkeypatch, capfd):
+    import socket
+
+    from cartoon_vae import server as server_module
+
+    url = served["url"]
+    with ThreadPoolExecutor(200) as pool:  # none is reset: each gets its answer, or a 503 when the queue is full
+        statuses = list(pool.map(lambda i: _call(f"{url}/api/face/{i % 6}")[0], range(200)))
+    assert set(statuses) <= {200, 503} and statuses.count(200) > 0
+    monkeypatch.setattr(server_module, "IDLE_TIMEOUT", 0.5)
+    quick = server_module.make_server(served["explorer"], "127.0.0.1", 0)
+    threading.Thread(target=quick.serve_forever, daemon=True).start()
+    try:
+        idle = socket.create_connection(quick.server_address, timeout=10)
+        assert idle.recv(1) == b""  # the server closed the silent connection
+        idle.close()
+        gone = socket.create_connection(quick.server_address, timeout=10)  # a client that hangs up at once
+        gone.sendall(b"GET /api/face/0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        gone.close()
+        import time
+
+        time.sleep(1.0)
+    finally:
+        quick.shutdown()
+        quick.server_close()
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_four_clients_at_once_and_the_run_folder_only_gains_caches(served):
     url, ex = served["url"], served["explorer"]
     codes = [ex.face_means[i % 6].tolist() for i in range(40)]
@@ -176,7 +255,8 @@ def test_four_clients_at_once_and_the_run_folder_only_gains_caches(served):
     assert statuses == [200] * 40
     after = _snapshot(served["root"] / "run")
     assert {k: v for k, v in after.items() if k in served["before"]} == served["before"]
-    assert set(after) - set(served["before"]) <= {Path("latent_stats.npz"), Path("latent_gmm.npz")}
+    assert set(after) - set(served["before"]) <= {Path("latent_stats.npz"), Path("latent_gmm.npz"),
+                                                 Path("latent_two_stage.npz")}
 
 
 def test_the_projector_files_load_in_tensorboards_config_parser(served, tmp_path):
@@ -286,6 +366,8 @@ def test_a_conditional_run_is_explored_with_labels_and_a_label_swap(served, tmp_
         frames = _call(f"{url}/api/interpolate", {"z0": face["z"], "z1": sample["z"], "labels0": face["labels"],
                                                   "labels1": sample["labels"], "steps": 3})[2]["frames"]
         assert len(frames) == 3
+        status, _, error = _call(f"{url}/api/edit", {"z": face["z"], "attribute": "glasses", "to": 5})
+        assert status == 400 and "is a label of this conditional model" in error["error"]  # not a move of z
     finally:
         server.shutdown()
         server.server_close()
