@@ -13,6 +13,7 @@ from pathlib import Path
 import cartoon_vae  # noqa: F401  (sets the Keras backend before anything imports keras)
 from cartoon_vae.arguments import (MAX_VARIANT, MAX_WORKERS, attribute, count, host, integer, names, origin, path,
                                    probability, seed, strengths)
+from cartoon_vae.config import MIN_SAMPLES
 from cartoon_vae.samplers import SAMPLERS
 
 
@@ -351,7 +352,8 @@ def _args_train_probe(s):
 def _args_evaluate(s):
     s.add_argument("--run", type=path, required=True)
     s.add_argument("--probe", type=path, required=True)
-    s.add_argument("--samples", type=count, default=1000, help="samples per mode (minmax, normal, gmm)")
+    s.add_argument("--samples", type=integer(MIN_SAMPLES, 1_000_000), default=1000,
+                   help=f"samples per sampler (at least {MIN_SAMPLES}: the k-nearest-neighbour and mixture scores need them)")
     s.add_argument("--fid", action="store_true", help="also the standard Inception FID/KID (needs the [fid] extra)")
     s.add_argument("--fid-images", type=count, default=500,
                    help="images per set for FID/KID, at most the held-out count (default 500)")
@@ -518,7 +520,23 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"cartoon-vae {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        message = _disk_full(e)
+        if args.debug or message is None:
+            raise
+        print(f"cartoon-vae {args.command}: error: {message}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _disk_full(e) -> str | None:
+    """One line for TensorFlow's error when a disk fills under it (the image cache, a checkpoint), else None."""
+    text = str(getattr(e, "message", "") or e)
+    if type(e).__module__.startswith("tensorflow") and "No space left on device" in text:
+        first = text.strip().splitlines()[0][:200]
+        return (f"the disk is full ({first}); free some space, or set data.cache: memory (or data.cache_dir to "
+                f"another disk)")
+    return None
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ MAX_SEED = 2 ** 31 - 1          # what every seed consumer (NumPy's RandomState,
 _SEED = _check(lambda v: 0 <= v <= MAX_SEED, f"an integer in [0, {MAX_SEED:,}]")
 MAX_CONFIG_BYTES = 1 << 20      # a config file is a few kilobytes; refuse anything over 1 MiB unread
 MAX_BATCH_BYTES = 4 << 30       # one batch of float32 input images: at most 4 GiB
+MIN_SAMPLES = 10                # evaluate's samples per sampler: k-nearest neighbours and a mixture fit need a few
 MAX_PARAMETERS = 500_000_000    # the model's weights: at most 2 GB of float32
 
 

@@ -223,6 +223,25 @@ def _composite_and_resize(rgba, image_size, background, crop=1.0):
 _CACHE_WRITERS = []  # descriptors of the file caches this process writes, locked until it exits
 
 
+def _cache_whole(prefix) -> bool:
+    """Whether a file cache that has its index still holds every element: its data files are written in order,
+    so one cut short (truncated, a disk that filled) loses the last element, which is read back here."""
+    import tensorflow as tf
+
+    try:
+        reader = tf.compat.v1.train.NewCheckpointReader(str(prefix))
+        keys = [k for k in reader.get_variable_to_shape_map() if k.strip().replace("_", "").isdigit()]
+        if not keys:
+            return True  # an empty split
+        last = max(int(k.strip().split("_")[0]) for k in keys)
+        for k in keys:
+            if int(k.strip().split("_")[0]) == last:
+                reader.get_tensor(k)
+        return True
+    except Exception:  # TensorFlow raises several types for a short or damaged file
+        return False
+
+
 def _cache(ds, cfg, split, paths):
     """``ds`` cached as ``data.cache`` says. A file cache is keyed by the recipe and by each file's size
     and modification time (a set drawn again under the same names is decoded again, never served stale),
@@ -238,8 +257,14 @@ def _cache(ds, cfg, split, paths):
     recipe = (paths, stats, cfg.image_size, cfg.load_size, cfg.crop, cfg.background)
     key = hashlib.sha1(repr(recipe).encode()).hexdigest()[:12]
     prefix = folder / f"{split}-{cfg.image_size}px-{key}"
-    if Path(f"{prefix}.index").exists():  # written whole (TensorFlow writes the index last): read it
-        return ds.cache(str(prefix))
+    if Path(f"{prefix}.index").exists():  # written whole (TensorFlow writes the index last) ...
+        if _cache_whole(prefix):  # ... and not cut short since: read it
+            return ds.cache(str(prefix))
+        log.warning("%s: the image cache is damaged (a data file is shorter than its index says); writing it again",
+                    prefix)
+        for damaged in folder.glob(f"{prefix.name}.*"):
+            if not damaged.name.endswith(".writer"):
+                damaged.unlink()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(f"{prefix}.writer", os.O_CREAT | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0), 0o644)

@@ -18,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 
-from .config import MAX_SEED, _check, build
+from .config import MAX_SEED, MIN_SAMPLES, _check, build
 from .edit import (COMPANIONS, attribute_classifier, edit_scores, edit_to_class, edit_to_probability, faces_to_edit,
                    fit_direction, hold)
 from .inference import decode, encode_split, first_images, sample_labels
@@ -43,7 +43,7 @@ class EvaluationSettings:
     seeds, the KID / precision-recall / bootstrap settings, the disentanglement estimators, and the edits
     (how many held-out faces, to which variant, how, which attributes count, the showcase edits)."""
 
-    samples: int = field(default=1000, metadata=_at_least(1, 1_000_000))
+    samples: int = field(default=1000, metadata=_at_least(MIN_SAMPLES, 1_000_000))
     sample_seed: int = field(default=0, metadata=_at_least(0, MAX_SEED))
     kid_subsets: int = field(default=10, metadata=_at_least(1, 10_000))
     kid_subset_size: int = field(default=100, metadata=_at_least(2, 1_000_000))

@@ -37,7 +37,9 @@ BAD_VALUES = {"count": ["x", "", "nan", "inf", "-1", "0", "1e400", "999999999999
               "names": ["", ",", "x" * 300],
               "choice": ["x", "", "nan", "-1"],
               "port": ["x", "", "nan", "-1", "65536", "1e400"],
-              "host": ["", "a b", "x" * 300]}
+              "host": ["", "a b", "x" * 300],
+              "samples": ["x", "", "nan", "-1", "1", "3", "9", "1e400"],  # the scores need at least 10
+              "origin": ["", "evil.example", "ftp://a.example", "http://", "http://a.example/page", "http://a b"]}
 
 ARGUMENTS = [  # (command and its other required arguments, the argument, the kind of value it takes)
     (["make-data"], "--n", "count"), (["make-data"], "--seed", "seed"), (["make-data"], "--workers", "count"),
@@ -55,7 +57,7 @@ ARGUMENTS = [  # (command and its other required arguments, the argument, the ki
     (["sample", "--run", "x"], "--out", "path"),
     (["train-probe", "--out", "x"], "--epochs", "count"), (["train-probe"], "--out", "path"),
     (["train-probe", "--out", "x"], "--mix-run", "path"),
-    (["evaluate", "--run", "x", "--probe", "x"], "--samples", "count"),
+    (["evaluate", "--run", "x", "--probe", "x"], "--samples", "samples"),
     (["evaluate", "--run", "x", "--probe", "x"], "--fid-images", "count"),
     (["evaluate", "--run", "x", "--probe", "x"], "--bootstrap", "count"), (["evaluate", "--probe", "x"], "--run", "path"),
     (["edit", "--run", "x", "--attribute", "a", "--out", "x"], "--to", "index"),
@@ -76,7 +78,7 @@ ARGUMENTS = [  # (command and its other required arguments, the argument, the ki
     (["edit", "--run", "x", "--attribute", "a", "--to", "1", "--out", "x"], "--data", "path"),
     (["explore"], "--run", "path"), (["explore", "--run", "x"], "--probe", "path"),
     (["explore", "--run", "x"], "--port", "port"), (["explore", "--run", "x"], "--host", "host"),
-    (["explore", "--run", "x"], "--faces", "count"),
+    (["explore", "--run", "x"], "--faces", "count"), (["explore", "--run", "x"], "--allow-origin", "origin"),
     (["compare-edits", "--attribute", "a", "--to", "1", "--out", "x.png"], "--runs", "path"),
     (["compare-edits", "--runs", "x", "--to", "1", "--out", "x.png"], "--attribute", "names"),
     (["compare-edits", "--runs", "x", "--attribute", "a", "--out", "x.png"], "--to", "index"),
@@ -106,3 +108,17 @@ def test_every_argument_of_every_subcommand_is_in_the_table():
 
 
 UNTYPED = {("download-cartoonset", "--url")}  # any text; the download checks it (http/https only), tested there
+
+
+def test_a_disk_that_fills_under_tensorflow_is_one_line_naming_the_way_out(monkeypatch, capsys, tmp_path):
+    import tensorflow as tf
+
+    import cartoon_vae.train
+
+    def full(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, f"{tmp_path}/c/train.data-00000-of-00001; No space left "
+                                               "on device\n\t [[{{node CacheDatasetV2}}]]")
+
+    monkeypatch.setattr(cartoon_vae.train, "train", full)
+    assert exit_code(["train", "--config", ROOT / "configs" / "recommended.yaml", "--run-dir", tmp_path / "r"]) == 2
+    one_line_error(capsys, "the disk is full", "No space left on device", "data.cache: memory")

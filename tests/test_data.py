@@ -323,3 +323,21 @@ def test_an_attribute_csv_that_is_a_fifo_or_a_device_is_refused_at_once(tmp_path
     (tmp_path / "cs3.csv").write_bytes(b'"hair", 1, 3\n' * 200_000)
     with pytest.raises(DataError, match="cs3.csv: attribute CSV of over"):
         parse_attribute_csv(tmp_path / "cs3.csv")
+
+
+def test_a_file_cache_cut_short_after_it_was_written_is_written_again(faces, tmp_path, caplog):
+    folder = tmp_path / "set"
+    shutil.copytree(faces, folder)
+    cfg = _cfg(folder, "data.cache=file").data
+    first = _train(cfg)
+    (shard,) = (folder / ".cache").glob("train-64px-*.data-*")
+    os.truncate(shard, shard.stat().st_size // 3)  # the index is intact, the data is not
+    from cartoon_vae import data
+
+    while data._CACHE_WRITERS:  # as when the writing process has ended: its writer locks are released
+        os.close(data._CACHE_WRITERS.pop())
+    with caplog.at_level(logging.WARNING):
+        again = _train(cfg)
+    assert "the image cache is damaged" in caplog.text
+    assert np.array_equal(first[0], again[0]) and np.array_equal(first[1], again[1])
+    assert shard.stat().st_size > 0 and np.array_equal(first[0], _train(cfg)[0])  # rebuilt whole, read back
