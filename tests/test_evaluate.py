@@ -16,7 +16,7 @@ def test_settings_defaults_overrides_and_json_values():
 
 
 @pytest.mark.parametrize("overrides,words", [({"sampels": 3}, "sampels: unknown key (did you mean samples?)"),
-                                             ({"samples": 0}, "samples: must be an integer in [1, 1,000,000]"),
+                                             ({"samples": 3}, "samples: must be an integer in [10, 1,000,000]"),
                                              ({"confidence": 1.5}, "confidence: must be a number in (0.5, 1)"),
                                              ({"edit_mode": "far"}, "edit_mode: must be one of class, probability"),
                                              ({"showcase": {"glasses": "none"}}, "showcase.glasses")])
