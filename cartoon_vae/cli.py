@@ -111,7 +111,7 @@ def cmd_figures(args):
                                    codes=encoded[1][:s.stats_images])
         images, labels = heldout_images(config, max(s.reconstructions, 2), with_labels=True)
         write_run_figures(args.run, vae, config, images, samplers, val_labels=labels)
-    from .explore import write_projector
+    from .figures import write_projector
 
     write_projector(args.run, s.projector_images, encoded=encoded, config=config)
     print(f"figures written to {args.run}/; the latent space in TensorBoard's projector: "

@@ -106,20 +106,13 @@ def summarise(per, confidence=0.95) -> dict:
     return out
 
 
-def on_photo(images, reconstructions, edited) -> np.ndarray:
-    """An edit applied to the photo: the original plus the change the edit made to the decoder's drawing,
-    ``clip(x + e - r, 0, 1)`` (as attribute vectors are added to images, Upchurch et al. 2017, "Deep Feature
-    Interpolation"). Where the edit changed nothing, the face keeps its own pixels, not the decoder's blur."""
-    return np.clip(np.asarray(images) + np.asarray(edited) - np.asarray(reconstructions), 0.0, 1.0)
-
-
 def edit_faces(data_cfg, attribute_rows, names, images, reconstructions, attribute, to, methods, limit,
                photo=False):
     """Edit up to ``limit`` held-out faces (rows of ``attribute_rows``, their attribute values in the order
     ``names``) not already at ``to``, by each of ``methods`` (name -> function of the faces' row numbers
     returning their edited decodes), and judge each against the true counterfactual; with ``photo``, each
-    method's edit applied to the photo (:func:`on_photo`, as ``NAME_on_photo``) too. None when every face
-    is at ``to`` already; else ({method: per-face dict}, the faces' row numbers, (originals, truths,
+    method's edit applied to the photo (:func:`cartoon_vae.edit.on_photo`, as ``NAME_on_photo``) too. None when
+    every face is at ``to`` already; else ({method: per-face dict}, the faces' row numbers, (originals, truths,
     {method: edits}))."""
     k = names.index(attribute)
     rows = np.flatnonzero(attribute_rows[:, k] != to)[:limit]
@@ -134,6 +127,8 @@ def edit_faces(data_cfg, attribute_rows, names, images, reconstructions, attribu
     originals, recon = images[rows], reconstructions[rows]
     edits = {name: edit(rows) for name, edit in methods.items()}
     if photo:
+        from .edit import on_photo
+
         edits.update({f"{name}_on_photo": on_photo(originals, recon, e) for name, e in edits.items()})
     per = {name: judge(originals, recon, edited, truths) for name, edited in edits.items()}
     return per, rows, (originals, truths, edits)
@@ -150,7 +145,7 @@ def compare_runs(runs, attribute, to, faces=6, method="class_mean", photo=False)
     """The same held-out faces of the embedded set edited to ``attribute`` = ``to`` by each run, judged
     against the true counterfactual: a run conditional on ``attribute`` swaps the label, any other moves z
     by ``method`` (:data:`cartoon_vae.edit.METHODS`); with ``photo``, each edit applied to the photo too
-    (:func:`on_photo`). The runs must share the data set and its split.
+    (:func:`cartoon_vae.edit.on_photo`). The runs must share the data set and its split.
     Returns (originals, truths, {"RUN (method)": edits}, {"RUN (method)": per-face dict}, the target value
     (``to`` = -1 read as the last variant; a value outside the attribute's variants is a DataError))."""
     from .data import DataError, make_datasets, read_attributes

@@ -24,13 +24,12 @@ a file that passes the scan and still fails to decode is named in a warning and 
 A folder with no readable image is an error.
 
 Decoded, composited, resized images are cached as uint8 (in memory, or in a file
-cache for sets too big for memory), so only the first epoch decodes images; the
+cache for sets too big for memory: :mod:`cartoon_vae.cache`), so only the first epoch decodes images; the
 paper's ``Rescaling(1/255)`` is applied after the cache.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import stat
@@ -39,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cache import cached
 from .images import find_unreadable, read_rgba, why_unreadable
 
 log = logging.getLogger("cartoon_vae")
@@ -220,73 +220,6 @@ def _composite_and_resize(rgba, image_size, background, crop=1.0):
     return tf.cast(tf.clip_by_value(tf.round(rgb), 0, 255), tf.uint8)
 
 
-_CACHE_WRITERS = []  # descriptors of the file caches this process writes, locked until it exits
-
-
-def _cache_whole(prefix) -> bool:
-    """Whether a file cache that has its index still holds every element: its data files are written in order,
-    so one cut short (truncated, a disk that filled) loses the last element, which is read back here."""
-    import tensorflow as tf
-
-    try:
-        reader = tf.compat.v1.train.NewCheckpointReader(str(prefix))
-        keys = [k for k in reader.get_variable_to_shape_map() if k.strip().replace("_", "").isdigit()]
-        if not keys:
-            return True  # an empty split
-        last = max(int(k.strip().split("_")[0]) for k in keys)
-        for k in keys:
-            if int(k.strip().split("_")[0]) == last:
-                reader.get_tensor(k)
-        return True
-    except Exception:  # TensorFlow raises several types for a short or damaged file
-        return False
-
-
-def _cache(ds, cfg, split, paths):
-    """``ds`` cached as ``data.cache`` says. A file cache is keyed by the recipe and by each file's size
-    and modification time (a set drawn again under the same names is decoded again, never served stale),
-    is shared by every later process that asks for the same split (``figures`` after ``train``, one demo
-    after another), and has one writer at a time: a process that finds another one writing it keeps its
-    own copy in memory instead."""
-    if cfg.cache == "none":
-        return ds
-    if cfg.cache == "memory":
-        return ds.cache()
-    folder = Path(cfg.cache_dir or Path(cfg.dir) / ".cache")
-    stats = [(st.st_size, st.st_mtime_ns) for st in map(os.stat, paths)]
-    recipe = (paths, stats, cfg.image_size, cfg.load_size, cfg.crop, cfg.background)
-    key = hashlib.sha1(repr(recipe).encode()).hexdigest()[:12]
-    prefix = folder / f"{split}-{cfg.image_size}px-{key}"
-    if Path(f"{prefix}.index").exists():  # written whole (TensorFlow writes the index last) ...
-        if _cache_whole(prefix):  # ... and not cut short since: read it
-            return ds.cache(str(prefix))
-        log.warning("%s: the image cache is damaged (a data file is shorter than its index says); writing it again",
-                    prefix)
-        for damaged in folder.glob(f"{prefix.name}.*"):
-            if not damaged.name.endswith(".writer"):
-                damaged.unlink()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(f"{prefix}.writer", os.O_CREAT | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0), 0o644)
-    except OSError as e:
-        log.warning("%s: cannot write the image cache (%s); the images are cached in memory", folder, e)
-        return ds.cache()
-    import fcntl  # POSIX; only the file cache needs it
-
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        log.info("%s is being written by another process; this one caches its images in memory", prefix)
-        return ds.cache()
-    _CACHE_WRITERS.append(fd)
-    # A writer killed mid-way leaves TensorFlow's lock file and no index; holding the writer lock, we
-    # know it is stale: it goes, and the cache is written again.
-    for lock in folder.glob(f"{prefix.name}*.lockfile"):
-        lock.unlink()
-    return ds.cache(str(prefix))
-
-
 @dataclass
 class Splits:
     """Unbatched ``(uint8 image, index)`` datasets and their sizes (readable files only)."""
@@ -380,7 +313,7 @@ def load_splits(cfg, verbose=True) -> Splits:
         ds = ds.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         ds = ds.filter(lambda rgba, i: tf.shape(rgba)[0] > 0)
         ds = ds.map(prepared, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return _cache(ds, cfg, name, [paths[i] for i in indices if usable[i]])
+        return cached(ds, cfg, name, [paths[i] for i in indices if usable[i]])
 
     return Splits(split(train_idx, "train", True), split(val_idx, "val", False), paths, n_train, n_val)
 

@@ -40,6 +40,13 @@ import numpy as np
 COMPANIONS = {"glasses": ("glasses_color",)}
 
 
+def on_photo(images, reconstructions, edited) -> np.ndarray:
+    """An edit applied to the photo: the original plus the change the edit made to the decoder's drawing,
+    ``clip(x + e - r, 0, 1)`` (as attribute vectors are added to images, Upchurch et al. 2017, "Deep Feature
+    Interpolation"). Where the edit changed nothing, the face keeps its own pixels, not the decoder's blur."""
+    return np.clip(np.asarray(images) + np.asarray(edited) - np.asarray(reconstructions), 0.0, 1.0)
+
+
 def faces_to_edit(labels, to, from_=None, limit=None) -> np.ndarray:
     """Row indices of the faces an edit towards variant ``to`` applies to: those of variant ``from_``
     when it is given (an A -> B direction is meant for faces of class A), else every labelled face
@@ -228,7 +235,7 @@ METHODS = {
     "probability": "unsupervised: the code moved along the classifier's gradient only until it reads the "
                    "target at edit_probability (edit_to_probability, p = 0.9 by default), no hold",
 }
-# ... and each applied to the photo (counterfactual.on_photo): the original plus the change the edit made to
+# ... and each applied to the photo (:func:`on_photo`): the original plus the change the edit made to
 # the decoder's drawing, so that what the edit did not touch keeps the face's own pixels.
 METHODS.update({f"{name}_on_photo": f"{text.split(':')[0]}: {name.replace('_', ' ')} applied to the photo: "
                 f"x + edit - reconstruction (clipped to [0, 1])" for name, text in list(METHODS.items())})
@@ -307,7 +314,7 @@ def edit_heldout(vae, config, attribute, to, from_=None, strengths=(1.0, 2.0, 3.
     the target's class mean, and with ``p`` the classifier's probability) as images by label, and
     the report (settings, the faces' file indices, the classifier's training accuracy). For an attribute
     a conditional model is conditioned on, the edit is the label swap: original, reconstruction, label swap,
-    and the swap applied to the photo (:func:`cartoon_vae.counterfactual.on_photo`)."""
+    and the swap applied to the photo (:func:`on_photo`)."""
     from .data import DataError, make_datasets, read_attributes
     from .inference import decode, encode_split
 
@@ -336,8 +343,6 @@ def edit_heldout(vae, config, attribute, to, from_=None, strengths=(1.0, 2.0, 3.
     y = vae.label_vectors(attrs.names, face_rows) if vae.label_dim else None
     columns = {"original": val_x[rows], "reconstruction": decode(vae, z, y)}
     if swap:
-        from .counterfactual import on_photo
-
         columns["label swap"] = decode(vae, z, relabel(vae, attrs.names, face_rows, attribute, to))
         columns["on the photo"] = on_photo(columns["original"], columns["reconstruction"], columns["label swap"])
     else:

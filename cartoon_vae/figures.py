@@ -6,6 +6,7 @@ fig5_uniform_samples.png Fig. 5: 10 faces decoded from min-max uniform latents.
 samples_normal.png       10 faces decoded from z ~ N(0, I).
 interpolation.png        the straight line between two held-out faces' latent means.
 loss_curves.png          history.csv: loss, reconstruction MSE, KL (trained form and exact).
+logs/projector/          TensorBoard's embedding projector of the training faces' latent means.
 """
 
 from __future__ import annotations
@@ -26,6 +27,17 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def png_bytes(image) -> bytes:
+    """(H, W, 3) in [0, 1] as PNG bytes."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def save_grid(images, path, rows, cols, row_labels=None, title=None, scale=1.6, col_labels=None):
@@ -204,3 +216,52 @@ def compare_sets(left, right, path, titles, cols=4):
         ax.axis("off")
     fig.tight_layout()
     _save(fig, path)
+
+
+def write_projector(run_dir, limit=2000, encoded=None, config=None) -> Path:
+    """TensorBoard's embedding projector for a run: the latent means of up to ``limit`` training faces
+    (``tensors.tsv``), their file names and attributes (``metadata.tsv``), a sprite sheet of the faces,
+    under ``logs/projector/``, and ``logs/projector_config.pbtxt``, so ``tensorboard --logdir RUN/logs``
+    shows the latent space coloured by any attribute with faces as points. ``encoded``: the training faces
+    already encoded in :func:`cartoon_vae.inference.training_batches` order (``encode_split``'s images, means,
+    log-variances, indices), so they are not encoded again; ``config``: the run's (default: its config.yaml).
+    Returns the logs folder."""
+    import math
+
+    from .data import read_attributes
+    from .inference import encode_split, training_batches
+    from .runs import atomic_path, load_run, write_text_atomic, writer
+
+    if encoded is None:
+        vae, loaded = load_run(run_dir)
+        config = config or loaded
+        encoded = encode_split(vae, training_batches(config, with_index=True), limit)
+    elif config is None:
+        from .config import load_config
+
+        config = load_config(Path(run_dir) / "config.yaml")
+    x, means, _, idx = (None if part is None else part[:limit] for part in encoded)
+    attrs = read_attributes(config.data.dir)
+    logs = Path(run_dir) / "logs"
+    folder = logs / "projector"
+    rows = ["\t".join(["file", *attrs.names])]
+    for i in idx:
+        values = [str(v) for v in attrs.values[i]] if attrs.names else []
+        rows.append("\t".join([Path(attrs.paths[i]).name if attrs.paths else str(i), *values]))
+    side = math.ceil(math.sqrt(len(x)))
+    size = x.shape[1]
+    sheet = np.ones((side * size, side * size, 3), np.float32)
+    for k, image in enumerate(x):
+        r, c = divmod(k, side)
+        sheet[r * size:(r + 1) * size, c * size:(c + 1) * size] = image
+    with writer(run_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(folder / "tensors.tsv", "".join("\t".join(f"{v:.6g}" for v in m) + "\n" for m in means))
+        write_text_atomic(folder / "metadata.tsv", "\n".join(rows) + "\n")
+        with atomic_path(folder / "sprite.png") as tmp:
+            Path(tmp).write_bytes(png_bytes(sheet))
+        write_text_atomic(logs / "projector_config.pbtxt",
+                          'embeddings {\n  tensor_name: "latent_means"\n  tensor_path: "projector/tensors.tsv"\n'
+                          '  metadata_path: "projector/metadata.tsv"\n  sprite {\n    image_path: "projector/sprite.png"\n'
+                          f'    single_image_dim: {size}\n    single_image_dim: {size}\n  }}\n}}\n')
+    return logs

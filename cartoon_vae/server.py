@@ -24,7 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .explore import BadRequest, png_bytes
+from .explore import BadRequest
+from .figures import png_bytes
 
 MAX_BODY = 4 << 20       # bytes of a request body
 MAX_JSON_DEPTH = 32      # nesting of a JSON body (the API's deepest is 3)

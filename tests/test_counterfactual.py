@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from cartoon_vae import load_config
-from cartoon_vae.counterfactual import (attribute_mask, edit_faces, has_renderer, judge, on_photo, summarise,
+from cartoon_vae.edit import on_photo
+from cartoon_vae.counterfactual import (attribute_mask, edit_faces, has_renderer, judge, summarise,
                                         true_counterfactual)
 from cartoon_vae.data import load_splits, read_attributes
 from cartoon_vae.synthetic import make_dataset

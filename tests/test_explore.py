@@ -263,7 +263,7 @@ def test_the_projector_files_load_in_tensorboards_config_parser(served, tmp_path
     from google.protobuf import text_format
     from tensorboard.plugins import projector
 
-    from cartoon_vae.explore import write_projector
+    from cartoon_vae.figures import write_projector
 
     run = tmp_path / "run"
     shutil.copytree(served["root"] / "run", run, ignore=shutil.ignore_patterns(".lock"))
