@@ -282,21 +282,27 @@ def test_the_projector_files_load_in_tensorboards_config_parser(served, tmp_path
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 
 
-@pytest.mark.skipif(not (CHROMIUM.exists() and DRIVER.exists()),
-                    reason="Debian's chromium and chromium-driver (installed by .ci/run)")
-def test_the_page_in_headless_chromium_edits_the_face_and_the_probe_follows(served, tmp_path):
+def _chromium(tmp_path, size="1600,1000"):
+    """Debian's headless Chromium under Selenium, its console log kept."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.support.ui import WebDriverWait
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1600,1000"):
+                 f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={size}"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
+    return webdriver.Chrome(service=Service(str(DRIVER)), options=options)
+
+
+@pytest.mark.skipif(not (CHROMIUM.exists() and DRIVER.exists()),
+                    reason="Debian's chromium and chromium-driver (installed by .ci/run)")
+def test_the_page_in_headless_chromium_edits_the_face_and_the_probe_follows(served, tmp_path):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = _chromium(tmp_path)
     try:
         driver.get(served["url"] + "/")
         wait = WebDriverWait(driver, 60)
@@ -368,6 +374,33 @@ def test_a_conditional_run_is_explored_with_labels_and_a_label_swap(served, tmp_
         assert len(frames) == 3
         status, _, error = _call(f"{url}/api/edit", {"z": face["z"], "attribute": "glasses", "to": 5})
         assert status == 400 and "is a label of this conditional model" in error["error"]  # not a move of z
+        if CHROMIUM.exists() and DRIVER.exists():
+            _page_edits_only_the_moved_label(url, _call(f"{url}/api/face/2")[2]["labels"], tmp_path)
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _page_edits_only_the_moved_label(url, labels, tmp_path):
+    """In the page, a clicked face's label selectors hold its own labels, and moving one slider edits that label
+    alone (the page once started every selector at 0 and swapped the others' labels too)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = _chromium(tmp_path)
+    try:
+        driver.get(url + "/")
+        wait = WebDriverWait(driver, 60)
+        wait.until(lambda d: d.execute_script("return document.body.dataset.ready === '1'"))
+        driver.execute_script("document.querySelectorAll('#faces img')[2].click()")
+        selected = "return Object.fromEntries([...document.querySelectorAll('#attributes select')].map(s => " \
+                   "[s.dataset.attribute, Number(s.value)]))"
+        wait.until(lambda d: all(d.execute_script(selected)[n] == v for n, v in labels.items()))
+        other = (labels["hair_color"] + 3) % 10
+        driver.execute_script(f"const s = document.querySelector('select[data-attribute=\"hair_color\"]'); "
+                              f"s.value = '{other}'; s.dispatchEvent(new Event('change')); "
+                              "const r = document.querySelector('input[data-attribute=\"hair_color\"]'); r.value = 1; "
+                              "r.dispatchEvent(new Event('input'));")
+        assert driver.execute_script("return editList()") == [{"attribute": "hair_color", "to": other, "amount": 1}]
+        assert driver.execute_script(selected)["glasses"] == labels["glasses"]  # the other label is untouched
+    finally:
+        driver.quit()

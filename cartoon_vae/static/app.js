@@ -69,8 +69,23 @@ async function setBase(z, labels, original, face) {
   document.getElementById("original").style.visibility = original ? "visible" : "hidden";
   const recon = await api("/api/view", { base: z, labels, edits: [], hold: false, pcs: [] });
   document.getElementById("reconstruction").src = recon.image;
+  startAtOwnValues(labels, recon.probe);
   document.querySelectorAll("#faces img").forEach((img, i) => img.classList.toggle("chosen", i === face));
   await redraw();
+}
+
+// Each selector not being used for an edit starts at the face's own value: a conditional model's label, else the
+// probe's reading of it. Moving one slider then changes that attribute only, never the others to value 0.
+function startAtOwnValues(labels, reading) {
+  info.attributes.forEach((a) => {
+    const edit = state.edits[a.name];
+    if (edit && edit.amount !== 0) return;
+    const own = labels && a.name in labels ? labels[a.name] : reading && reading[a.name] ? reading[a.name].value : null;
+    const select = document.querySelector(`select[data-attribute="${a.name}"]`);
+    if (own === null || !select) return;
+    select.value = String(own);
+    select.dispatchEvent(new Event("sync"));
+  });
 }
 
 async function chooseFace(i) {
@@ -117,6 +132,7 @@ function buildAttributes() {
       shown.textContent = Number(slider.value).toFixed(2);
     };
     select.addEventListener("change", () => { update(); redraw(); });
+    select.addEventListener("sync", update);  // set to the face's own value: no redraw, nothing edited
     slider.addEventListener("input", () => { update(); redraw(); });
     update();
     state.edits[a.name].amount = 0;
