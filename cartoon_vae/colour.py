@@ -22,6 +22,7 @@ import numpy as np
 from .metrics import delta_e
 
 ANOTHER_COLOUR = 10.0  # CIELAB distance above which a region reads as drawn in another colour
+MAIN = ("skin", "hair", "facial_hair", "glasses")  # the large parts; eyes and eyebrows are a few pixels at 64x64
 # region -> (attribute redrawn to find it, regions whose pixels are taken out of it)
 REGIONS = {
     "skin": ("face_color", ("hair", "glasses")),
@@ -90,25 +91,27 @@ def colour_fidelity(data_cfg, attribute_rows, names, originals, reconstructions,
                     threshold=ANOTHER_COLOUR) -> tuple[dict, dict]:
     """Colour fidelity of up to ``limit`` faces (``attribute_rows``: each face's attribute values in the order
     ``names``; images (n, S, S, 3) in [0, 1]). Returns (summary, per-face): per region the faces that have it,
-    the median distance and the share above ``threshold``; the same for each face's worst region; and per face
-    an array of distances per region (NaN where the face lacks it)."""
+    the median distance and the share above ``threshold``; the same for each face's worst region (``worst``) and
+    its worst of the large parts (``worst_main``: skin, hair, facial hair, glasses); and per face an array of
+    distances per region (NaN where the face lacks it)."""
     n = len(originals) if limit is None else min(int(limit), len(originals))
     per = {name: np.full(n, np.nan) for name in REGIONS}
     for i in range(n):
         attributes = dict(zip(names, (int(v) for v in attribute_rows[i])))
         for name, d in region_distances(originals[i], reconstructions[i], regions(attributes, data_cfg)).items():
             per[name][i] = d
-    table = np.stack([per[name] for name in REGIONS], 1)
-    has_any = ~np.isnan(table).all(1)
-    per["worst"] = np.full(n, np.nan)
-    per["worst"][has_any] = np.nanmax(table[has_any], axis=1)
+    for worst, names in (("worst", tuple(REGIONS)), ("worst_main", MAIN)):
+        table = np.stack([per[name] for name in names], 1)
+        has_any = ~np.isnan(table).all(1)
+        per[worst] = np.full(n, np.nan)
+        per[worst][has_any] = np.nanmax(table[has_any], axis=1)
     summary = {"faces": n, "threshold": threshold, "regions": {}}
     for name, d in per.items():
         d = d[~np.isnan(d)]
         row = {"faces": int(len(d)), "median": float(np.median(d)) if len(d) else float("nan"),
                "above_share": float((d > threshold).mean()) if len(d) else float("nan")}
-        if name == "worst":
-            summary["worst"] = row
+        if name.startswith("worst"):
+            summary[name] = row
         else:
             summary["regions"][name] = row
     return summary, per

@@ -152,7 +152,7 @@ def colour_figure(originals, reconstructions, per_face, path, faces=8):
     reconstructions, each column titled with that region and its CIELAB distance (:mod:`cartoon_vae.colour`)."""
     worst = per_face["worst"]
     order = [i for i in np.argsort(-np.nan_to_num(worst, nan=-1.0)) if not np.isnan(worst[i])][:faces]
-    regions = [name for name in per_face if name != "worst"]
+    regions = [name for name in per_face if not name.startswith("worst")]
     titles = []
     for i in order:
         name = max(regions, key=lambda r: np.nan_to_num(per_face[r][i], nan=-1.0))

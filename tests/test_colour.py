@@ -52,4 +52,5 @@ def test_colour_fidelity_counts_faces_above_the_threshold_per_region_and_for_the
     summary, per = colour_fidelity(data_cfg, rows, names, originals, recon)
     assert summary["faces"] == 2 and summary["regions"]["glasses"]["faces"] == 0
     assert summary["regions"]["hair"]["above_share"] == 0.5 and summary["worst"]["above_share"] == 0.5
+    assert summary["worst_main"]["above_share"] == 0.5
     assert per["worst"][0] == 0 and per["hair"][1] > 50
