@@ -118,9 +118,16 @@ class Explorer:
     def info(self) -> dict:
         from .samplers import SAMPLERS
 
-        attributes = [{"name": name, "values": values,
-                       "n_variants": int(self.attrs.n_variants[self.attrs.names.index(name)])}
-                      for name, values in self.values.items()]
+        from .counterfactual import has_renderer
+        from .synthetic import ATTRIBUTES, VALUE_NAMES
+
+        drawn = has_renderer(self.config.data.dir)  # the embedded generator's faces: its variants have names
+        attributes = []
+        for name, values in self.values.items():
+            n = int(self.attrs.n_variants[self.attrs.names.index(name)])
+            words = VALUE_NAMES.get(name) if drawn and dict(ATTRIBUTES).get(name) == n else None
+            attributes.append({"name": name, "values": values, "n_variants": n,
+                               "names": [words[v] if words else str(v) for v in values]})
         return {"run": str(self.run_dir), "latent_dim": int(self.vae.latent_dim),
                 "image_size": int(self.vae.image_size), "faces": len(self.face_means), "attributes": attributes,
                 "samplers": list(SAMPLERS), "components": len(self.components), "probe": self.probe is not None,

@@ -379,6 +379,19 @@ def render(attributes: dict) -> Image.Image:
 
 
 GLASSES_STYLES = ["round", "square", "cat-eye", "thin", "aviator", "none"]
+# What each variant of an attribute looks like, in words, where the drawing has a name for it (the explorer's
+# selectors show them; the real set's variants are indices only).
+VALUE_NAMES = {
+    "glasses": GLASSES_STYLES,
+    "facial_hair": ["full beard", "goatee", "moustache", "chin strap", "stubble", "none"],
+    "hair": ["bald", "buzz cut", "short crop", "side part", "long straight", "bob", "afro", "pigtails", "mohawk", "bun",
+             "spiky", "long wavy"],
+    "hair_color": ["black", "dark brown", "brown", "auburn", "ginger", "blond", "platinum", "grey", "white", "blue"],
+    "glasses_color": ["black", "brown", "red", "yellow", "blue", "grey", "green"],
+    "eye_color": ["brown", "blue", "green", "grey", "dark"],
+    "face_color": [f"tone {i + 1} of 11{' (lightest)' if i == 0 else ' (darkest)' if i == 10 else ''}"
+                   for i in range(11)],
+}
 
 
 def sample_attributes(rng: np.random.Generator) -> dict:

@@ -302,7 +302,7 @@ def _chromium(tmp_path, size="1600,1000"):
 def test_the_page_in_headless_chromium_edits_the_face_and_the_probe_follows(served, tmp_path):
     from selenium.webdriver.support.ui import WebDriverWait
 
-    driver = _chromium(tmp_path)
+    driver = _chromium(tmp_path, "1280,720")  # a common laptop screen: everything fits its width
     try:
         driver.get(served["url"] + "/")
         wait = WebDriverWait(driver, 60)
@@ -329,9 +329,20 @@ def test_the_page_in_headless_chromium_edits_the_face_and_the_probe_follows(serv
         move('input[data-pc="0"]', 2.5)
         wait.until(lambda d: edited() != after_edit)
         assert driver.execute_script("return location.hash.length") > 10  # the state is in the URL
+        assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+        options = driver.execute_script("return [...document.querySelector('select[data-attribute=\"glasses\"]')"
+                                        ".options].map(o => o.text)")
+        assert "5: none" in options and "0: round" in options  # the generator's names beside the indices
+        text = tmp_path / "notes.txt"
+        text.write_text("not an image")
+        driver.find_element("id", "upload").send_keys(str(text))
+        message = "return document.getElementById('message').hidden ? '' : document.getElementById('message').innerText"
+        wait.until(lambda d: "could not read the uploaded image" in d.execute_script(message))
+        assert "not a readable image" in driver.execute_script(message)
         driver.save_screenshot(str(tmp_path / "explorer.png"))
         shutil.copy(tmp_path / "explorer.png", Path(tempfile.gettempdir()) / "cartoon-vae-explorer-test.png")
-        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"
+                  and "/api/encode - Failed to load resource" not in e["message"]]  # the upload refused on purpose
         assert not errors, errors
     finally:
         driver.quit()

@@ -58,3 +58,12 @@ def test_every_attribute_visibly_changes_the_image(name, n):
     for v in range(1, n):
         changed = np.abs(images[v] - images[0]).max(-1) > 10  # out of 255 in some channel
         assert changed.sum() > 50, f"{name}={v} changes only {changed.sum()} pixels"
+
+
+def test_every_named_attribute_has_a_name_for_each_of_its_variants():
+    from cartoon_vae.synthetic import ATTRIBUTES, GLASSES_STYLES, VALUE_NAMES
+
+    counts = dict(ATTRIBUTES)
+    for name, words in VALUE_NAMES.items():
+        assert len(words) == counts[name] and len(set(words)) == len(words), name
+    assert VALUE_NAMES["glasses"][-1] == VALUE_NAMES["facial_hair"][-1] == GLASSES_STYLES[-1] == "none"

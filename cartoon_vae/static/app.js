@@ -2,18 +2,50 @@
 "use strict";
 
 // labels: a conditional model's {attribute: value} of the current face (null for the paper's model).
-const state = { base: null, labels: null, original: null, face: null, edits: {}, hold: false, pcs: [], a: null, b: null, z: null };
+// reading: the probe's reading of the face's reconstruction, where its own values come from without labels.
+const state = { base: null, labels: null, reading: null, original: null, face: null, edits: {}, hold: false, pcs: [],
+  a: null, b: null, z: null };
 let info = null;
 let inFlight = false;
 let pending = false;
 
+let busy = 0;
+
 async function api(path, body) {
   const options = body === undefined ? {} : { method: "POST", body: body instanceof Blob ? body : JSON.stringify(body) };
-  const response = await fetch(path, options);
-  const kind = response.headers.get("Content-Type") || "";
-  const value = kind.startsWith("application/json") ? await response.json() : await response.blob();
-  if (!response.ok) throw new Error(value.error || response.statusText);
-  return value;
+  document.getElementById("busy").hidden = ++busy === 0;
+  try {
+    const response = await fetch(path, options);
+    const kind = response.headers.get("Content-Type") || "";
+    const value = kind.startsWith("application/json") ? await response.json() : await response.blob();
+    if (!response.ok) throw new Error(value.error || response.statusText);
+    return value;
+  } finally {
+    document.getElementById("busy").hidden = --busy === 0;
+  }
+}
+
+// Every failed request is said on the page, in one line; the next action that works clears it.
+function report(err, what) {
+  const box = document.getElementById("message");
+  box.textContent = `${what}: ${err.message}`;
+  box.hidden = false;
+}
+
+function clearMessage() {
+  document.getElementById("message").hidden = true;
+}
+
+// An action of the user: its failure is reported, its success clears an old message.
+function action(what, fn) {
+  return async (...args) => {
+    try {
+      await fn(...args);
+      clearMessage();
+    } catch (err) {
+      report(err, what);
+    }
+  };
 }
 
 function el(tag, attrs = {}, children = []) {
@@ -42,6 +74,7 @@ async function redraw() {
     saveHash();
   } catch (err) {
     document.getElementById("edited").alt = "error: " + err.message;
+    report(err, "could not draw the edited face");
   } finally {
     inFlight = false;
     if (pending) { pending = false; redraw(); }
@@ -69,6 +102,7 @@ async function setBase(z, labels, original, face) {
   document.getElementById("original").style.visibility = original ? "visible" : "hidden";
   const recon = await api("/api/view", { base: z, labels, edits: [], hold: false, pcs: [] });
   document.getElementById("reconstruction").src = recon.image;
+  state.reading = recon.probe;
   startAtOwnValues(labels, recon.probe);
   document.querySelectorAll("#faces img").forEach((img, i) => img.classList.toggle("chosen", i === face));
   await redraw();
@@ -97,7 +131,7 @@ function buildFaces() {
   const strip = document.getElementById("faces");
   for (let i = 0; i < info.faces; i++) {
     const img = el("img", { src: `/api/faces/${i}.png`, alt: `held-out face ${i}`, title: `held-out face ${i}` });
-    img.addEventListener("click", () => chooseFace(i));
+    img.addEventListener("click", action(`could not open held-out face ${i}`, () => chooseFace(i)));
     strip.appendChild(img);
   }
 }
@@ -109,10 +143,10 @@ function buildSamplers() {
   info.samplers.forEach((s) => {
     seeds[s] = 0;
     const button = el("button", { text: `${names[s] || s} (re-roll)`, "data-sampler": s });
-    button.addEventListener("click", async () => {
+    button.addEventListener("click", action(`could not draw a sample (${names[s] || s})`, async () => {
       const r = await api("/api/sample", { sampler: s, seed: seeds[s]++ });
       await setBase(r.z, r.labels, null, null);
-    });
+    }));
     box.appendChild(button);
   });
 }
@@ -121,11 +155,14 @@ function buildAttributes() {
   const box = document.getElementById("attributes");
   info.attributes.forEach((a) => {
     const select = el("select", { "data-attribute": a.name });
-    a.values.forEach((v) => select.appendChild(el("option", { value: v, text: String(v) })));
+    a.values.forEach((v, i) => {
+      const word = a.names ? a.names[i] : String(v);
+      select.appendChild(el("option", { value: v, text: word === String(v) ? word : `${v}: ${word}` }));
+    });
     const swatch = el("img", { alt: `${a.name} mean`, title: "decoded mean of the training faces with this value" });
     const swap = (info.conditional || []).includes(a.name);  // a conditional model's label: 1 is the swap
     const slider = el("input", { type: "range", min: "0", max: swap ? "1" : "1.5", step: "0.05", value: "0", "data-attribute": a.name });
-    const shown = el("span", { text: "0" });
+    const shown = el("span", { text: "0", class: "shown" });
     const update = () => {
       swatch.src = `/api/swatches/${a.name}/${select.value}.png`;
       state.edits[a.name] = { to: Number(select.value), amount: Number(slider.value) };
@@ -136,7 +173,7 @@ function buildAttributes() {
     slider.addEventListener("input", () => { update(); redraw(); });
     update();
     state.edits[a.name].amount = 0;
-    const name = el("span", { text: a.name + (swap ? " (label)" : ""), title: swap ? "the model is conditional on this attribute: the slider blends its label from the face's own to the chosen value (1 = label swap, z unchanged)" : "moves z towards the chosen value's class mean (1 = the class mean)" });
+    const name = el("span", { class: "name", text: a.name.replace(/_/g, " ") + (swap ? " (label)" : ""), title: swap ? "the model is conditional on this attribute: the slider blends its label from the face's own to the chosen value (1 = label swap, z unchanged)" : "moves z towards the chosen value's class mean (1 = the class mean)" });
     box.appendChild(el("div", { class: "attr" }, [name, select, swatch, slider, shown]));
   });
   document.getElementById("hold").addEventListener("change", (e) => { state.hold = e.target.checked; redraw(); });
@@ -159,10 +196,10 @@ function buildPcs() {
 
 function buildUpload() {
   const drop = document.getElementById("drop");
-  const send = async (file) => {
+  const send = action("could not read the uploaded image", async (file) => {
     const r = await api("/api/encode", file);
     await setBase(r.z, r.labels, URL.createObjectURL(file), null);
-  };
+  });
   document.getElementById("upload").addEventListener("change", (e) => { if (e.target.files[0]) send(e.target.files[0]); });
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
@@ -181,7 +218,8 @@ function buildInterpolation() {
     const z = state.a.z.map((v, i) => (1 - t) * v + t * state.b.z[i]);
     const labels = t < 0.5 ? state.a.labels : state.b.labels;  // the view takes whole labels; the strip blends them
     const r = await api("/api/view", { base: z, labels, edits: [], hold: false, pcs: [] });
-    document.getElementById("edited").src = r.image;
+    document.getElementById("interp-preview").src = r.image;  // a preview: the edited view, probe and link stay
+    document.getElementById("interp-figure").hidden = false;
   };
   const strip = async () => {
     if (!state.a || !state.b) return;
@@ -191,10 +229,19 @@ function buildInterpolation() {
     box.innerHTML = "";
     r.frames.forEach((src, i) => box.appendChild(el("img", { src, alt: `frame ${i}` })));
   };
-  // A and B keep the face's own labels (a conditional model); label edits are not carried into them.
-  document.getElementById("setA").addEventListener("click", () => { state.a = { z: state.z, labels: state.labels }; strip(); });
-  document.getElementById("setB").addEventListener("click", () => { state.b = { z: state.z, labels: state.labels }; strip(); });
-  slider.addEventListener("input", update);
+  // A and B are the face on screen: its edited code and, for a conditional model, its labels as edited.
+  const current = () => ({ z: state.z, labels: editedLabels() });
+  document.getElementById("setA").addEventListener("click", action("could not interpolate", () => { state.a = current(); return strip(); }));
+  document.getElementById("setB").addEventListener("click", action("could not interpolate", () => { state.b = current(); return strip(); }));
+  slider.addEventListener("input", action("could not interpolate", update));
+}
+
+// A conditional model's labels as the edited face shows them: a label edit at 1/2 or more takes its value.
+function editedLabels() {
+  if (!state.labels) return null;
+  const labels = { ...state.labels };
+  Object.entries(state.edits).forEach(([name, e]) => { if (name in labels && e.amount >= 0.5) labels[name] = e.to; });
+  return labels;
 }
 
 // The code as a NumPy .npy file (float32, little-endian, shape (latent_dim,)).
@@ -227,23 +274,29 @@ async function restoreHash() {
     });
     (s.pcs || []).forEach((v, k) => {
       const slider = document.querySelector(`input[data-pc="${k}"]`);
-      if (slider) { slider.value = v; state.pcs[k] = v; }
+      if (slider) { slider.value = v; slider.dispatchEvent(new Event("input")); }  // its label follows
     });
     state.hold = Boolean(s.hold);
     document.getElementById("hold").checked = state.hold;
     if (s.face !== null && s.face !== undefined) await chooseFace(s.face); else await setBase(s.base, s.labels || null, null, null);
     return true;
   } catch (err) {
+    report(err, "this link's view could not be restored; showing held-out face 0 instead");
     return false;
   }
 }
 
 async function main() {
-  info = await api("/api/info");
+  try {
+    info = await api("/api/info");
+  } catch (err) {
+    report(err, "the explorer's server did not answer");
+    return;
+  }
   const given = info.conditional && info.conditional.length ? `, conditional on ${info.conditional.join(", ")}` : "";
   document.getElementById("run").textContent = `${info.run}: ${info.image_size}x${info.image_size}, ${info.latent_dim}-d codes${given}`;
   document.getElementById("edited-caption").textContent =
-    `edited (${info.image_size} px, shown at 256 px, upscaled smoothly by the browser)`;
+    `edited (${info.image_size} px, upscaled by the browser)`;
   buildFaces();
   buildSamplers();
   buildAttributes();
@@ -252,8 +305,11 @@ async function main() {
   buildInterpolation();
   document.getElementById("reset").addEventListener("click", () => {
     document.querySelectorAll("#attributes input[type=range], #pcs input").forEach((s) => { s.value = 0; s.dispatchEvent(new Event("input")); });
+    startAtOwnValues(state.labels, state.reading);  // the selectors back at the face's own values
   });
-  if (!(await restoreHash()) && info.faces) await chooseFace(0);
+  if (!(await restoreHash()) && info.faces) {
+    try { await chooseFace(0); } catch (err) { report(err, "could not open held-out face 0"); }  // keeps a message
+  }
   document.body.dataset.ready = "1";
 }
 
