@@ -20,17 +20,18 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", action="append", required=True, help="LABEL=RUN_FOLDER (repeat)")
     p.add_argument("--out", required=True)
+    p.add_argument("--note", action="append", default=[], help="a paragraph after the table (repeat)")
     args = p.parse_args()
     runs = {}
     for item in args.run:
-        label, _, folder = item.partition("=")
+        label, _, folder = item.rpartition("=")
         metrics = json.loads((Path(folder) / "metrics.json").read_text())
         if "fid" not in metrics or "regions" not in metrics.get("colour", {}):
             sys.exit(f"{folder}/metrics.json: evaluate it with --fid on the embedded set first")
         seconds = sum(r.get("seconds", 0.0) for r in read_history(Path(folder) / "history.csv"))
         runs[label] = {"folder": folder, "metrics": metrics, "train_seconds": seconds,
                        "config": (Path(folder) / "config.yaml").read_text()}
-    Path(args.out).write_text(fidelity_markdown(runs))
+    Path(args.out).write_text(fidelity_markdown(runs) + "".join(f"\n{note}\n" for note in args.note))
     print(f"written: {args.out}")
 
 

@@ -34,7 +34,7 @@ def main():
     options.binary_location = "/usr/bin/chromium"
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
                  "--disable-component-update", "--disable-sync", f"--user-data-dir={tempfile.mkdtemp()}",
-                 "--window-size=1560,1000", "--hide-scrollbars"):
+                 "--window-size=1280,800", "--hide-scrollbars"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     try:
