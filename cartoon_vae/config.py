@@ -87,7 +87,7 @@ def read_config_text(path) -> str:
         except OSError as e:
             raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
     if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: config file is over {MAX_CONFIG_BYTES:,} bytes, the most that is read")
+        raise ConfigError(f"{path}: config file is over {MAX_CONFIG_BYTES:,} bytes; at most {MAX_CONFIG_BYTES:,} are read")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
