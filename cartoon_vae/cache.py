@@ -57,14 +57,8 @@ def cached(ds, cfg, split, paths):
     recipe = (paths, stats, cfg.image_size, cfg.load_size, cfg.crop, cfg.background)
     key = hashlib.sha1(repr(recipe).encode()).hexdigest()[:12]
     prefix = folder / f"{split}-{cfg.image_size}px-{key}"
-    if Path(f"{prefix}.index").exists():  # written whole (TensorFlow writes the index last) ...
-        if _cache_whole(prefix):  # ... and not cut short since: read it
-            return ds.cache(str(prefix))
-        log.warning("%s: the image cache is damaged (a data file is shorter than its index says); writing it again",
-                    prefix)
-        for damaged in folder.glob(f"{prefix.name}.*"):
-            if not damaged.name.endswith(".writer"):
-                damaged.unlink()
+    if Path(f"{prefix}.index").exists() and _cache_whole(prefix):  # written whole (TensorFlow writes the index
+        return ds.cache(str(prefix))                                   # last) and not cut short since: read it
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(f"{prefix}.writer", os.O_CREAT | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0), 0o644)
@@ -80,6 +74,14 @@ def cached(ds, cfg, split, paths):
         log.info("%s is being written by another process; this one caches its images in memory", prefix)
         return ds.cache()
     _CACHE_WRITERS.append(fd)
+    if Path(f"{prefix}.index").exists():  # damaged (checked again now that no other process can be writing it)
+        if _cache_whole(prefix):
+            return ds.cache(str(prefix))
+        log.warning("%s: the image cache is damaged (a data file is shorter than its index says); writing it again",
+                    prefix)
+        for damaged in folder.glob(f"{prefix.name}.*"):
+            if not damaged.name.endswith(".writer"):
+                damaged.unlink(missing_ok=True)
     # A writer killed mid-way leaves TensorFlow's lock file and no index; holding the writer lock, we
     # know it is stale: it goes, and the cache is written again.
     for lock in folder.glob(f"{prefix.name}*.lockfile"):

@@ -244,8 +244,8 @@ def cmd_explore(args):
     server = make_server(explorer, args.host, args.port, args.allow_origin)
     host, port = server.server_address[:2]
     if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: serving on {args.host}: anyone who can reach this port can use the page; it has no "
-              f"authentication", file=sys.stderr)
+        print(f"warning: serving on {args.host}: anyone who can reach this address can use the page (it has no "
+              f"authentication); pages of other sites still cannot (see --allow-origin)", file=sys.stderr)
     print(f"explorer of {args.run} at http://{host}:{port}/ (Ctrl-C stops it)", flush=True)
     try:
         server.serve_forever()

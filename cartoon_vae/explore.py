@@ -96,8 +96,8 @@ class Explorer:
             if len(seen) >= 2:
                 self.values[name] = seen
         self.components, self.spreads = self._pca(components)
-        self._directions, self._samplers, self._held = {}, None, None
-        self._cache, self._lock = {}, threading.Lock()
+        self._directions, self._samplers, self._held = {}, {}, None
+        self._cache, self._lock, self._sampler_lock = {}, threading.Lock(), threading.Lock()
         d, c = int(self.vae.latent_dim), int(self.vae.label_dim)
         self._decoder = traced((lambda zy: self.vae.decode(zy[:, :d], zy[:, d:])) if c else self.vae.decode,
                                (None, d + c))
@@ -256,7 +256,7 @@ class Explorer:
         if not isinstance(name, str) or name not in SAMPLERS:
             raise BadRequest(f"sampler: must be one of {', '.join(SAMPLERS)}, got {str(name)[:40]!r}")
         seed = int(self._number(seed, "seed", 0, 2 ** 31 - 1))
-        z = self._fitted_samplers()[name].sample(1, np.random.default_rng(seed))[0]
+        z = self._fitted_sampler(name).sample(1, np.random.default_rng(seed))[0]
         row = self.train_labels[np.random.default_rng(seed).integers(len(self.train_labels))] \
             if self.conditioned else None
         return {"z": z.tolist(), "labels": None if row is None else self._own_labels(row)}
@@ -352,17 +352,19 @@ class Explorer:
                     pass
         return self._held
 
-    def _fitted_samplers(self) -> dict:
+    def _fitted_sampler(self, name):
+        """Sampler ``name``, read from its cache or fitted once, on its own lock: the first draw of one sampler
+        (a second-stage VAE takes seconds to fit) neither fits the others nor holds up edits."""
         from .runs import RunError
-        from .samplers import SAMPLERS, fitted_samplers
+        from .samplers import fitted_samplers
 
-        with self._lock:
-            if self._samplers is None:
+        with self._sampler_lock:
+            if name not in self._samplers:
                 n = self.config.sample.stats_images
                 try:
-                    self._samplers = fitted_samplers(self.run_dir, self.vae, self.config, list(SAMPLERS), n,
-                                                     codes=self.train_means[:n])
+                    fitted = fitted_samplers(self.run_dir, self.vae, self.config, [name], n, codes=self.train_means[:n])
                 except RunError:  # train holds the folder: fit here, keep the fit in memory
-                    self._samplers = fitted_samplers(self.run_dir, self.vae, self.config, list(SAMPLERS), n,
-                                                     codes=self.train_means[:n], write=False)
-            return self._samplers
+                    fitted = fitted_samplers(self.run_dir, self.vae, self.config, [name], n,
+                                             codes=self.train_means[:n], write=False)
+                self._samplers[name] = fitted[name]
+            return self._samplers[name]

@@ -3,8 +3,10 @@ someone's laptop must promise.
 
 * **Only its own pages talk to it.** A request whose ``Host`` is not this server's own name (127.0.0.1,
   localhost, [::1] or the address it was started on, with its port) is refused, so a web page cannot reach it
-  through DNS rebinding; a request whose ``Origin`` is another site's is refused, so a page elsewhere cannot
-  post to it (``allowed_origins``, the CLI's ``--allow-origin``, names others to let in). 403.
+  through DNS rebinding (the address a client reached, say a LAN address of ``--host 0.0.0.0``, is accepted
+  too: no rebinding gives it); a request whose ``Origin`` is another site's is refused, so a page elsewhere
+  cannot post to it. ``allowed_origins`` (the CLI's ``--allow-origin``) names others to let in, with the CORS
+  headers their scripts need to read the answers. 403.
 * **Bounded work.** A body of at most ``MAX_BODY`` bytes; an upload of at most
   :data:`cartoon_vae.explore.MAX_UPLOAD_PIXELS` pixels, refused from its header before it is decoded; at most
   ``HEAVY_REQUESTS`` model computations at once, a request that waits longer than ``BUSY_WAIT`` seconds for
@@ -112,12 +114,18 @@ def _json(value):
     return 200, "application/json", json.dumps(value).encode()
 
 
+def _netloc(name, port):
+    """How a browser writes ``name`` and ``port`` in a Host header (lower case; no port for 80)."""
+    name = f"[{name}]" if ":" in name else name
+    return name.lower() if port == 80 else f"{name}:{port}".lower()
+
+
 def _allowed(host, port, allowed_origins):
     """(Host header values, Origin values) this server answers: its own names with its port, and the origins
-    the user allowed."""
-    hosts = {f"[{n}]:{port}" if ":" in n else f"{n}:{port}" for n in {*LOCAL_NAMES, host}}
-    origins = {f"http://{h}" for h in hosts} | {o.rstrip("/") for o in allowed_origins}
-    return hosts | {urlsplit(o).netloc for o in allowed_origins}, origins
+    the user allowed (all lower case, as compared)."""
+    hosts = {_netloc(n, port) for n in {*LOCAL_NAMES, host}}
+    extra = {o.rstrip("/").lower() for o in allowed_origins}
+    return hosts | {urlsplit(o).netloc for o in extra}, {f"http://{h}" for h in hosts} | extra
 
 
 class ExplorerServer(ThreadingHTTPServer):
@@ -125,6 +133,11 @@ class ExplorerServer(ThreadingHTTPServer):
 
     request_queue_size = BACKLOG
     daemon_threads = True
+
+    def __init__(self, address, handler):
+        if ":" in address[0]:  # an IPv6 address such as ::1
+            self.address_family = socket.AF_INET6
+        super().__init__(address, handler)
 
     def handle_error(self, request, client_address):
         import sys
@@ -145,14 +158,24 @@ def make_server(explorer, host="127.0.0.1", port=0, allowed_origins=()) -> Threa
 
         def _refusal(self):
             hosts, origins = checked["hosts"], checked["origins"]
-            if self.headers.get("Host", "") not in hosts:
-                return BadRequest(f"Host {self.headers.get('Host', '')[:80]!r} is not this server's; open it as "
-                                  f"http://127.0.0.1:{checked['port']}/", 403)
+            host = self.headers.get("Host", "").lower()
+            # the address the client reached is a name no DNS rebinding can give (a LAN client of --host 0.0.0.0)
+            reached = _netloc(self.connection.getsockname()[0], checked["port"])
+            if host not in hosts and host != reached:
+                return BadRequest(f"Host {host[:80]!r} is not this server's; open it as "
+                                  f"http://127.0.0.1:{checked['port']}/ or by its address", 403)
             origin = self.headers.get("Origin")
-            if origin is not None and origin.rstrip("/") not in origins:
+            if origin is not None and origin.rstrip("/").lower() not in origins | {f"http://{reached}"}:
                 return BadRequest(f"Origin {origin[:80]!r} may not use this server (start it with --allow-origin "
                                   f"{origin[:80]} to let that page in)", 403)
             return None
+
+        def _cors(self):
+            """An allowed page of another origin may read the answer (and its preflight is answered)."""
+            origin = self.headers.get("Origin")
+            if origin is not None and origin.rstrip("/").lower() in checked["extra"]:
+                self.send_header("Access-Control-Allow-Origin", origin)
+                self.send_header("Vary", "Origin")
 
         def _handle(self, method):
             try:
@@ -186,8 +209,19 @@ def make_server(explorer, host="127.0.0.1", port=0, allowed_origins=()) -> Threa
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(payload)))
             self.send_header("Cache-Control", "no-store")
+            self._cors()
             self.end_headers()
             self.wfile.write(payload)
+
+        def do_OPTIONS(self):  # a CORS preflight from an allowed page
+            refused = self._refusal()
+            self.send_response(403 if refused is not None else 204)
+            self.send_header("Content-Length", "0")
+            if refused is None:
+                self._cors()
+                self.send_header("Access-Control-Allow-Methods", "GET, POST")
+                self.send_header("Access-Control-Allow-Headers", "Content-Type")
+            self.end_headers()
 
         def do_GET(self):
             self._handle("GET")
@@ -200,5 +234,6 @@ def make_server(explorer, host="127.0.0.1", port=0, allowed_origins=()) -> Threa
 
     server = ExplorerServer((host, port), Handler)
     port = server.server_address[1]
-    checked.update(zip(("hosts", "origins"), _allowed(host, port, allowed_origins)), port=port)
+    checked.update(zip(("hosts", "origins"), _allowed(host, port, allowed_origins)), port=port,
+                   extra={o.rstrip("/").lower() for o in allowed_origins})
     return server

@@ -69,6 +69,7 @@ def test_only_pages_of_its_own_origin_reach_the_server_unless_others_are_allowed
     port = own.split(":")[1]
     assert _raw_request(url, ["GET", "/api/info", ("Host", own)])[0] == 200
     assert _raw_request(url, ["GET", "/api/info", ("Host", f"localhost:{port}")])[0] == 200
+    assert _raw_request(url, ["GET", "/api/info", ("Host", f"LocalHost:{port}")])[0] == 200  # names are case-blind
     status, error = _raw_request(url, ["GET", "/api/info", ("Host", f"rebound.example:{port}")])  # DNS rebinding
     assert status == 403 and "is not this server's" in error["error"]
     status, error = _raw_request(url, ["POST", "/api/sample", ("Host", own), ("Origin", "https://evil.example"),
@@ -86,6 +87,20 @@ def test_only_pages_of_its_own_origin_reach_the_server_unless_others_are_allowed
         url2 = f"http://127.0.0.1:{other.server_address[1]}"
         assert _raw_request(url2, ["GET", "/api/info", ("Host", "lab.example:9000"),
                                    ("Origin", "http://lab.example:9000")])[0] == 200
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", other.server_address[1], timeout=30)
+        conn.request("OPTIONS", "/api/view", headers={"Host": f"127.0.0.1:{other.server_address[1]}",
+                                                      "Origin": "http://LAB.example:9000"})
+        r = conn.getresponse()
+        assert r.status == 204 and r.headers["Access-Control-Allow-Origin"] == "http://LAB.example:9000"
+        r.read()
+        conn.request("GET", "/api/info", headers={"Host": f"127.0.0.1:{other.server_address[1]}",
+                                                  "Origin": "http://lab.example:9000"})
+        r = conn.getresponse()  # the allowed page's script may read the answer
+        assert r.status == 200 and r.headers["Access-Control-Allow-Origin"] == "http://lab.example:9000"
+        r.read()
+        conn.close()
     finally:
         other.shutdown()
         other.server_close()

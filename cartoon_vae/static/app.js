@@ -116,7 +116,7 @@ function startAtOwnValues(labels, reading) {
     if (edit && edit.amount !== 0) return;
     const own = labels && a.name in labels ? labels[a.name] : reading && reading[a.name] ? reading[a.name].value : null;
     const select = document.querySelector(`select[data-attribute="${a.name}"]`);
-    if (own === null || !select) return;
+    if (own === null || !select || !a.values.includes(own)) return;  // a value no training face has: leave it
     select.value = String(own);
     select.dispatchEvent(new Event("sync"));
   });
