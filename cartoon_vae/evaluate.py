@@ -20,7 +20,7 @@ import numpy as np
 
 from .config import MAX_SEED, MIN_SAMPLES, _check, build
 from .edit import (COMPANIONS, attribute_classifier, edit_scores, edit_to_class, edit_to_probability, faces_to_edit,
-                   fit_direction, hold)
+                   fit_direction, hold, relabel)
 from .inference import decode, encode_split, first_images, sample_labels
 from .latent import interpolate
 from .losses import kl_exact, kl_poly_bound
@@ -372,6 +372,17 @@ def _edit_score(vae, probe, direction, z, name, to, readable, s, y=None) -> dict
             "classifier_train_accuracy": direction["train_accuracy"]}
 
 
+def _swap_score(vae, probe, z, names, rows, name, to, readable) -> dict:
+    """A conditional model's edit of a conditioned attribute: the same z decoded with the label swapped to ``to``
+    (:func:`cartoon_vae.edit.relabel`), against the decode with the faces' own labels; the probe's verdict."""
+    base_images = decode(vae, z, vae.label_vectors(names, rows))
+    edited_images = decode(vae, z, relabel(vae, names, rows, name, to))
+    _, base = probe.features_and_predictions(base_images)
+    _, edited = probe.features_and_predictions(edited_images)
+    return {**edit_scores(edited, base, name, to, edited_images, base_images, judged=readable), "to": int(to),
+            "faces": int(len(z)), "succeeded": int(np.sum(edited[name] == to)), "method": "label_swap"}
+
+
 def probe_edit_columns(probe, columns, name, to) -> dict:
     """The probe's verdict (:func:`edit_scores`) on each edited column of ``cartoon-vae edit``'s grid
     (every column after ``original`` and ``reconstruction``), against the reconstructions."""
@@ -395,7 +406,8 @@ def evaluate_edits(vae, probe, attrs, train_means, train_labels, val_means, val_
     headline means are over the attributes in ``readable`` (the probe reads them on reconstructions
     at >= ``edit_readable``: elsewhere the probe, not the edit, would be measured). ``showcase``
     edits (e.g. glasses -> none) count the faces whose edit succeeds out of ``showcase_faces``.
-    Preservation counts the other readable attributes (and, as ``preservation_all``, all of them)."""
+    Preservation counts the other readable attributes (and, as ``preservation_all``, all of them). A conditional
+    model's conditioned attributes are edited as every other command edits them, by the label swap."""
     readable = set(probe.names) if readable is None else set(readable)
     per, showcase = {}, {}
     held = {}  # per attribute: the classifiers of the other readable attributes, held fixed by projection
@@ -418,6 +430,14 @@ def evaluate_edits(vae, probe, attrs, train_means, train_labels, val_means, val_
         for to, n_faces, is_showcase in targets:
             rows = faces_to_edit(val_labels[:, k], to, limit=n_faces)
             if not len(rows):
+                continue
+            if name in vae.conditioned:  # a label of a conditional model: its edit is the label swap, never a move of z
+                scores = {"by label swap": _swap_score(vae, probe, val_means[rows], attrs.names, val_labels[rows],
+                                                       name, to, readable)}
+                if is_showcase:
+                    showcase.setdefault(name, {})[str(to)] = scores
+                else:
+                    per[name] = scores["by label swap"]
                 continue
             try:
                 free = fit_direction(train_means, train_labels[:, k], to, companions=companions)

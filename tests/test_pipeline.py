@@ -167,7 +167,11 @@ def test_a_conditional_run_trains_draws_evaluates_and_edits_by_label_swap(run, t
     settings = {"samples": 12, "midpoint_pairs": 10, "bootstrap": 10, "edit_faces": 2, "showcase_faces": 2,
                 "counterfactual_edits": {"glasses": [-1], "facial_hair": [-1]}}  # one swapped, one moved
     evaluate_run(cond, tmp_path / "probe", settings)
-    c = json.loads((cond / "metrics.json").read_text())["counterfactual"]
+    metrics = json.loads((cond / "metrics.json").read_text())
+    edits = metrics["editing"]  # the probe's edit scores swap the conditioned labels too, as every command does
+    assert {edits["per_attribute"][n].get("method") for n in ("glasses", "hair_color")} == {"label_swap"}
+    assert "method" not in edits["per_attribute"]["facial_hair"]  # the rest still move z
+    c = metrics["counterfactual"]
     photo = lambda *ms: {*ms, *(f"{m}_on_photo" for m in ms)}  # noqa: E731  (each edit also applied to the photo)
     assert set(c["methods"]) == photo("label_swap", "class_mean", "probability")  # swaps its own, moves z for the rest
     assert set(c["edits"]["glasses->5"]) == photo("label_swap")
