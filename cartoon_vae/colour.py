@@ -100,8 +100,8 @@ def colour_fidelity(data_cfg, attribute_rows, names, originals, reconstructions,
         attributes = dict(zip(names, (int(v) for v in attribute_rows[i])))
         for name, d in region_distances(originals[i], reconstructions[i], regions(attributes, data_cfg)).items():
             per[name][i] = d
-    for worst, names in (("worst", tuple(REGIONS)), ("worst_main", MAIN)):
-        table = np.stack([per[name] for name in names], 1)
+    for worst, parts in (("worst", tuple(REGIONS)), ("worst_main", MAIN)):
+        table = np.stack([per[name] for name in parts], 1)
         has_any = ~np.isnan(table).all(1)
         per[worst] = np.full(n, np.nan)
         per[worst][has_any] = np.nanmax(table[has_any], axis=1)

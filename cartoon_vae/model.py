@@ -329,7 +329,7 @@ class CartoonVAE(keras.Model):
             keras.config.set_dtype_policy(previous)
         self.sampling = Sampling(reparam, seed=seed, name="sampling", dtype="float32")
         self.palette = None
-        if palette:  # the categorical decoder's colours, fitted to the training pixels (losses.fit_palette)
+        if palette:  # the categorical decoder's colours, fitted to the training pixels (train.fit_palette)
             self.palette = self.add_weight(shape=(palette, 3), initializer="zeros", trainable=False, name="palette",
                                            dtype="float32")
         self.adversary = None
@@ -397,8 +397,9 @@ class CartoonVAE(keras.Model):
         return self.decode(self.sampling([mean, log_var]), labels, training=training)
 
     def compute_terms(self, x, training=False, labels=None):
-        """Per-image loss terms (see the class docstring), each of shape (batch,), and the per-dimension
-        KL of the trained form, ``kl_per_dim`` (batch, latent_dim)."""
+        """Per-image loss terms (see the class docstring), each of shape (batch,): among them
+        ``reconstruction_term``, the likelihood term the objective trains (:meth:`reconstruction_term`, or the
+        palette decoder's ``nll``); and the per-dimension KL of the trained form, ``kl_per_dim`` (batch, latent_dim)."""
         mean, log_var = self.encode(x, labels, training=training)
         out = self.decoder(self._with_labels(self.sampling([mean, log_var]), labels), training=training)
         mean, log_var = ops.cast(mean, "float32"), ops.cast(log_var, "float32")
@@ -407,11 +408,12 @@ class CartoonVAE(keras.Model):
             nll = losses.palette_nll(x, out, self.palette)
             out = losses.palette_mode(out, self.palette)
         rec = losses.reconstruction_mse(x, ops.cast(out, x.dtype))
+        term = self.reconstruction_term(rec) if nll is None else nll  # what the objective trains, per image
         kl_per_dim = self._kl_per_dim(mean, log_var)
         kl = ops.sum(kl_per_dim, axis=-1)
         return {
-            "loss": (self.reconstruction_term(rec) if nll is None else nll) + self.kl_weight * kl,
-            "reconstruction_loss": rec, "nll": nll,
+            "loss": term + self.kl_weight * kl,
+            "reconstruction_loss": rec, "nll": nll, "reconstruction_term": term,
             "kl_loss": kl,
             "kl_exact": losses.kl_exact(mean, losses.posterior_log_var(log_var, self.reparam)),
             "kl_per_dim": kl_per_dim,
@@ -429,8 +431,7 @@ class CartoonVAE(keras.Model):
         """The batch's training loss: mean reconstruction term + kl_weight x warm-up x KL, where the KL
         is the batch mean or, with ``free_bits`` > 0, the free-bits sum of per-dimension floors."""
         n = _global_batch_size(terms["loss"])
-        rec = terms["nll"] if terms["nll"] is not None else self.reconstruction_term(terms["reconstruction_loss"])
-        rec = ops.sum(rec) / n
+        rec = ops.sum(terms["reconstruction_term"]) / n
         if self.free_bits > 0:
             replicas = tf.distribute.get_strategy().num_replicas_in_sync  # the replicas' gradients are summed
             kl = losses.free_bits_kl(terms["kl_per_dim"], self.free_bits) / replicas
