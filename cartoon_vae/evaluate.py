@@ -184,18 +184,29 @@ def _heldout_labels(run_dir, attrs, idx):
     return (labels, keep) if keep.any() else (None, None)
 
 
+def _generator_note(config, attrs, labels, images, without, redraw_to):
+    """None where the embedded generator drew these held-out faces as the data set holds them (so it can draw
+    their parts and their edits); else the note metrics.json carries instead: on real data ``without``, for a
+    set drawn by another generator version the advice to draw it again to ``redraw_to``."""
+    from . import counterfactual as cf
+
+    if not cf.has_renderer(config.data.dir):
+        return {"note": f"real data: {without}"}
+    if not cf.check_renderer(labels, list(attrs.names), images, config.data):
+        return {"note": "the generator no longer draws these faces as the data set holds them (another "
+                        f"generator version); draw the set again to {redraw_to}"}
+    return None
+
+
 def _colour(config, attrs, labels, images, recon, s):
     """Colour fidelity per region of the held-out faces (:mod:`cartoon_vae.colour`) and the images for
     colour_worst.png; on data the generator did not draw: a note and no figure."""
-    from . import counterfactual as cf
     from .colour import colour_fidelity
 
-    if not cf.has_renderer(config.data.dir):
-        return {"note": "real data: no generator draws each part of the face, so no region is known; colour "
-                        "fidelity is measured on the embedded set only"}, None
-    if not cf.check_renderer(labels, list(attrs.names), images, config.data):
-        return {"note": "the generator no longer draws these faces as the data set holds them (another "
-                        "generator version); draw the set again to measure colour fidelity"}, None
+    note = _generator_note(config, attrs, labels, images, "no generator draws each part of the face, so no region "
+                           "is known; colour fidelity is measured on the embedded set only", "measure colour fidelity")
+    if note:
+        return note, None
     summary, per = colour_fidelity(config.data, labels, list(attrs.names), images, recon, s["colour_faces"])
     n = summary["faces"]
     return summary, (images[:n], recon[:n], per)
@@ -211,13 +222,11 @@ def _counterfactuals(vae, probe, config, attrs, labelled, images, recon, s):
     from .edit import METHODS, edit_methods, run_direction
 
     train_means, train_labels, means, labels = labelled
-    if not cf.has_renderer(config.data.dir):
-        return {"note": "real data: no renderer draws the true counterfactual; edits are judged by the probe "
-                        "only (see 'editing')"}, {}
+    note = _generator_note(config, attrs, labels, images, "no renderer draws the true counterfactual; edits are "
+                           "judged by the probe only (see 'editing')", "judge edits against the truth")
+    if note:
+        return note, {}
     names = list(attrs.names)
-    if not cf.check_renderer(labels, names, images, config.data):
-        return {"note": "the generator no longer draws these faces as the data set holds them (another "
-                        "generator version); draw the set again to judge edits against the truth"}, {}
     methods = {}
     out, figures, skipped = {}, {}, []
     for name, targets in s["counterfactual_edits"].items():
@@ -364,23 +373,25 @@ def _edit_score(vae, probe, direction, z, name, to, readable, s, y=None) -> dict
         edited_z = edit_to_class(z, direction)
     else:
         edited_z = edit_to_probability(z, direction, s["edit_probability"])
-    base_images, edited_images = decode(vae, z, y), decode(vae, edited_z, y)
+    return {**_probe_verdict(probe, decode(vae, z, y), decode(vae, edited_z, y), name, to, readable),
+            "classifier_train_accuracy": direction["train_accuracy"]}
+
+
+def _probe_verdict(probe, base_images, edited_images, name, to, readable) -> dict:
+    """The probe's reading of unedited and edited decodes of the same faces (:func:`edit_scores`), with the
+    target, the face count and how many edits it reads as the target."""
     _, base = probe.features_and_predictions(base_images)
     _, edited = probe.features_and_predictions(edited_images)
     return {**edit_scores(edited, base, name, to, edited_images, base_images, judged=readable), "to": int(to),
-            "faces": int(len(z)), "succeeded": int(np.sum(edited[name] == to)),
-            "classifier_train_accuracy": direction["train_accuracy"]}
+            "faces": int(len(base_images)), "succeeded": int(np.sum(edited[name] == to))}
 
 
 def _swap_score(vae, probe, z, names, rows, name, to, readable) -> dict:
     """A conditional model's edit of a conditioned attribute: the same z decoded with the label swapped to ``to``
     (:func:`cartoon_vae.edit.relabel`), against the decode with the faces' own labels; the probe's verdict."""
-    base_images = decode(vae, z, vae.label_vectors(names, rows))
-    edited_images = decode(vae, z, relabel(vae, names, rows, name, to))
-    _, base = probe.features_and_predictions(base_images)
-    _, edited = probe.features_and_predictions(edited_images)
-    return {**edit_scores(edited, base, name, to, edited_images, base_images, judged=readable), "to": int(to),
-            "faces": int(len(z)), "succeeded": int(np.sum(edited[name] == to)), "method": "label_swap"}
+    return {**_probe_verdict(probe, decode(vae, z, vae.label_vectors(names, rows)),
+                             decode(vae, z, relabel(vae, names, rows, name, to)), name, to, readable),
+            "method": "label_swap"}
 
 
 def probe_edit_columns(probe, columns, name, to) -> dict:
