@@ -66,26 +66,34 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
-def read_config_text(path) -> str:
-    """A config file's text: a regular file (not a device, FIFO or folder, whose size says nothing) of at most
-    ``MAX_CONFIG_BYTES``, read no further than that, in UTF-8. Anything else is a one-line ConfigError."""
+def read_regular_file(path, limit) -> bytes | None:
+    """The first ``limit`` + 1 bytes of a small file from outside (a caller that gets more than ``limit`` refuses
+    it unread), or None when ``path`` is no regular file: a device, FIFO or folder, whose size says nothing (a
+    FIFO's open does not block). OSError as opening and reading raise it."""
     import stat
 
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(limit + 1)
+    finally:
+        os.close(fd)
+
+
+def read_config_text(path) -> str:
+    """A config file's text: a regular file of at most ``MAX_CONFIG_BYTES`` (:func:`read_regular_file`), in
+    UTF-8. Anything else is a one-line ConfigError."""
     path = Path(path)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
+        data = read_regular_file(path, MAX_CONFIG_BYTES)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
+    if data is None:
         raise ConfigError(f"{path}: not a regular file; a config is a YAML file")
-    with os.fdopen(fd, "rb") as fh:
-        try:
-            data = fh.read(MAX_CONFIG_BYTES + 1)
-        except OSError as e:
-            raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
     if len(data) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{path}: config file is over {MAX_CONFIG_BYTES:,} bytes; at most {MAX_CONFIG_BYTES:,} are read")
     try:

@@ -32,13 +32,13 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .cache import cached
+from .config import read_regular_file
 from .images import find_unreadable, read_rgba, why_unreadable
 
 log = logging.getLogger("cartoon_vae")
@@ -104,18 +104,15 @@ class Attributes:
 def parse_attribute_csv(path) -> list[tuple[str, int, int]]:
     """Lines of ``"name", variant_index, n_variants``. A malformed line raises DataError with file:line."""
     rows = []
-    try:  # a FIFO must not block the open, and a device's size says nothing: regular files only, read no further
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise DataError(f"{path}: not a regular file; an attribute CSV is a text file")
-        with os.fdopen(fd, "rb") as fh:
-            data = fh.read(MAX_CSV_BYTES + 1)
-        if len(data) > MAX_CSV_BYTES:
-            raise DataError(f"{path}: attribute CSV of over {MAX_CSV_BYTES:,} bytes, the most that is read")
-        lines = data.split(b"\n")
+    try:
+        data = read_regular_file(path, MAX_CSV_BYTES)
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    if data is None:
+        raise DataError(f"{path}: not a regular file; an attribute CSV is a text file")
+    if len(data) > MAX_CSV_BYTES:
+        raise DataError(f"{path}: attribute CSV of over {MAX_CSV_BYTES:,} bytes, the most that is read")
+    lines = data.split(b"\n")
     for lineno, raw in enumerate(lines, start=1):
         try:
             line = raw.decode("utf-8")
