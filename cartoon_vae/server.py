@@ -121,11 +121,13 @@ def _netloc(name, port):
 
 
 def _allowed(host, port, allowed_origins):
-    """(Host header values, Origin values) this server answers: its own names with its port, and the origins
-    the user allowed (all lower case, as compared)."""
+    """{"hosts", "origins", "extra"}: the Host header values and Origin values this server answers (its own names
+    with its port, and the origins the user allowed), and those other origins alone, which get CORS headers; all
+    lower case, as compared."""
     hosts = {_netloc(n, port) for n in {*LOCAL_NAMES, host}}
     extra = {o.rstrip("/").lower() for o in allowed_origins}
-    return hosts | {urlsplit(o).netloc for o in extra}, {f"http://{h}" for h in hosts} | extra
+    return {"hosts": hosts | {urlsplit(o).netloc for o in extra}, "origins": {f"http://{h}" for h in hosts} | extra,
+            "extra": extra}
 
 
 class ExplorerServer(ThreadingHTTPServer):
@@ -234,6 +236,5 @@ def make_server(explorer, host="127.0.0.1", port=0, allowed_origins=()) -> Threa
 
     server = ExplorerServer((host, port), Handler)
     port = server.server_address[1]
-    checked.update(zip(("hosts", "origins"), _allowed(host, port, allowed_origins)), port=port,
-                   extra={o.rstrip("/").lower() for o in allowed_origins})
+    checked.update(_allowed(host, port, allowed_origins), port=port)
     return server
