@@ -240,7 +240,7 @@ def load_config(path, overrides=()) -> Config:
     raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
     for item in overrides:
         _apply_override(raw, item, path)
-    return _build(Config, raw, path, prefix="")
+    return build(Config, raw, path, prefix="")
 
 
 def _apply_override(raw: dict, item: str, path: Path) -> None:
@@ -268,11 +268,6 @@ def _apply_override(raw: dict, item: str, path: Path) -> None:
 def build(cls, raw, path, prefix=""):
     """A dataclass ``cls`` (the training config's sections, the evaluation settings, the ablation spec)
     from a mapping, every key, type and range checked; a ConfigError names ``path`` and the key."""
-    return _build(cls, raw, path, prefix)
-
-
-def _build(cls, raw, path, prefix):
-    """Turn a mapping into the dataclass ``cls``, checking every key, type and range."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: {prefix.rstrip('.')}: expected a mapping of keys ({_names(cls)}), "
                           f"got {type(raw).__name__}")
@@ -287,7 +282,7 @@ def _build(cls, raw, path, prefix):
         if name not in raw:
             continue
         if dataclasses.is_dataclass(hints[name]):
-            values[name] = _build(hints[name], raw[name], path, key + ".")
+            values[name] = build(hints[name], raw[name], path, key + ".")
             continue
         value = _coerce(raw[name], hints[name], path, key)
         check = f.metadata.get("check")
@@ -318,7 +313,7 @@ def _coerce(value, hint, path, key):
                 continue
         return _coerce(value, inner[-1], path, key)
     if dataclasses.is_dataclass(hint):
-        return _build(hint, value, path, key + ".")
+        return build(hint, value, path, key + ".")
     if origin is dict:
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
             raise ConfigError(f"{path}: {key}: must be a mapping of names to {_type_words(args[1])}, got {value!r}")
