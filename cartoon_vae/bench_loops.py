@@ -144,29 +144,16 @@ def _reference_curve(config, epochs, val_x):
     return curve
 
 
-def time_to_quality(paper_config, recommended_config, paper_epochs, max_epochs, log=print) -> dict:
-    """Wall seconds of training until the held-out MSE first reaches the paper recipe's final value:
-    the paper recipe in the reference loop (decoding every epoch, as the notebook does) for
-    ``paper_epochs`` epochs sets the target; the recommended recipe in the project's pipeline
-    (cache, fused step, ``train.precision: auto``, its own learning-rate schedule over its own
-    ``train.epochs``) trains until it reaches it, for at most ``max_epochs``. Both read the same
-    images with the project's preprocessing and are scored on the same held-out faces; the time of
-    scoring is left out."""
+def _recommended_curve(recommended_config, max_epochs, val_x, target):
+    """The recommended recipe in the project's pipeline (``train.precision: auto``, its own learning-rate
+    schedule and KL warm-up over its own ``train.epochs``), trained until its held-out MSE reaches ``target``,
+    for at most ``max_epochs``. Returns ([(training seconds, held-out MSE)] after each epoch, the config
+    it ran, the model); the time of scoring is left out."""
     import keras
 
-    from .data import make_datasets, make_training_datasets, quiet_fit_warnings
-    from .hardware import cpu_ticks, steal_fraction
+    from .data import make_training_datasets, quiet_fit_warnings
     from .model import build_vae
     from .train import learning_rate
-
-    ticks = [cpu_ticks()]
-    _, val = make_datasets(paper_config)
-    val_x = np.concatenate([np.asarray(b) for b in val])
-    paper_curve = _reference_curve(paper_config, paper_epochs, val_x)
-    target = paper_curve[-1][1]
-    ticks.append(cpu_ticks())
-    log(f"  paper recipe, reference loop: {paper_epochs} epochs in {paper_curve[-1][0]:.0f} s, held-out MSE "
-        f"{target:.5f}")
 
     config = recommended_config.replace(train={"precision": "auto", "epochs": max_epochs})
     keras.utils.set_random_seed(config.train.seed)
@@ -187,16 +174,45 @@ def time_to_quality(paper_config, recommended_config, paper_epochs, max_epochs, 
     quiet_fit_warnings()
     vae.fit(train_ds, epochs=max_epochs, steps_per_epoch=steps, verbose=0,
             callbacks=[keras.callbacks.LambdaCallback(on_epoch_begin=begin, on_epoch_end=end)])
+    return curve, config, vae
+
+
+def _rounded(curve):
+    """A [(seconds, mse), ...] curve as the results store it: [[seconds to 0.1, mse to 6 places], ...]."""
+    return [[round(t, 1), round(m, 6)] for t, m in curve]
+
+
+def time_to_quality(paper_config, recommended_config, paper_epochs, max_epochs, log=print) -> dict:
+    """Wall seconds of training until the held-out MSE first reaches the paper recipe's final value:
+    the paper recipe in the reference loop (decoding every epoch, as the notebook does) for
+    ``paper_epochs`` epochs sets the target; the recommended recipe in the project's pipeline
+    (cache, fused step, ``train.precision: auto``, its own learning-rate schedule over its own
+    ``train.epochs``) trains until it reaches it, for at most ``max_epochs``. Both read the same
+    images with the project's preprocessing and are scored on the same held-out faces; the time of
+    scoring is left out."""
+    import keras
+
+    from .data import make_datasets
+    from .hardware import cpu_ticks, steal_fraction
+
+    ticks = [cpu_ticks()]
+    _, val = make_datasets(paper_config)
+    val_x = np.concatenate([np.asarray(b) for b in val])
+    paper_curve = _reference_curve(paper_config, paper_epochs, val_x)
+    target = paper_curve[-1][1]
+    ticks.append(cpu_ticks())
+    log(f"  paper recipe, reference loop: {paper_epochs} epochs in {paper_curve[-1][0]:.0f} s, held-out MSE "
+        f"{target:.5f}")
+    curve, config, vae = _recommended_curve(recommended_config, max_epochs, val_x, target)
     ticks.append(cpu_ticks())
     paper_s, ours_s = first_reach(paper_curve, target), first_reach(curve, target)
     result = {"target_mse": round(target, 6), "paper_epochs": paper_epochs,
-              "paper_reference_seconds": round(paper_s, 1), "paper_curve": [[round(t, 1), round(m, 6)]
-                                                                             for t, m in paper_curve],
+              "paper_reference_seconds": round(paper_s, 1), "paper_curve": _rounded(paper_curve),
               "recommended_precision": config.train.precision,
               "recommended_lr_schedule": config.train.lr_schedule,
               "recommended_final_learning_rate": float(keras.ops.convert_to_numpy(vae.optimizer.learning_rate)),
               "recommended_seconds": ours_s and round(ours_s, 1),
-              "recommended_epochs": len(curve), "recommended_curve": [[round(t, 1), round(m, 6)] for t, m in curve],
+              "recommended_epochs": len(curve), "recommended_curve": _rounded(curve),
               "speedup": round(paper_s / ours_s, 2) if ours_s else None,
               "cpu_steal": {"paper": steal_fraction(*ticks[:2]), "recommended": steal_fraction(*ticks[1:])}}
     log(f"  recommended recipe, project pipeline: reached it after {len(curve)} epochs, "
