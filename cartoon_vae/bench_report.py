@@ -9,15 +9,28 @@ def _interval(i):
 
 def format_table(results) -> str:
     """The benchmark as Markdown tables (the README's performance section)."""
+    lines = _training_table(results) + _machine_lines(results) + _auto_table(results)
+    lines += _time_to_quality_lines(results) + _input_pipeline_table(results) + _sentences(results)
+    lines += _step_variants_table(results) + _op_profile_lines(results) + _phases_table(results)
+    return "\n".join(lines)
+
+
+def _training_table(results) -> list:
+    """The training loops per image size: images/s, the speedup with its interval, FLOP/s."""
     lines = ["| image size | batch | reference loop img/s | project img/s | speedup [95% CI] | reference, oneDNN off, "
              "own process, img/s | project GFLOP/s | % of matmul |", "|---|---|---|---|---|---|---|---|"]
     for r in results["training"]:
         lines.append(f"| {r['image_size']} | {r['batch_size']} | {r['reference_img_s']} | {r['project_img_s']} | "
                      f"**{r['speedup']}x** {_interval(r['speedup_interval'])} | {r['reference_tf_defaults_img_s']} | "
                      f"{r['project_gflop_s']} | {100 * r['fraction_of_matmul']:.0f}% |")
+    return lines
+
+
+def _machine_lines(results) -> list:
+    """The machine in one paragraph: CPU, flags, the precision ``auto`` picks, matmul rates, CPU steal."""
     m = results["machine"]
     steal = [p["cpu_steal"] for p in results["phases"].values() if p.get("cpu_steal") is not None]
-    lines += ["", f"Machine: {m['cpu']}, {m['cores']} cores; flags " + ", ".join(
+    return ["", f"Machine: {m['cpu']}, {m['cores']} cores; flags " + ", ".join(
         f"{f} {'yes' if on else 'no'}" for f, on in m.get("cpu_flags", {}).items())
         + f"; `train.precision: auto` picks **{m.get('auto_precision', 'float32')}**. Dense float32 matmul: "
         f"{results['matmul_gflop_s']} GFLOP/s" + (f"; bfloat16: {results['matmul_bf16_gflop_s']} GFLOP/s"
@@ -25,26 +38,46 @@ def format_table(results) -> str:
         + (f". CPU steal by the hypervisor, per phase: {100 * min(steal):.0f}% to {100 * max(steal):.0f}%"
            if steal else "") + ". Rates are medians over interleaved rounds; ratios are geometric means of "
         "the per-round ratios with Student-t intervals.", ""]
-    if any(r.get("auto_precision", "float32") != "float32" for r in results["training"]):
-        lines += ["| image size | float32 img/s | auto img/s | auto vs float32 [95% CI] | auto vs reference loop | "
-                  "% of the auto roofline |", "|---|---|---|---|---|---|"]
-        for r in results["training"]:
-            lines.append(f"| {r['image_size']} | {r['project_img_s']} | {r['auto_img_s']} ({r['auto_precision']}) | "
-                         f"**{r['auto_vs_float32']}x** {_interval(r['auto_vs_float32_interval'])} | "
-                         f"**{r['auto_speedup']}x** {_interval(r['auto_speedup_interval'])} | "
-                         f"{100 * r['auto_fraction_of_roofline']:.0f}% |")
-        lines.append("")
+
+
+def _auto_table(results) -> list:
+    """The precision ``auto`` picks against float32 and the reference loop, where it is not float32."""
+    if not any(r.get("auto_precision", "float32") != "float32" for r in results["training"]):
+        return []
+    lines = ["| image size | float32 img/s | auto img/s | auto vs float32 [95% CI] | auto vs reference loop | "
+             "% of the auto roofline |", "|---|---|---|---|---|---|"]
+    for r in results["training"]:
+        lines.append(f"| {r['image_size']} | {r['project_img_s']} | {r['auto_img_s']} ({r['auto_precision']}) | "
+                     f"**{r['auto_vs_float32']}x** {_interval(r['auto_vs_float32_interval'])} | "
+                     f"**{r['auto_speedup']}x** {_interval(r['auto_speedup_interval'])} | "
+                     f"{100 * r['auto_fraction_of_roofline']:.0f}% |")
+    return lines + [""]
+
+
+def _time_to_quality_lines(results) -> list:
+    """The time-to-quality race in one sentence, where the run had it."""
     t = results.get("time_to_quality")
-    if t:
-        lines += [f"Time to quality at 64x64: the paper recipe in the reference loop ends {t['paper_epochs']} epochs at "
-                  f"held-out MSE {t['target_mse']}, a value its curve first reached after {t['paper_reference_seconds']} "
-                  f"s of training; the recommended recipe in the project's pipeline ({t['recommended_precision']}) "
-                  f"reaches it after {t['recommended_epochs']} epochs, {t['recommended_seconds']} s: "
-                  f"**{t['speedup']}x**.", ""]
-    lines += ["| image size | input pipeline, cold img/s | cached img/s | training consumes img/s |",
-              "|---|---|---|---|"]
+    if not t:
+        return []
+    return [f"Time to quality at 64x64: the paper recipe in the reference loop ends {t['paper_epochs']} epochs at "
+            f"held-out MSE {t['target_mse']}, a value its curve first reached after {t['paper_reference_seconds']} "
+            f"s of training; the recommended recipe in the project's pipeline ({t['recommended_precision']}) "
+            f"reaches it after {t['recommended_epochs']} epochs, {t['recommended_seconds']} s: "
+            f"**{t['speedup']}x**.", ""]
+
+
+def _input_pipeline_table(results) -> list:
+    """The input pipeline per image size, cold and cached, beside the rate training consumes images."""
+    lines = ["| image size | input pipeline, cold img/s | cached img/s | training consumes img/s |",
+             "|---|---|---|---|"]
     for r in results["input_pipeline"]:
         lines.append(f"| {r['image_size']} | {r['cold_img_s']} | {r['cached_img_s']} | {r['training_img_s']} |")
+    return lines
+
+
+def _sentences(results) -> list:
+    """The results told in one sentence each: generation, the explorer's latency, claim (a)'s timing."""
+    lines = []
     g = results.get("generation")
     if g:
         lines += ["", f"Generation at {g['image_size']}x{g['image_size']} from a reloaded model: 10 faces in "
@@ -55,23 +88,40 @@ def format_table(results) -> str:
         lines += ["", explore_line(e)]
     for k in results.get("kl_step", []):
         lines += ["", kl_step_line(k)]
-    if results["step_variants"]:
-        lines += ["", "| image size | training step variant (batch 32) | img/s | vs the project's step [95% CI] |",
-                  "|---|---|---|---|"]
-        for r in results["step_variants"]:
-            lines.append(f"| {r['image_size']} | {r['variant']} | {r['img_s']} | {r['relative']}x "
-                         f"{_interval(r.get('interval'))} |")
+    return lines
+
+
+def _step_variants_table(results) -> list:
+    """The training step under each variant against the project's step, where the run measured them."""
+    if not results["step_variants"]:
+        return []
+    lines = ["", "| image size | training step variant (batch 32) | img/s | vs the project's step [95% CI] |",
+             "|---|---|---|---|"]
+    for r in results["step_variants"]:
+        lines.append(f"| {r['image_size']} | {r['variant']} | {r['img_s']} | {r['relative']}x "
+                     f"{_interval(r.get('interval'))} |")
+    return lines
+
+
+def _op_profile_lines(results) -> list:
+    """Where each profiled step's time goes, by op group, one sentence per image size."""
+    lines = []
     for p in results.get("op_profiles", []):
         total = p["op_ms_per_step"]
         lines += ["", f"Where the {p['image_size']}x{p['image_size']} step's time goes (TensorFlow's profiler, batch "
                       f"{p['batch_size']}: {p['step_ms']} ms per step; {total} ms of op time summed over threads): "
                   + ", ".join(f"{g} {100 * ms / total:.0f}%" for g, ms in p["groups_ms"].items()) + "."]
-    lines += ["", "| phase | seconds | RSS at start MiB | peak RSS MiB | CPU steal |", "|---|---|---|---|---|"]
+    return lines
+
+
+def _phases_table(results) -> list:
+    """Each phase's seconds, memory and CPU steal."""
+    lines = ["", "| phase | seconds | RSS at start MiB | peak RSS MiB | CPU steal |", "|---|---|---|---|---|"]
     for name, p in results["phases"].items():
         steal = p.get("cpu_steal")
         lines.append(f"| {name} | {p['seconds']} | {p['rss_at_start_mb']} | {p['peak_rss_mb']} | "
                      f"{'n/a' if steal is None else f'{100 * steal:.0f}%'} |")
-    return "\n".join(lines)
+    return lines
 
 
 def explore_line(e) -> str:
