@@ -32,14 +32,7 @@ def size_section(config_path, name, data_dir, plan, variants, roofline, roofline
     phases = out["phases"]
     log(f"training at {size}x{size}, batch {batch}, {n} images: {plan['rounds']} rounds of one epoch "
         f"per loop, interleaved, after a warm-up round ...")
-    with phase(phases, f"train_{size}"):
-        project, vae = project_epochs(config)
-        initial = vae.get_weights()
-        loops = {"project": project, "reference": reference_epochs(config, initial)}
-        if auto != "float32":
-            loops["auto"] = project_epochs(config, auto, initial)[0]
-        rates = interleave(loops, plan["rounds"])
-    rates.setdefault("auto", rates["project"])
+    rates, vae, initial = _training_rates(config, auto, plan["rounds"], phases)
     with tempfile.TemporaryDirectory() as tmp:
         config_file, weights_file = _to_files(config, initial, Path(tmp))
         with phase(phases, f"train_reference_tf_defaults_{size}"):  # the child's own memory is not counted
@@ -48,17 +41,8 @@ def size_section(config_path, name, data_dir, plan, variants, roofline, roofline
         row = _training_row(config, name, n, rates, defaults, training_flops_per_image(vae), auto,
                             roofline, roofline_auto)
         out["training"] = row
-        log(f"  project {row['project_img_s']} img/s, reference {row['reference_img_s']} img/s: "
-            f"{row['speedup']}x {row['speedup_interval']} (reference with TensorFlow's defaults, oneDNN off, "
-            f"own process: {defaults:.1f} img/s); {row['project_gflop_s']} GFLOP/s = "
-            f"{100 * row['fraction_of_matmul']:.0f}% of matmul")
-        log(f"  {auto}: {row['auto_img_s']} img/s, {row['auto_vs_float32']}x float32 "
-            f"{row['auto_vs_float32_interval']}, {row['auto_speedup']}x the reference loop")
-        with phase(phases, f"input_pipeline_{size}"):
-            pipeline = input_pipeline_rates(config)
-        out["input_pipeline"] = {"image_size": size, "cold_img_s": round(pipeline["cold"], 1),
-                                 "cached_img_s": round(pipeline["cached"], 1), "training_img_s": row["project_img_s"]}
-        log(f"  input pipeline: cold {pipeline['cold']:.0f} img/s, cached {pipeline['cached']:.0f} img/s")
+        _log_training(row, defaults, auto, log)
+        out["input_pipeline"] = _input_pipeline_row(config, row["project_img_s"], phases, log)
         if generation:
             with phase(phases, f"generation_{size}"):
                 g = out["generation"] = {"image_size": size, **generation_rates(vae, batch, plan["generation_reps"])}
@@ -71,6 +55,44 @@ def size_section(config_path, name, data_dir, plan, variants, roofline, roofline
                 log(f"  where the step's time goes (ms per step over threads, step {p['step_ms']} ms): "
                     + ", ".join(f"{g} {ms}" for g, ms in p["groups_ms"].items()))
     return out
+
+
+def _training_rates(config, auto, rounds, phases):
+    """The training loops' images/s over ``rounds`` interleaved rounds (phase ``train_{size}``): the project's
+    loop, the reference loop from the same initial weights and, where ``auto`` is not float32, the project's
+    loop in ``auto`` (else its rates stand for it). Returns (rates per loop, the project's model, the initial
+    weights)."""
+    with phase(phases, f"train_{config.data.image_size}"):
+        project, vae = project_epochs(config)
+        initial = vae.get_weights()
+        loops = {"project": project, "reference": reference_epochs(config, initial)}
+        if auto != "float32":
+            loops["auto"] = project_epochs(config, auto, initial)[0]
+        rates = interleave(loops, rounds)
+    rates.setdefault("auto", rates["project"])
+    return rates, vae, initial
+
+
+def _log_training(row, defaults, auto, log):
+    """The training comparison of one size (:func:`_training_row`) in two lines of the log."""
+    log(f"  project {row['project_img_s']} img/s, reference {row['reference_img_s']} img/s: "
+        f"{row['speedup']}x {row['speedup_interval']} (reference with TensorFlow's defaults, oneDNN off, "
+        f"own process: {defaults:.1f} img/s); {row['project_gflop_s']} GFLOP/s = "
+        f"{100 * row['fraction_of_matmul']:.0f}% of matmul")
+    log(f"  {auto}: {row['auto_img_s']} img/s, {row['auto_vs_float32']}x float32 "
+        f"{row['auto_vs_float32_interval']}, {row['auto_speedup']}x the reference loop")
+
+
+def _input_pipeline_row(config, training_img_s, phases, log) -> dict:
+    """The input pipeline alone, cold and cached (phase ``input_pipeline_{size}``), beside the rate training
+    consumes images."""
+    size = config.data.image_size
+    with phase(phases, f"input_pipeline_{size}"):
+        pipeline = input_pipeline_rates(config)
+    row = {"image_size": size, "cold_img_s": round(pipeline["cold"], 1),
+           "cached_img_s": round(pipeline["cached"], 1), "training_img_s": training_img_s}
+    log(f"  input pipeline: cold {pipeline['cold']:.0f} img/s, cached {pipeline['cached']:.0f} img/s")
+    return row
 
 
 def _median(values):
