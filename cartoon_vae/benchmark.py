@@ -89,7 +89,6 @@ def run_benchmark(quick=False, data_dir=None, paper_config="configs/paper.yaml",
     variants = (not quick) if variants is None else variants
     results = {"mode": mode, "machine": _machine(), "phases": {}, "training": [], "input_pipeline": [],
                "step_variants": []}
-    auto = results["machine"]["auto_precision"]
     phases = results["phases"]
     need = max(plan["images"].values())
     with tempfile.TemporaryDirectory() as tmp:
@@ -99,33 +98,14 @@ def run_benchmark(quick=False, data_dir=None, paper_config="configs/paper.yaml",
             log(f"drawing {need} faces with the embedded generator")
             with phase(phases, "make_data"):
                 make_dataset(data_dir, need, seed=0, progress=False)
-        with phase(phases, "matmul"):
-            roofline = matmul_flops(seconds=plan["matmul_seconds"])
-        results["matmul_gflop_s"] = round(roofline / 1e9, 1)
-        log(f"{results['machine']['cpu']}; flags: " + " ".join(f for f, on in results["machine"]["cpu_flags"].items()
-                                                                if on) + f"; auto precision: {auto}")
-        log(f"dense float32 matmul: {roofline / 1e9:.1f} GFLOP/s")
-        roofline_auto = roofline
-        if auto == "mixed_bfloat16":
-            with phase(phases, "matmul_bfloat16"):
-                roofline_auto = matmul_flops(seconds=plan["matmul_seconds"], dtype="bfloat16")
-            results["matmul_bf16_gflop_s"] = round(roofline_auto / 1e9, 1)
-            log(f"dense bfloat16 matmul: {roofline_auto / 1e9:.1f} GFLOP/s")
-
+        roofline, roofline_auto = _rooflines(results, plan["matmul_seconds"], log)
         for label, config_path in (("256", paper_config), ("demo", demo_config)):
             _subset(data_dir, plan["images"][256 if label == "256" else "demo"], tmp / f"subset-{label}")
             section = in_child("size_section", {}, log, config_path=str(Path(config_path).resolve()),
                                name=str(config_path),
                                data_dir=str(tmp / f"subset-{label}"), plan=plan, variants=variants,
                                roofline=roofline, roofline_auto=roofline_auto, generation=label == "256")
-            phases.update(section.pop("phases"))
-            results["training"].append(section["training"])
-            results["input_pipeline"].append(section["input_pipeline"])
-            results["step_variants"] += section["step_variants"]
-            if section.get("generation"):
-                results["generation"] = section["generation"]
-            if section.get("op_profile"):
-                results.setdefault("op_profiles", []).append(section["op_profile"])
+            _add_section(results, section)
         log("explorer latency at the demo size, 4 clients ...")
         with phase(phases, "explore"):
             results["explore"] = _explore_phase(demo_config, tmp / "subset-demo", tmp / "explore-run",
@@ -133,16 +113,7 @@ def run_benchmark(quick=False, data_dir=None, paper_config="configs/paper.yaml",
         e = results["explore"]
         log(f"  decode p50 {e['decode']['p50_ms']} ms, p95 {e['decode']['p95_ms']} ms; edit p50 {e['edit']['p50_ms']} "
             f"ms, p95 {e['edit']['p95_ms']} ms; {e['decode']['requests_per_s']} decodes/s")
-        log("claim (a): the train step on eq. 5 against eq. 4, same model and batch, interleaved ...")
-        results["kl_step"] = []
-        with phase(phases, "kl_step"):
-            for config_path in (demo_config, paper_config):
-                from .bench_step import kl_step_timing
-
-                k = kl_step_timing(load_config(config_path), plan["kl_rounds"])
-                results["kl_step"].append(k)
-                log(f"  {k['image_size']}x{k['image_size']}: eq. 5 {k['eq5_img_s']} img/s, eq. 4 {k['eq4_img_s']} img/s, "
-                    f"time per image {100 * k['time_change'][0]:+.1f}% .. {100 * k['time_change'][1]:+.1f}%: {k['verdict']}")
+        results["kl_step"] = _kl_step_phase(phases, (demo_config, paper_config), plan["kl_rounds"], log)
         paper_epochs, max_epochs = plan["time_to_quality"]
         if paper_epochs:
             log(f"time to quality at 64x64 ({plan['images']['demo']} images): ...")
@@ -152,6 +123,54 @@ def run_benchmark(quick=False, data_dir=None, paper_config="configs/paper.yaml",
                     recommended_config=str(Path(recommended_config).resolve()), data_dir=str(tmp / "subset-demo"),
                     paper_epochs=paper_epochs, max_epochs=max_epochs)
     return results
+
+
+def _rooflines(results, seconds, log):
+    """The dense matmul FLOP/s the training rates are a fraction of (phases ``matmul`` and, where ``train.precision:
+    auto`` picks mixed_bfloat16, ``matmul_bfloat16``), into ``results`` in GFLOP/s. Returns (float32, auto's)."""
+    machine, phases = results["machine"], results["phases"]
+    with phase(phases, "matmul"):
+        roofline = matmul_flops(seconds=seconds)
+    results["matmul_gflop_s"] = round(roofline / 1e9, 1)
+    log(f"{machine['cpu']}; flags: " + " ".join(f for f, on in machine["cpu_flags"].items() if on)
+        + f"; auto precision: {machine['auto_precision']}")
+    log(f"dense float32 matmul: {roofline / 1e9:.1f} GFLOP/s")
+    roofline_auto = roofline
+    if machine["auto_precision"] == "mixed_bfloat16":
+        with phase(phases, "matmul_bfloat16"):
+            roofline_auto = matmul_flops(seconds=seconds, dtype="bfloat16")
+        results["matmul_bf16_gflop_s"] = round(roofline_auto / 1e9, 1)
+        log(f"dense bfloat16 matmul: {roofline_auto / 1e9:.1f} GFLOP/s")
+    return roofline, roofline_auto
+
+
+def _add_section(results, section):
+    """One image size's section (:func:`cartoon_vae.bench_size.size_section`) into ``results``: its phases,
+    its training, input pipeline and step-variant rows, and its generation and op profile where it has them."""
+    results["phases"].update(section.pop("phases"))
+    results["training"].append(section["training"])
+    results["input_pipeline"].append(section["input_pipeline"])
+    results["step_variants"] += section["step_variants"]
+    if section.get("generation"):
+        results["generation"] = section["generation"]
+    if section.get("op_profile"):
+        results.setdefault("op_profiles", []).append(section["op_profile"])
+
+
+def _kl_step_phase(phases, config_paths, rounds, log) -> list:
+    """Claim (a)'s timing (:func:`cartoon_vae.bench_step.kl_step_timing`) at each config's size (phase
+    ``kl_step``): the train step on eq. 5 against eq. 4, same model and batch, interleaved."""
+    log("claim (a): the train step on eq. 5 against eq. 4, same model and batch, interleaved ...")
+    timings = []
+    with phase(phases, "kl_step"):
+        for config_path in config_paths:
+            from .bench_step import kl_step_timing
+
+            k = kl_step_timing(load_config(config_path), rounds)
+            timings.append(k)
+            log(f"  {k['image_size']}x{k['image_size']}: eq. 5 {k['eq5_img_s']} img/s, eq. 4 {k['eq4_img_s']} img/s, "
+                f"time per image {100 * k['time_change'][0]:+.1f}% .. {100 * k['time_change'][1]:+.1f}%: {k['verdict']}")
+    return timings
 
 
 def _explore_phase(config_path, data_dir, run_dir, requests) -> dict:
