@@ -144,11 +144,13 @@ def fit_two_stage(codes, hidden=TWO_STAGE_HIDDEN, epochs=TWO_STAGE_EPOCHS, batch
         rows = rng.integers(0, n, min(batch, n))
         loss = float(step(tf.constant(data[rows]), tf.constant(rng.standard_normal((len(rows), d)), tf.float32),
                           tf.constant(min(1.0, 4.0 * (i + 1) / steps))))
-    arrays = {f"{kind}{i}": np.asarray(w) for i, (kind, w) in enumerate(
-        (("w" if j % 2 == 0 else "b"), dec[j]) for j in range(len(dec)))}
-    state = {"w0": arrays["w0"], "b0": arrays["b1"], "w1": arrays["w2"], "b1": arrays["b3"], "w2": arrays["w4"],
-             "b2": arrays["b5"]}
-    return {**state, "mean": mean, "std": std, "log_gamma": np.float32(log_gamma.numpy()), "loss": np.float32(loss)}
+    return {**_layer_arrays(dec), "mean": mean, "std": std, "log_gamma": np.float32(log_gamma.numpy()),
+            "loss": np.float32(loss)}
+
+
+def _layer_arrays(weights) -> dict:
+    """A fully connected stack's weights and biases, in turn, as plain arrays ``w0, b0, w1, b1, ...``."""
+    return {f"{'wb'[j % 2]}{j // 2}": np.asarray(w) for j, w in enumerate(weights)}
 
 
 def sample_two_stage(state, n, rng) -> np.ndarray:
