@@ -131,7 +131,9 @@ def _allowed(host, port, allowed_origins):
 
 
 class ExplorerServer(ThreadingHTTPServer):
-    """A threading HTTP server with a deep backlog, daemon threads, and a quiet end for a client that hung up."""
+    """A threading HTTP server with a deep backlog, daemon threads, and a quiet end for a client that hung up.
+    :func:`make_server` gives it what its handlers read: ``explorer``, ``heavy`` (the semaphore of model
+    computations), ``idle_timeout`` and ``checked`` (the Host and Origin values it answers, and its port)."""
 
     request_queue_size = BACKLOG
     daemon_threads = True
@@ -148,93 +150,110 @@ class ExplorerServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+class ExplorerHandler(BaseHTTPRequestHandler):
+    """One connection's requests to its server's explorer (:func:`make_server`): the Host and Origin checks, a
+    bounded body, at most ``HEAVY_REQUESTS`` model computations at once, and every refusal as one JSON line."""
+
+    protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        self.timeout = self.server.idle_timeout  # a silent connection is closed, so idle ones cannot hold every thread
+        super().setup()
+
+    def _refusal(self):
+        """A 403 for a Host that is not this server's name or an Origin it does not let in; else None."""
+        checked = self.server.checked
+        hosts, origins = checked["hosts"], checked["origins"]
+        host = self.headers.get("Host", "").lower()
+        # the address the client reached is a name no DNS rebinding can give (a LAN client of --host 0.0.0.0)
+        reached = _netloc(self.connection.getsockname()[0], checked["port"])
+        if host not in hosts and host != reached:
+            return BadRequest(f"Host {host[:80]!r} is not this server's; open it as "
+                              f"http://127.0.0.1:{checked['port']}/ or by its address", 403)
+        origin = self.headers.get("Origin")
+        if origin is not None and origin.rstrip("/").lower() not in origins | {f"http://{reached}"}:
+            return BadRequest(f"Origin {origin[:80]!r} may not use this server (start it with --allow-origin "
+                              f"{origin[:80]} to let that page in)", 403)
+        return None
+
+    def _cors(self):
+        """An allowed page of another origin may read the answer (and its preflight is answered)."""
+        origin = self.headers.get("Origin")
+        if origin is not None and origin.rstrip("/").lower() in self.server.checked["extra"]:
+            self.send_header("Access-Control-Allow-Origin", origin)
+            self.send_header("Vary", "Origin")
+
+    def _read_body(self) -> bytes:
+        """The request's body: at most ``MAX_BODY`` bytes, else a 413 that closes the connection."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY:
+            self.close_connection = True  # the body is not read: this connection cannot carry another
+            raise BadRequest(f"body: must be at most {MAX_BODY:,} bytes, got {length:,}", 413)
+        return self.rfile.read(length) if length else b""
+
+    def _answer(self, method, body):
+        """:func:`route`'s (status, content type, bytes); all but the static files wait for one of the
+        ``HEAVY_REQUESTS`` model computations, a 503 after ``BUSY_WAIT`` seconds."""
+        heavy = self.server.heavy
+        static = method == "GET" and self.path in STATIC
+        if not static and not heavy.acquire(timeout=BUSY_WAIT):
+            raise BadRequest(f"busy: {HEAVY_REQUESTS} requests are being computed; try again", 503)
+        try:
+            return route(self.server.explorer, method, self.path, body)
+        finally:
+            if not static:
+                heavy.release()
+
+    def _handle(self, method):
+        try:
+            refused = self._refusal()
+            if refused is not None:
+                self.close_connection = True
+                raise refused
+            status, kind, payload = self._answer(method, self._read_body())
+        except BadRequest as e:
+            status, kind, payload = e.status, "application/json", json.dumps({"error": str(e)}).encode()
+        except Exception as e:  # a bug must not stop the server: a 500 with one line
+            status, kind = 500, "application/json"
+            payload = json.dumps({"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
+                                 ).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Cache-Control", "no-store")
+        self._cors()
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_OPTIONS(self):  # a CORS preflight from an allowed page
+        refused = self._refusal()
+        self.send_response(403 if refused is not None else 204)
+        self.send_header("Content-Length", "0")
+        if refused is None:
+            self._cors()
+            self.send_header("Access-Control-Allow-Methods", "GET, POST")
+            self.send_header("Access-Control-Allow-Headers", "Content-Type")
+        self.end_headers()
+
+    def do_GET(self):
+        self._handle("GET")
+
+    def do_POST(self):
+        self._handle("POST")
+
+    def log_message(self, *args):
+        pass
+
+
 def make_server(explorer, host="127.0.0.1", port=0, allowed_origins=()) -> ThreadingHTTPServer:
     """A server for ``explorer`` on ``host`` (port 0: any free port; ``server.server_address`` says which).
     ``allowed_origins``: other origins (``http://name:port``) whose pages may call it."""
-    heavy = threading.BoundedSemaphore(HEAVY_REQUESTS)
-    checked = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        timeout = IDLE_TIMEOUT  # a silent connection is closed, so idle ones cannot hold every thread
-
-        def _refusal(self):
-            hosts, origins = checked["hosts"], checked["origins"]
-            host = self.headers.get("Host", "").lower()
-            # the address the client reached is a name no DNS rebinding can give (a LAN client of --host 0.0.0.0)
-            reached = _netloc(self.connection.getsockname()[0], checked["port"])
-            if host not in hosts and host != reached:
-                return BadRequest(f"Host {host[:80]!r} is not this server's; open it as "
-                                  f"http://127.0.0.1:{checked['port']}/ or by its address", 403)
-            origin = self.headers.get("Origin")
-            if origin is not None and origin.rstrip("/").lower() not in origins | {f"http://{reached}"}:
-                return BadRequest(f"Origin {origin[:80]!r} may not use this server (start it with --allow-origin "
-                                  f"{origin[:80]} to let that page in)", 403)
-            return None
-
-        def _cors(self):
-            """An allowed page of another origin may read the answer (and its preflight is answered)."""
-            origin = self.headers.get("Origin")
-            if origin is not None and origin.rstrip("/").lower() in checked["extra"]:
-                self.send_header("Access-Control-Allow-Origin", origin)
-                self.send_header("Vary", "Origin")
-
-        def _handle(self, method):
-            try:
-                refused = self._refusal()
-                if refused is not None:
-                    self.close_connection = True
-                    raise refused
-                try:
-                    length = int(self.headers.get("Content-Length") or 0)
-                except ValueError:
-                    length = -1
-                if length < 0 or length > MAX_BODY:
-                    self.close_connection = True  # the body is not read: this connection cannot carry another
-                    raise BadRequest(f"body: must be at most {MAX_BODY:,} bytes, got {length:,}", 413)
-                body = self.rfile.read(length) if length else b""
-                static = method == "GET" and self.path in STATIC
-                if not static and not heavy.acquire(timeout=BUSY_WAIT):
-                    raise BadRequest(f"busy: {HEAVY_REQUESTS} requests are being computed; try again", 503)
-                try:
-                    status, kind, payload = route(explorer, method, self.path, body)
-                finally:
-                    if not static:
-                        heavy.release()
-            except BadRequest as e:
-                status, kind, payload = e.status, "application/json", json.dumps({"error": str(e)}).encode()
-            except Exception as e:  # a bug must not stop the server: a 500 with one line
-                status, kind = 500, "application/json"
-                payload = json.dumps({"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
-                                     ).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(payload)))
-            self.send_header("Cache-Control", "no-store")
-            self._cors()
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def do_OPTIONS(self):  # a CORS preflight from an allowed page
-            refused = self._refusal()
-            self.send_response(403 if refused is not None else 204)
-            self.send_header("Content-Length", "0")
-            if refused is None:
-                self._cors()
-                self.send_header("Access-Control-Allow-Methods", "GET, POST")
-                self.send_header("Access-Control-Allow-Headers", "Content-Type")
-            self.end_headers()
-
-        def do_GET(self):
-            self._handle("GET")
-
-        def do_POST(self):
-            self._handle("POST")
-
-        def log_message(self, *args):
-            pass
-
-    server = ExplorerServer((host, port), Handler)
+    server = ExplorerServer((host, port), ExplorerHandler)
     port = server.server_address[1]
-    checked.update(_allowed(host, port, allowed_origins), port=port)
+    server.explorer, server.heavy = explorer, threading.BoundedSemaphore(HEAVY_REQUESTS)
+    server.idle_timeout = IDLE_TIMEOUT
+    server.checked = {**_allowed(host, port, allowed_origins), "port": port}
     return server
