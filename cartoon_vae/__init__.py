@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Config": "config", "ConfigError": "config", "load_config": "config",
-    "CartoonVAE": "model", "Sampling": "model", "BoundedLogVariance": "model", "build_vae": "model",
+    "CartoonVAE": "model", "Sampling": "model", "BoundedLogVariance": "model", "build_vae": "build", "ConditionalVAE": "conditional",
 }
 __all__ = sorted(_LAZY)
 

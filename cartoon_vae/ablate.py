@@ -232,7 +232,7 @@ def _evaluate(spec, variant, seed, run, probe_dir) -> dict:
 def _sampler_figure(spec, variant, run, n=8) -> Path:
     """One grid per variant (its first seed): a row of faces from each sampler beside real held-out faces,
     in the report's folder, so the verdict on realism has the pictures beside the numbers."""
-    from .data import make_datasets
+    from .batches import make_datasets
     from .figures import save_grid
     from .inference import decode, first_images
     from .runs import load_run

@@ -19,8 +19,8 @@ def project_epochs(config, precision="float32", initial_weights=None):
     of :func:`make_datasets` into ``fit``, in ``precision``. Returns (fn() -> (images, seconds), model)."""
     import keras
 
-    from .data import make_datasets, quiet_fit_warnings
-    from .model import build_vae
+    from .batches import make_datasets, quiet_fit_warnings
+    from .build import build_vae
 
     config = config.replace(train={"precision": precision})
     keras.utils.set_random_seed(config.train.seed)
@@ -84,7 +84,7 @@ def reference_step(config, initial_weights=None):
     import tensorflow as tf
 
     from . import losses
-    from .model import build_vae
+    from .build import build_vae
 
     l = config.loss
     reference = build_vae(config.replace(train={"precision": "float32"}), compile=False, fused_batch_norm=False)
@@ -128,7 +128,7 @@ def _reference_curve(config, epochs, val_x):
     """[(training seconds, held-out MSE)] after each epoch of the reference loop, decoding every epoch."""
     import keras
 
-    from .data import make_datasets
+    from .batches import make_datasets
 
     keras.utils.set_random_seed(config.train.seed)
     stream, _ = make_datasets(config.replace(data={"cache": "none"}))  # decoded every epoch
@@ -137,7 +137,7 @@ def _reference_curve(config, epochs, val_x):
     for _ in range(epochs):
         t0 = time.perf_counter()
         for batch in stream:
-            loss = step(batch)
+            loss = step(batch["image"])
         float(loss)
         elapsed += time.perf_counter() - t0
         curve.append((elapsed, heldout_mse(reference, val_x)))
@@ -151,8 +151,8 @@ def _recommended_curve(recommended_config, max_epochs, val_x, target):
     it ran, the model); the time of scoring is left out."""
     import keras
 
-    from .data import make_training_datasets, quiet_fit_warnings
-    from .model import build_vae
+    from .batches import make_training_datasets, quiet_fit_warnings
+    from .build import build_vae
     from .train import learning_rate
 
     config = recommended_config.replace(train={"precision": "auto", "epochs": max_epochs})
@@ -192,12 +192,12 @@ def time_to_quality(paper_config, recommended_config, paper_epochs, max_epochs, 
     scoring is left out."""
     import keras
 
-    from .data import make_datasets
+    from .batches import make_datasets
     from .hardware import cpu_ticks, steal_fraction
 
     ticks = [cpu_ticks()]
     _, val = make_datasets(paper_config)
-    val_x = np.concatenate([np.asarray(b) for b in val])
+    val_x = np.concatenate([np.asarray(b["image"]) for b in val])
     paper_curve = _reference_curve(paper_config, paper_epochs, val_x)
     target = paper_curve[-1][1]
     ticks.append(cpu_ticks())

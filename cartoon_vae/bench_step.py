@@ -16,12 +16,13 @@ from .bench_loops import reference_step
 
 def input_pipeline_rates(config):
     """Images/s of the training input alone: cold (decode, composite, resize) and from the memory cache."""
-    from .data import _normalised, load_splits
+    from .batches import normalised
+    from .data import load_splits
 
     rates = {}
     for name, cache in (("cold", "none"), ("cached", "memory")):
         s = load_splits(config.replace(data={"cache": cache}).data, verbose=False)
-        batches = _normalised(s.train.batch(config.data.batch_size), False)
+        batches = normalised(s.train.batch(config.data.batch_size), False)
         if cache == "memory":
             for _ in batches:  # fill the cache
                 pass
@@ -76,7 +77,7 @@ def step_runner(config, variant="project", batch_size=32, images=256):
     import keras
     import tensorflow as tf
 
-    from .model import build_vae
+    from .build import build_vae
 
     if variant.startswith("batch_"):
         batch_size = int(variant.split("_")[1])

@@ -176,6 +176,8 @@ class TrainConfig:
     epochs: int = field(default=30, metadata=_positive_int(1_000_000))
     learning_rate: float = field(default=5e-4, metadata=_finite(lambda v: 0 < v <= 10, "a number in (0, 10]"))
     lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: from learning_rate to 0 over all epochs' steps
+    # conditional models: the Adam learning rate of the latent adversary and of the label critic
+    reader_learning_rate: float = field(default=1e-3, metadata=_finite(lambda v: 0 < v <= 10, "a number in (0, 10]"))
     seed: int = field(default=0, metadata=_SEED)
     steps_per_epoch: Optional[int] = field(default=None, metadata=_positive_int(100_000_000))
     distribute: Literal["none", "mirrored", "multi_worker"] = "none"

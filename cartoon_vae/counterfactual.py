@@ -141,6 +141,19 @@ def check_renderer(attribute_rows, names, images, data_cfg, tolerance=2 / 255) -
     return float(np.abs(drawn - images[0]).mean()) <= tolerance
 
 
+def _target(config, names, attrs, attribute, to):
+    """``to`` as a variant of ``attribute`` (-1: the last); a DataError for a missing attribute or a value out of
+    range."""
+    from .data import DataError
+
+    if attribute not in names:
+        raise DataError(f"{config.data.dir}: no attribute {attribute!r} (have: {', '.join(names)})")
+    n_variants = int(attrs.n_variants[names.index(attribute)])
+    if not -n_variants <= int(to) < n_variants:  # -1: the last variant; anything else out of range is refused
+        raise DataError(f"--to {to}: {attribute} has variants 0..{n_variants - 1} (or -1 for the last)")
+    return int(to) % n_variants
+
+
 def compare_runs(runs, attribute, to, faces=6, method="class_mean", photo=False):
     """The same held-out faces of the embedded set edited to ``attribute`` = ``to`` by each run, judged
     against the true counterfactual: a run conditional on ``attribute`` swaps the label, any other moves z
@@ -148,44 +161,35 @@ def compare_runs(runs, attribute, to, faces=6, method="class_mean", photo=False)
     (:func:`cartoon_vae.edit.on_photo`). The runs must share the data set and its split.
     Returns (originals, truths, {"RUN (method)": edits}, {"RUN (method)": per-face dict}, the target value
     (``to`` = -1 read as the last variant; a value outside the attribute's variants is a DataError))."""
-    from .data import DataError, make_datasets, read_attributes
+    from .data import DataError
     from .edit import edit_methods, run_direction
-    from .inference import decode, encode_split
-    from .runs import load_run
+    from .inference import decode
+    from .loaded import open_run
 
     shown, judged, originals, truths, recipe = {}, {}, None, None, None
-    for run in runs:
-        vae, config = load_run(run)
+    for run_dir in runs:
+        run = open_run(run_dir)
+        vae, config, attrs = run.vae, run.config, run.attrs
         if not has_renderer(config.data.dir):
             raise DataError(f"{config.data.dir}: not drawn by the embedded generator; no true counterfactual")
         key = (config.data.dir, config.data.image_size, config.data.val_fraction, config.data.seed)
         if recipe not in (None, key):
-            raise DataError(f"{run}: its data, size or split differs from {runs[0]}'s; compare runs of one data set")
+            raise DataError(f"{run_dir}: its data, size or split differs from {runs[0]}'s; compare runs of one data set")
         recipe = key
-        attrs = read_attributes(config.data.dir)
         names = list(attrs.names)
-        if attribute not in names:
-            raise DataError(f"{config.data.dir}: no attribute {attribute!r} (have: {', '.join(names)})")
-        n_variants = int(attrs.n_variants[names.index(attribute)])
-        if not -n_variants <= int(to) < n_variants:  # -1: the last variant; anything else out of range is refused
-            raise DataError(f"--to {to}: {attribute} has variants 0..{n_variants - 1} (or -1 for the last)")
-        to = int(to) % n_variants
-        train_ds, val_ds = make_datasets(config, with_index=True, shuffle_train=False)
-        x, means, _, idx = encode_split(vae, val_ds)
-        rows = attrs.values[idx]
+        to = _target(config, names, attrs, attribute, to)
+        held = run.heldout
         direction = None
         if attribute not in vae.conditioned:
-            _, train_means, _, train_idx = encode_split(vae, train_ds, keep_images=False)
-            direction = run_direction(names, attrs.values[train_idx], train_means, attribute, to, where=str(run))
-        methods = edit_methods(vae, names, means, rows, attribute, to, direction)
+            direction = run_direction(names, run.train.rows, run.train.means, attribute, to, where=str(run_dir))
+        methods = edit_methods(vae, names, held.means, held.rows, attribute, to, direction)
         name = "label_swap" if direction is None else method
-        y = vae.label_vectors(names, rows) if vae.label_dim else None
-        result = edit_faces(config.data, rows, names, x, decode(vae, means, y), attribute, to,
-                            {name: methods[name]}, faces, photo=photo)
+        result = edit_faces(config.data, held.rows, names, held.images, decode(vae, held.means, held.labels),
+                            attribute, to, {name: methods[name]}, faces, photo=photo)
         if result is None:
-            raise DataError(f"{run}: every held-out face already has {attribute} = {to}")
+            raise DataError(f"{run_dir}: every held-out face already has {attribute} = {to}")
         per, _, (originals, truths, edits) = result
         for shown_name in edits:
-            label = f"{Path(run).name} ({shown_name.replace('_', ' ')})"
+            label = f"{Path(run_dir).name} ({shown_name.replace('_', ' ')})"
             shown[label], judged[label] = edits[shown_name], per[shown_name]
     return originals, truths, shown, judged, to

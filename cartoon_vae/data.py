@@ -164,46 +164,6 @@ def read_attributes(folder, paths=None) -> Attributes:
     return Attributes(names, counts if counts is not None else np.zeros(0, np.int32), table, tuple(paths))
 
 
-def conditioning(config, attrs=None):
-    """((name, variants) pairs, (N, C) float32 one-hot table in :func:`list_images` order) of a conditional
-    config (``model.conditional``), or None for the paper's unconditional model. A DataError names the
-    missing attribute, or the first image without a CSV (a conditional model needs every face's labels)."""
-    names = config.model.conditional
-    if not names:
-        return None
-    attrs = read_attributes(config.data.dir) if attrs is None else attrs
-    missing = [n for n in names if n not in attrs.names]
-    if missing:
-        raise DataError(f"{config.data.dir}: model.conditional names {missing[0]!r}, but the attribute CSVs list "
-                        f"{', '.join(attrs.names) or 'no attribute (there are no CSVs)'}")
-    if not attrs.labelled.all():
-        first = attrs.paths[int(np.flatnonzero(~attrs.labelled)[0])]
-        raise DataError(f"{first}: no attribute CSV beside it ({int((~attrs.labelled).sum())} images lack one); a "
-                        f"conditional model (model.conditional) needs every face's labels")
-    pairs = tuple((n, int(attrs.n_variants[attrs.names.index(n)])) for n in names)
-    for (name, n), trained in zip(pairs, config.model.conditional_variants):
-        if n != trained:
-            raise DataError(f"{config.data.dir}: {name} has {n} variants here, but the model was trained on data "
-                            f"with {trained} (model.conditional_variants); a conditional model reads only labels "
-                            f"laid out as in its training data")
-    return pairs, one_hot(pairs, attrs.names, attrs.values)
-
-
-def one_hot(pairs, names, rows) -> np.ndarray:
-    """(n, C) float32: each (name, variants) pair's one-hot block of the attribute ``rows`` (n, A), whose
-    columns are in the order ``names``. ValueError for a missing attribute or a value out of range."""
-    rows = np.asarray(rows).reshape(-1, len(names))
-    blocks = []
-    for name, n in pairs:
-        if name not in names:
-            raise ValueError(f"the model is conditional on {name!r}, which this data lacks")
-        values = rows[:, list(names).index(name)]
-        if values.size and (values.min() < 0 or values.max() >= n):
-            raise ValueError(f"{name}: values must be in [0, {n - 1}], got {int(values.min())}..{int(values.max())}")
-        blocks.append(np.eye(n, dtype=np.float32)[values])
-    return np.concatenate(blocks, axis=1) if blocks else np.zeros((len(rows), 0), np.float32)
-
-
 def _composite_and_resize(rgba, image_size, background, crop=1.0):
     """RGBA (float 0..255, straight alpha) -> central crop -> RGB over ``background`` -> resized -> uint8.
     (Cropping first composites only the pixels kept: the same values, less work.)"""
@@ -257,6 +217,19 @@ def preprocess(rgba, cfg):
     return _composite_and_resize(_crop_resize(rgba, cfg.load_size), cfg.image_size, cfg.background, cfg.crop)
 
 
+def _unreadable(cfg, paths, verbose):
+    """{path: why} of the files the scan refuses (named in a warning); a DataError when no file is readable."""
+    bad = find_unreadable(paths)
+    if len(bad) == len(paths):
+        raise DataError(f"{cfg.dir}: none of the {len(paths)} image files is readable "
+                        f"(first: {paths[0]}: {bad[paths[0]]})")
+    if bad and verbose:
+        shown = "; ".join(f"{p}: {why}" for p, why in list(bad.items())[:5])
+        log.warning("skipping %d unreadable image file(s) in %s: %s%s", len(bad), cfg.dir, shown,
+                    " ..." if len(bad) > 5 else "")
+    return bad
+
+
 def load_splits(cfg, verbose=True) -> Splits:
     """The train and validation splits of ``cfg.dir`` (``cfg`` is the ``data`` section).
 
@@ -270,14 +243,7 @@ def load_splits(cfg, verbose=True) -> Splits:
     if manifest is not None:
         return _prepared_splits(cfg, manifest)
     paths = list_images(cfg.dir)
-    bad = find_unreadable(paths)
-    if len(bad) == len(paths):
-        raise DataError(f"{cfg.dir}: none of the {len(paths)} image files is readable "
-                        f"(first: {paths[0]}: {bad[paths[0]]})")
-    if bad and verbose:
-        shown = "; ".join(f"{p}: {why}" for p, why in list(bad.items())[:5])
-        log.warning("skipping %d unreadable image file(s) in %s: %s%s", len(bad), cfg.dir, shown,
-                    " ..." if len(bad) > 5 else "")
+    bad = _unreadable(cfg, paths, verbose)
     train_idx, val_idx = split_indices(len(paths), cfg.val_fraction, cfg.seed)
     usable = np.array([p not in bad for p in paths])
     n_train, n_val = int(usable[train_idx].sum()), int(usable[val_idx].sum())
@@ -419,77 +385,3 @@ def prepare(config, out, shard_images=1024, log=print) -> Path:
         log(f"{out}: {manifest['n_train']} train and {manifest['n_val']} validation images at "
             f"{cfg.image_size}x{cfg.image_size} in {len(manifest['train']) + len(manifest['val'])} shards")
     return out
-
-
-def quiet_fit_warnings():
-    """Silence two Keras warnings that every ``fit`` on these datasets raises and that mean nothing here:
-    its shuffle flag is unused with a tf.data input (shuffled already), and a dataset of unknown length
-    (ours skip unreadable files) "runs out of data" at the end of each validation pass."""
-    import warnings
-
-    warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
-    warnings.filterwarnings("ignore", message="Your input ran out of data")
-
-
-def _normalised(batches, with_index, labels=None):
-    """Apply the paper's Rescaling(1/255) to uint8 batches; prefetch. With a ``labels`` table (a conditional
-    config) each batch carries its faces' one-hot labels last: ``(images, labels)`` or ``(images, indices,
-    labels)``."""
-    import keras
-    import tensorflow as tf
-
-    rescale = keras.layers.Rescaling(1.0 / 255)  # the paper's normalising layer
-    table = None if labels is None else tf.constant(labels[1])
-
-    def normalise(images, indices):
-        out = (rescale(images), indices) if with_index else (rescale(images),)
-        if table is not None:
-            out += (tf.gather(table, indices),)
-        return out if len(out) > 1 else out[0]
-
-    return batches.map(normalise, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-
-
-def make_datasets(config, with_index=False, shuffle_train=True):
-    """(train, val) batched ``tf.data`` datasets of float32 images in [0, 1] at ``data.image_size``.
-
-    Train is reshuffled every epoch (seeded) unless ``shuffle_train=False``; val keeps a
-    fixed order. With ``with_index=True`` each element is ``(images, indices)``, the
-    indices pointing into :func:`list_images` order (and so into :func:`read_attributes`).
-    A conditional config (``model.conditional``) adds each face's one-hot labels as the last element.
-    """
-    cfg = config.data
-    labels = conditioning(config)
-    s = load_splits(cfg)
-    train = s.train.shuffle(cfg.shuffle_buffer, seed=cfg.seed, reshuffle_each_iteration=True) if shuffle_train \
-        else s.train
-    return (_normalised(train.batch(cfg.batch_size), with_index, labels),
-            _normalised(s.val.batch(cfg.batch_size), with_index, labels))
-
-
-def make_training_datasets(config, first_epoch=0, replicas=1):
-    """(train stream, val, batches per epoch) for ``model.fit`` of epochs ``first_epoch`` .. ``train.epochs``.
-
-    Epoch e of the train stream is the training split shuffled with the seed
-    ``data.seed * 1000003 + e`` and batched on its own (no batch mixes two epochs), so a
-    run resumed at epoch e sees exactly the batches an uninterrupted run would have
-    seen. The epochs are concatenated, so each one's iterator (and a file cache's
-    writer) starts only when the previous epoch is finished. A conditional config's batches are
-    ``(images, one-hot labels)``.
-
-    With ``replicas`` > 1 (tf.distribute) a validation split smaller than a batch is
-    batched in a multiple of ``replicas`` first: Keras builds the model from the first
-    validation batch and fails when it does not split evenly across the replicas.
-    """
-    cfg = config.data
-    labels = conditioning(config)
-    s = load_splits(cfg)
-    val_batch = cfg.batch_size if s.n_val >= cfg.batch_size else max(replicas, s.n_val - s.n_val % replicas)
-    epochs = [s.train.shuffle(cfg.shuffle_buffer, seed=cfg.seed * 1_000_003 + e, reshuffle_each_iteration=False)
-              .batch(cfg.batch_size)
-              for e in range(first_epoch, max(config.train.epochs, first_epoch + 1))]
-    stream = epochs[0]
-    for epoch in epochs[1:]:
-        stream = stream.concatenate(epoch)
-    return (_normalised(stream, False, labels), _normalised(s.val.batch(val_batch), False, labels),
-            -(-s.n_train // cfg.batch_size))

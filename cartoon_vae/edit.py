@@ -223,7 +223,7 @@ def relabel(vae, names, rows, attribute, to) -> np.ndarray:
     with ``attribute`` set to ``to``; decoding the same z with them is "the same face, a new label"."""
     rows = np.array(rows, copy=True)
     rows[:, list(names).index(attribute)] = to
-    return vae.label_vectors(names, rows)
+    return vae.labels_of(names, rows)
 
 
 # How a run's edits are made, by what the model is: a conditional model's conditioned attributes change
@@ -248,7 +248,7 @@ def edit_methods(vae, names, means, labels, attribute, to, direction, p=0.9) -> 
     from .inference import decode
 
     def own(rows):
-        return vae.label_vectors(names, labels[rows]) if vae.label_dim else None
+        return vae.labels_of(names, labels[rows])
 
     if direction is None:
         return {"label_swap": lambda rows: decode(vae, means[rows], relabel(vae, names, labels[rows], attribute, to))}
@@ -307,19 +307,17 @@ def run_direction(names, train_labels, train_means, attribute, to, from_=None, h
     return hold(direction, others) if others else direction
 
 
-def edit_heldout(vae, config, attribute, to, from_=None, strengths=(1.0, 2.0, 3.0), p=None, hold_names=(),
-                 faces=6):
-    """Edit up to ``faces`` held-out faces of a run towards ``attribute`` = ``to``: the columns of
-    ``cartoon-vae edit``'s grid (original, reconstruction, one per strength in standard deviations,
-    the target's class mean, and with ``p`` the classifier's probability) as images by label, and
-    the report (settings, the faces' file indices, the classifier's training accuracy). For an attribute
+def edit_heldout(run, attribute, to, from_=None, strengths=(1.0, 2.0, 3.0), p=None, hold_names=(), faces=6):
+    """Edit up to ``faces`` held-out faces of an opened run (:func:`cartoon_vae.loaded.open_run`) towards
+    ``attribute`` = ``to``: the columns of ``cartoon-vae edit``'s grid (original, reconstruction, one per strength
+    in standard deviations, the target's class mean, and with ``p`` the classifier's probability) as images by
+    label, and the report (settings, the faces' file indices, the classifier's training accuracy). For an attribute
     a conditional model is conditioned on, the edit is the label swap: original, reconstruction, label swap,
     and the swap applied to the photo (:func:`on_photo`)."""
-    from .data import DataError, make_datasets, read_attributes
-    from .inference import decode, encode_split
+    from .data import DataError
+    from .inference import decode
 
-    where = config.data.dir
-    attrs = read_attributes(where)
+    vae, attrs, where = run.vae, run.attrs, run.config.data.dir
     for name in [attribute, *hold_names]:
         if name not in attrs.names:
             raise DataError(f"{where}: no attribute {name!r} (have: {', '.join(attrs.names)})")
@@ -327,21 +325,17 @@ def edit_heldout(vae, config, attribute, to, from_=None, strengths=(1.0, 2.0, 3.
     for flag, value in (("--to", to), ("--from", from_)):
         if value is not None and not 0 <= value < n_variants:
             raise DataError(f"{flag} {value}: {attribute} has variants 0..{n_variants - 1}")
-    train_ds, val_ds = make_datasets(config, with_index=True, shuffle_train=False)
     swap = attribute in vae.conditioned  # a conditional model's own attribute: a label swap
-    direction = None
-    if not swap:
-        _, train_means, _, train_idx = encode_split(vae, train_ds, keep_images=False)
-        direction = run_direction(attrs.names, attrs.values[train_idx], train_means, attribute, to, from_,
-                                  hold_names, where)
-    val_x, val_means, _, val_idx = encode_split(vae, val_ds)
-    rows = faces_to_edit(attrs.column(attribute)[val_idx], to, from_, faces)
+    direction = None if swap else run_direction(attrs.names, run.train.rows, run.train.means, attribute, to, from_,
+                                                hold_names, where)
+    held = run.heldout
+    rows = faces_to_edit(attrs.column(attribute)[held.index], to, from_, faces)
     if not len(rows):
         raise DataError(f"{where}: no held-out face to edit towards {attribute}={to}"
                         + (f" from {from_}" if from_ is not None else ""))
-    z, face_rows = val_means[rows], attrs.values[val_idx[rows]]
-    y = vae.label_vectors(attrs.names, face_rows) if vae.label_dim else None
-    columns = {"original": val_x[rows], "reconstruction": decode(vae, z, y)}
+    z, face_rows = held.means[rows], held.rows[rows]
+    y = vae.labels_of(attrs.names, face_rows)
+    columns = {"original": held.images[rows], "reconstruction": decode(vae, z, y)}
     if swap:
         columns["label swap"] = decode(vae, z, relabel(vae, attrs.names, face_rows, attribute, to))
         columns["on the photo"] = on_photo(columns["original"], columns["reconstruction"], columns["label swap"])
@@ -352,7 +346,7 @@ def edit_heldout(vae, config, attribute, to, from_=None, strengths=(1.0, 2.0, 3.
         if p is not None:
             columns[f"p = {p:g}"] = decode(vae, edit_to_probability(z, direction, p), y)
     report = {"attribute": attribute, "to": to, "from": from_, "strengths": list(strengths), "p": p,
-              "hold": list(hold_names), "faces": int(len(rows)), "images": [int(i) for i in val_idx[rows]],
+              "hold": list(hold_names), "faces": int(len(rows)), "images": [int(i) for i in held.index[rows]],
               "method": "label_swap" if swap else "latent_direction",
               "classifier_train_accuracy": None if swap else direction["train_accuracy"]}
     return columns, report

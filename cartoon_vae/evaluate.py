@@ -13,15 +13,13 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from .config import MAX_SEED, MIN_SAMPLES, _check, build
-from .edit import (COMPANIONS, attribute_classifier, edit_scores, edit_to_class, edit_to_probability, faces_to_edit,
-                   fit_direction, hold, relabel)
-from .inference import decode, encode_split, first_images, sample_labels
+from .edit_scores import counterfactuals, evaluate_edits, generator_note
+from .inference import decode, first_images, sample_labels
 from .latent import interpolate
 from .losses import kl_exact, kl_poly_bound
 from .metrics import (active_units, ssim_psnr, dci, frechet_distance, interpolation_unevenness, kernel_inception_distance, mig,
@@ -110,65 +108,70 @@ def evaluate_run(run_dir, probe_dir, settings=None, write=True) -> dict:
     """Measure a run on its held-out faces and write metrics.json and metrics.md (unless not ``write``):
     reconstructions, the latent space, each sampler's faces beside two controls, the probe's accuracy,
     disentanglement, optionally the Inception FID, and attribute edits (:class:`EvaluationSettings`)."""
-    from .data import make_datasets, read_attributes
+    from .loaded import open_run
     from .probe import Probe
-    from .runs import load_run
 
     s = evaluation_settings(settings)
-    run_dir = Path(run_dir)
-    vae, config = load_run(run_dir)
+    run = open_run(run_dir, s["max_images"])
+    vae, config, attrs, held = run.vae, run.config, run.attrs, run.heldout
     probe = Probe.load(probe_dir)
     probe.check_compatible(config)
-    attrs = read_attributes(config.data.dir)
-    train_ds, val_ds = make_datasets(config, with_index=True, shuffle_train=False)
-    x, means, log_vars, idx = encode_split(vae, val_ds, s["max_images"])
-    labels, keep = _heldout_labels(run_dir, attrs, idx)
-    val_y = _one_hot(vae, attrs, idx)
-    recon = decode(vae, means, val_y)
+    labels, keep = _heldout_labels(run.run_dir, attrs, held.index)
+    x, recon = held.images, decode(vae, held.means, held.labels)
     mixed = probe.info.get("mixed_reconstructions_of") or []
     out = {"run": str(run_dir), "probe": str(probe_dir), "heldout_images": int(len(x)), "settings": s,
            "probe_trained_on": f"originals and reconstructions by {', '.join(mixed)}" if mixed else "originals only",
-           "reconstruction": _reconstruction(x, recon), "latent": _latent(vae, means, log_vars)}
+           "reconstruction": _reconstruction(x, recon), "latent": _latent(vae, held.means, held.log_vars)}
     real_feats, real_preds = probe.features_and_predictions(x)
+    figures = {}
     if labels is not None:
         out["unlabelled_heldout_images"] = int((~keep).sum())
         out["probe_accuracy"] = _probe_accuracy(probe, attrs, real_preds, probe.features_and_predictions(recon)[1],
                                                 labels[keep], keep)
-    figures = {}
-    if labels is not None and s["colour_faces"]:
-        out["colour"], figures["colour"] = _colour(config, attrs, labels[keep], x[keep], recon[keep], s)
-    _, train_means, _, train_idx = encode_split(vae, train_ds, keep_images=False)
-    train_y = _one_hot(vae, attrs, train_idx)
-    train_x = first_images(train_ds, s["samples"])
-    out["samples"] = _samples(run_dir, vae, config, probe, real_feats, real_preds, train_means, train_x, s, train_y)
-    out["latent"].update(_smoothness(vae, probe, real_feats, means, train_means, s, val_y, train_y))
-    if labels is not None:
-        train_keep = attrs.labelled[train_idx]
-        labelled = (train_means[train_keep], attrs.values[train_idx][train_keep], means[keep], labels[keep])
-        out["disentanglement"] = disentanglement(*labelled, attrs.names, s)
+        if s["colour_faces"]:
+            out["colour"], figures["colour"] = _colour(config, attrs, labels[keep], x[keep], recon[keep], s)
+    train = run.train
+    train_x = first_images(run.train_ds, s["samples"])
+    out["samples"] = _samples(run.run_dir, vae, config, probe, real_feats, real_preds, train.means, train_x, s,
+                              train.labels)
+    out["latent"].update(_smoothness(vae, probe, real_feats, held.means, train.means, s, held.labels, train.labels))
+    scores = _attribute_scores(run, probe, out, labels, keep, x, recon, s, figures) if labels is not None else {}
+    if scores:  # in metrics.json's order: disentanglement, fid, then the edits
+        out["disentanglement"] = scores.pop("disentanglement")
     if s["fid"]:
-        out["fid"] = _fid(run_dir, vae, config, x, train_means, train_x, s, train_y)
-    if labels is not None and s["edits"]:
-        readable = {n for n, v in out["probe_accuracy"]["per_attribute"].items()
-                    if v["reconstructions"] >= s["edit_readable"]}
-        out["editing"] = evaluate_edits(vae, probe, attrs, *labelled, s, readable)
-    if labels is not None and s["counterfactual_faces"]:
-        out["counterfactual"], figures["counterfactual"] = _counterfactuals(vae, probe, config, attrs, labelled, x[keep], recon[keep], s)
+        out["fid"] = _fid(run.run_dir, vae, config, x, train.means, train_x, s, train.labels)
+    out.update(scores)
     if write:
-        from .figures import colour_figure, counterfactual_figure
-
-        for (name, to), images in figures.get("counterfactual", {}).items():
-            counterfactual_figure(images, run_dir / f"counterfactual_{name}_to{to}.png", name, to)
-        if figures.get("colour"):
-            colour_figure(*figures["colour"], run_dir / "colour_worst.png", s["colour_figure_faces"])
-        write_text_atomic(run_dir / "metrics.json", json.dumps(out, indent=1) + "\n")
-        write_text_atomic(run_dir / "metrics.md", metrics_markdown(out))
+        _write(run.run_dir, out, figures, s)
     return out
 
 
-def _one_hot(vae, attrs, idx):
-    """A conditional model's one-hot labels of the faces at file indices ``idx`` (None: unconditional)."""
-    return vae.label_vectors(attrs.names, attrs.values[idx]) if vae.label_dim else None
+def _attribute_scores(run, probe, out, labels, keep, x, recon, s, figures) -> dict:
+    """What needs the held-out faces' attributes: disentanglement, the probe's edit scores and the edits judged
+    against the true counterfactuals (their showcase images added to ``figures``)."""
+    train_keep = run.attrs.labelled[run.train.index]
+    labelled = (run.train.means[train_keep], run.train.rows[train_keep], run.heldout.means[keep], labels[keep])
+    scores = {"disentanglement": disentanglement(*labelled, run.attrs.names, s)}
+    if s["edits"]:
+        readable = {n for n, v in out["probe_accuracy"]["per_attribute"].items()
+                    if v["reconstructions"] >= s["edit_readable"]}
+        scores["editing"] = evaluate_edits(run.vae, probe, run.attrs, *labelled, s, readable)
+    if s["counterfactual_faces"]:
+        scores["counterfactual"], figures["counterfactual"] = counterfactuals(
+            run.vae, probe, run.config, run.attrs, labelled, x[keep], recon[keep], s)
+    return scores
+
+
+def _write(run_dir, out, figures, s):
+    """metrics.json, metrics.md and the figures of an evaluation."""
+    from .figures import colour_figure, counterfactual_figure
+
+    for (name, to), images in figures.get("counterfactual", {}).items():
+        counterfactual_figure(images, run_dir / f"counterfactual_{name}_to{to}.png", name, to)
+    if figures.get("colour"):
+        colour_figure(*figures["colour"], run_dir / "colour_worst.png", s["colour_figure_faces"])
+    write_text_atomic(run_dir / "metrics.json", json.dumps(out, indent=1) + "\n")
+    write_text_atomic(run_dir / "metrics.md", metrics_markdown(out))
 
 
 def _heldout_labels(run_dir, attrs, idx):
@@ -184,97 +187,18 @@ def _heldout_labels(run_dir, attrs, idx):
     return (labels, keep) if keep.any() else (None, None)
 
 
-def _generator_note(config, attrs, labels, images, without, redraw_to):
-    """None where the embedded generator drew these held-out faces as the data set holds them (so it can draw
-    their parts and their edits); else the note metrics.json carries instead: on real data ``without``, for a
-    set drawn by another generator version the advice to draw it again to ``redraw_to``."""
-    from . import counterfactual as cf
-
-    if not cf.has_renderer(config.data.dir):
-        return {"note": f"real data: {without}"}
-    if not cf.check_renderer(labels, list(attrs.names), images, config.data):
-        return {"note": "the generator no longer draws these faces as the data set holds them (another "
-                        f"generator version); draw the set again to {redraw_to}"}
-    return None
-
-
 def _colour(config, attrs, labels, images, recon, s):
     """Colour fidelity per region of the held-out faces (:mod:`cartoon_vae.colour`) and the images for
     colour_worst.png; on data the generator did not draw: a note and no figure."""
     from .colour import colour_fidelity
 
-    note = _generator_note(config, attrs, labels, images, "no generator draws each part of the face, so no region "
+    note = generator_note(config, attrs, labels, images, "no generator draws each part of the face, so no region "
                            "is known; colour fidelity is measured on the embedded set only", "measure colour fidelity")
     if note:
         return note, None
     summary, per = colour_fidelity(config.data, labels, list(attrs.names), images, recon, s["colour_faces"])
     n = summary["faces"]
     return summary, (images[:n], recon[:n], per)
-
-
-def _counterfactuals(vae, probe, config, attrs, labelled, images, recon, s):
-    """Each edit of ``counterfactual_edits`` judged against the generator's true counterfactual faces
-    (:mod:`cartoon_vae.counterfactual`) for each editing method (:func:`edit_methods`), the probe's verdict
-    beside it and their agreement; and the images of the ``counterfactual_figures`` edits. Without the
-    generator (real data): a note only."""
-    from . import counterfactual as cf
-    from .data import DataError
-    from .edit import METHODS, edit_methods, run_direction
-
-    train_means, train_labels, means, labels = labelled
-    note = _generator_note(config, attrs, labels, images, "no renderer draws the true counterfactual; edits are "
-                           "judged by the probe only (see 'editing')", "judge edits against the truth")
-    if note:
-        return note, {}
-    names = list(attrs.names)
-    methods = {}
-    out, figures, skipped = {}, {}, []
-    for name, targets in s["counterfactual_edits"].items():
-        if name not in names:
-            skipped.append(f"{name}: not an attribute of this data")
-            continue
-        n = int(attrs.n_variants[names.index(name)])
-        for to in sorted({t % n for t in targets if -n <= t < n}):
-            direction = None
-            if name not in vae.conditioned:
-                try:
-                    direction = run_direction(names, train_labels, train_means, name, to)
-                except DataError as e:  # no training face has the value (or every one has it): nothing to learn
-                    skipped.append(f"{name}->{to}: {str(e).split(': ', 1)[-1]}")
-                    continue
-            chosen = edit_methods(vae, names, means, labels, name, to, direction, s["edit_probability"])
-            judged = cf.edit_faces(config.data, labels, names, images, recon, name, to, chosen,
-                                   s["counterfactual_faces"], photo=s["counterfactual_on_photo"])
-            if judged is None:
-                continue
-            per, rows, (originals, truths, edits) = judged
-            for method, faces in per.items():
-                methods.setdefault(method, METHODS[method])
-                result = cf.summarise(faces, s["confidence"])
-                probe_read = probe.features_and_predictions(edits[method])[1][name] == to
-                result.update(probe_success_rate=float(probe_read.mean()),
-                              agreement_with_probe=float(np.mean(probe_read == faces["worked"])))
-                out.setdefault(f"{name}->{to}", {})[method] = result
-            if to in [t % n for t in s["counterfactual_figures"].get(name, ())]:
-                k = s["showcase_faces"]
-                figures[(name, to)] = (originals[:k], truths[:k], {m: e[:k] for m, e in edits.items()})
-    return {"edits": out, "skipped": skipped, "methods": methods,
-            "success_rate": {m: _pooled(out, m) for m in methods},
-            "agreement_with_probe": {m: _pooled(out, m, "agreement_with_probe") for m in methods},
-            "rule": f"worked: MSE(edit, truth) <= {cf.SUCCESS_RATIO} x MSE(reconstruction, original) and, on the "
-                    f"attribute's pixels, MSE(edit, truth) <= {cf.HALFWAY} x MSE(reconstruction, truth)"}, figures
-
-
-def _pooled(edits, method, key=None):
-    """Over every edit made by ``method``: the fraction of faces that worked (or the face-weighted mean of
-    ``key``)."""
-    rows = [r[method] for r in edits.values() if method in r]
-    faces = sum(r["faces"] for r in rows)
-    if not faces:
-        return float("nan")
-    if key is None:
-        return sum(r["worked"] for r in rows) / faces
-    return sum(r[key] * r["faces"] for r in rows) / faces
 
 
 def _reconstruction(x, recon) -> dict:
@@ -366,113 +290,3 @@ def disentanglement(train_codes, train_factors, test_codes, test_factors, names,
             "note": "latent means against the ground-truth attributes; 1 = each factor in its own dimension"}
 
 
-def _edit_score(vae, probe, direction, z, name, to, readable, s, y=None) -> dict:
-    """Decode ``z`` unedited and edited by ``direction`` (a conditional model with the faces' labels ``y``);
-    the probe's verdict (:func:`edit_scores`)."""
-    if s["edit_mode"] == "class":
-        edited_z = edit_to_class(z, direction)
-    else:
-        edited_z = edit_to_probability(z, direction, s["edit_probability"])
-    return {**_probe_verdict(probe, decode(vae, z, y), decode(vae, edited_z, y), name, to, readable),
-            "classifier_train_accuracy": direction["train_accuracy"]}
-
-
-def _probe_verdict(probe, base_images, edited_images, name, to, readable) -> dict:
-    """The probe's reading of unedited and edited decodes of the same faces (:func:`edit_scores`), with the
-    target, the face count and how many edits it reads as the target."""
-    _, base = probe.features_and_predictions(base_images)
-    _, edited = probe.features_and_predictions(edited_images)
-    return {**edit_scores(edited, base, name, to, edited_images, base_images, judged=readable), "to": int(to),
-            "faces": int(len(base_images)), "succeeded": int(np.sum(edited[name] == to))}
-
-
-def _swap_score(vae, probe, z, names, rows, name, to, readable) -> dict:
-    """A conditional model's edit of a conditioned attribute: the same z decoded with the label swapped to ``to``
-    (:func:`cartoon_vae.edit.relabel`), against the decode with the faces' own labels; the probe's verdict."""
-    return {**_probe_verdict(probe, decode(vae, z, vae.label_vectors(names, rows)),
-                             decode(vae, z, relabel(vae, names, rows, name, to)), name, to, readable),
-            "method": "label_swap"}
-
-
-def probe_edit_columns(probe, columns, name, to) -> dict:
-    """The probe's verdict (:func:`edit_scores`) on each edited column of ``cartoon-vae edit``'s grid
-    (every column after ``original`` and ``reconstruction``), against the reconstructions."""
-    base_images = columns["reconstruction"]
-    _, base = probe.features_and_predictions(base_images)
-    scores = {}
-    for label, images in list(columns.items())[2:]:
-        _, edited = probe.features_and_predictions(images)
-        score = edit_scores(edited, base, name, to, images, base_images)
-        scores[label] = {**score, "succeeded": int(np.sum(edited[name] == to))}
-    return scores
-
-
-def evaluate_edits(vae, probe, attrs, train_means, train_labels, val_means, val_labels, s, readable=None) -> dict:
-    """Per attribute: held-out faces not already at variant ``edit_target`` are moved by the
-    attribute's classifier (:mod:`cartoon_vae.edit`): to the target class's mean in its subspace
-    (``edit_mode: class``) or until it reads the target at ``edit_probability`` (``probability``);
-    with ``edit_hold: readable`` the classifiers of the other readable attributes are held fixed (the
-    showcase edits are scored both held and free).
-    Success, its gain over the unedited decodes, preservation and pixel change per attribute; the
-    headline means are over the attributes in ``readable`` (the probe reads them on reconstructions
-    at >= ``edit_readable``: elsewhere the probe, not the edit, would be measured). ``showcase``
-    edits (e.g. glasses -> none) count the faces whose edit succeeds out of ``showcase_faces``.
-    Preservation counts the other readable attributes (and, as ``preservation_all``, all of them). A conditional
-    model's conditioned attributes are edited as every other command edits them, by the label swap."""
-    readable = set(probe.names) if readable is None else set(readable)
-    per, showcase = {}, {}
-    held = {}  # per attribute: the classifiers of the other readable attributes, held fixed by projection
-    if s["edit_hold"] == "readable":
-        classifiers = {}
-        for n in sorted(readable):
-            try:
-                classifiers[n] = attribute_classifier(train_means, train_labels[:, attrs.names.index(n)])
-            except ValueError:  # a single value in the training faces: nothing to hold
-                continue
-        held = {name: [c for n, c in classifiers.items() if n != name and n not in COMPANIONS.get(name, ())]
-                for name in attrs.names}
-    for k, name in enumerate(attrs.names):
-        if name not in probe.names:
-            continue
-        n = int(attrs.n_variants[k])
-        companions = [train_labels[:, attrs.names.index(c)] for c in COMPANIONS.get(name, ()) if c in attrs.names]
-        targets = [(s["edit_target"], s["edit_faces"], False)]
-        targets += [(to % n, s["showcase_faces"], True) for to in s["showcase"].get(name, []) if -n <= to < n]
-        for to, n_faces, is_showcase in targets:
-            rows = faces_to_edit(val_labels[:, k], to, limit=n_faces)
-            if not len(rows):
-                continue
-            if name in vae.conditioned:  # a label of a conditional model: its edit is the label swap, never a move of z
-                scores = {"by label swap": _swap_score(vae, probe, val_means[rows], attrs.names, val_labels[rows],
-                                                       name, to, readable)}
-                if is_showcase:
-                    showcase.setdefault(name, {})[str(to)] = scores
-                else:
-                    per[name] = scores["by label swap"]
-                continue
-            try:
-                free = fit_direction(train_means, train_labels[:, k], to, companions=companions)
-            except ValueError:  # no training face has the target (or every one has it): nothing to learn
-                continue
-            directions = {"held": hold(free, held[name])} if held.get(name) else {}
-            if is_showcase or not directions:
-                directions["free"] = free
-            y = vae.label_vectors(attrs.names, val_labels[rows]) if vae.label_dim else None
-            scores = {how: _edit_score(vae, probe, d, val_means[rows], name, to, readable, s, y)
-                      for how, d in directions.items()}
-            if is_showcase:
-                showcase.setdefault(name, {})[str(to)] = scores
-            else:
-                per[name] = next(iter(scores.values()))
-
-    def mean(key, names):
-        return float(np.mean([per[n][key] for n in names])) if names else float("nan")
-
-    headline = sorted(readable & set(per))
-    return {"target_variant": s["edit_target"], "mode": s["edit_mode"], "probability": s["edit_probability"],
-            "hold": s["edit_hold"],
-            "readable_attributes": headline,
-            **{f"{key}_mean": mean(key, headline) for key in ("success", "gain", "preservation",
-                                                                      "pixel_change")},
-            **{f"{key}_mean_all": mean(key, sorted(per)) for key in ("success", "gain", "preservation_all")},
-            "per_attribute": per, "showcase": showcase}

@@ -69,27 +69,24 @@ class Explorer:
     def __init__(self, run_dir, probe_dir=None, faces=24, components=12, log=print):
         import tensorflow as tf
 
-        from .data import make_datasets, read_attributes
-        from .inference import encode_split, traced
-        from .runs import load_run
+        from .inference import traced
+        from .loaded import open_run
 
         self.run_dir, self.log = Path(run_dir), log
-        self.vae, self.config = load_run(run_dir)
+        run = open_run(run_dir, heldout_limit=faces)
+        self.vae, self.config, self.attrs = run.vae, run.config, run.attrs
         self.probe = None
         if probe_dir:
             from .probe import Probe
 
             self.probe = Probe.load(probe_dir)
             self.probe.check_compatible(self.config)
-        self.attrs = read_attributes(self.config.data.dir)
         log(f"encoding {run_dir}'s training and held-out faces ...")
-        train, val = make_datasets(self.config, with_index=True, shuffle_train=False)
-        _, self.train_means, _, train_idx = encode_split(self.vae, train, keep_images=False)
-        self.face_images, self.face_means, _, face_idx = encode_split(self.vae, val, limit=faces)
-        self.train_labels = self.attrs.values[train_idx] if self.attrs.names else None
+        self.train_means, self.train_labels = run.train.means, run.train.rows if self.attrs.names else None
+        self.face_images, self.face_means = run.heldout.images, run.heldout.means
         # A conditional model decodes z with labels: each face's own, changed by a label-swap edit.
         self.conditioned = self.vae.conditioned
-        self.face_labels = self.attrs.values[face_idx] if self.attrs.names else None
+        self.face_labels = run.heldout.rows if self.attrs.names else None
         self.values = {}  # the attributes an edit can move: name -> the values the training faces show
         for k, name in enumerate(self.attrs.names):
             seen = sorted(int(v) for v in np.unique(self.train_labels[:, k]) if v >= 0)
@@ -98,7 +95,7 @@ class Explorer:
         self.components, self.spreads = self._pca(components)
         self._directions, self._samplers, self._held = {}, {}, None
         self._cache, self._lock, self._sampler_lock = {}, threading.Lock(), threading.Lock()
-        d, c = int(self.vae.latent_dim), int(self.vae.label_dim)
+        d, c = int(self.vae.latent_dim), len(self.label_vector(self.labels_of(0))) if self.conditioned else 0
         self._decoder = traced((lambda zy: self.vae.decode(zy[:, :d], zy[:, d:])) if c else self.vae.decode,
                                (None, d + c))
         if self.probe is not None:
@@ -166,7 +163,7 @@ class Explorer:
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < n:
                 raise BadRequest(f"labels: {name} has values 0..{n - 1}, got {str(value)[:40]}")
             rows[0, self.attrs.names.index(name)] = value
-        return self.vae.label_vectors(self.attrs.names, rows)[0]
+        return self.vae.labels_of(self.attrs.names, rows)[0]
 
     def _own_labels(self, row):
         """{attribute: value} of the conditioned attributes of an attribute row (None: unconditional)."""
@@ -245,7 +242,7 @@ class Explorer:
             chosen = self.train_labels[:, self.attrs.names.index(attribute)] == to
             y = None
             if self.conditioned:
-                y = self.vae.label_vectors(self.attrs.names, self.train_labels[chosen]).mean(0)
+                y = self.vae.labels_of(self.attrs.names, self.train_labels[chosen]).mean(0)
             self._cache[key] = png_bytes(self.decode(self.train_means[chosen].mean(0), y))
         return self._cache[key]
 

@@ -18,20 +18,6 @@ import numpy as np
 DECODE_BATCH = 64  # codes decoded at once
 
 
-def _unpack(batch):
-    """A batch as (images, indices or None, one-hot labels or None). Datasets yield images alone,
-    ``(images, indices)`` (``with_index``), and for a conditional config also the labels, last:
-    ``(images, labels)`` or ``(images, indices, labels)``; indices are integers, labels floats."""
-    if not isinstance(batch, (tuple, list)):
-        return batch, None, None
-    if len(batch) == 3:
-        return tuple(batch)
-    second = batch[1] if len(batch) > 1 else None
-    if second is not None and np.issubdtype(np.asarray(second).dtype, np.floating):
-        return batch[0], None, second
-    return batch[0], second, None
-
-
 def encode_means(vae, batches, limit=None):
     """Yield latent means batch by batch for up to ``limit`` images (memory does not grow)."""
     for _, means, _, _ in _encoded(vae, batches, limit, keep_images=False):
@@ -42,8 +28,7 @@ def _encoded(vae, batches, limit, keep_images):
     """Yield (images or None, means, log-variances, indices or None) per batch, up to ``limit`` images."""
     seen = 0
     for batch in batches:
-        x, idx, labels = _unpack(batch)
-        x = np.asarray(x)
+        x, idx, labels = np.asarray(batch["image"]), batch.get("index"), batch.get("labels")
         if limit is not None:
             x = x[: limit - seen]
             idx = None if idx is None else np.asarray(idx)[: limit - seen]
@@ -58,7 +43,7 @@ def _encoded(vae, batches, limit, keep_images):
 
 def encode_split(vae, dataset, limit=None, keep_images=True):
     """(images or None, latent means, log-variances, file indices or None) of up to ``limit`` images of a
-    batched dataset of images or of ``(images, indices)`` (a ``with_index`` dataset)."""
+    batched dataset of :class:`cartoon_vae.batches.Batch` (indices: a ``with_index`` dataset's)."""
     parts = list(zip(*_encoded(vae, dataset, limit, keep_images)))
     if not parts:
         raise ValueError("no images to encode")
@@ -88,11 +73,11 @@ def reconstruct(vae, x, labels=None) -> np.ndarray:
 
 
 def first_images(dataset, n, with_labels=False):
-    """The first ``n`` images of a batched dataset (images, ``(images, indices)``, or with labels); with
-    ``with_labels``, (images, their one-hot labels or None)."""
+    """The first ``n`` images of a batched dataset of :class:`cartoon_vae.batches.Batch`; with ``with_labels``,
+    (images, their one-hot labels or None)."""
     out, ys, seen = [], [], 0
     for batch in dataset:
-        x, _, y = _unpack(batch)
+        x, y = batch["image"], batch.get("labels")
         out.append(np.asarray(x)[: n - seen])
         ys.append(None if y is None else np.asarray(y)[: n - seen])
         seen += len(out[-1])
@@ -115,23 +100,26 @@ def sample_labels(labels, n, seed) -> np.ndarray | None:
 
 def training_batches(config, with_index=False):
     """The run's training split, batched, in a fixed order: what latent fits are made from."""
-    from .data import make_datasets
+    from .batches import make_datasets
+    from .conditional import label_table
 
-    return make_datasets(config, with_index=with_index, shuffle_train=False)[0]
+    return make_datasets(config, with_index=with_index, shuffle_train=False, labels=label_table(config))[0]
 
 
 def heldout_images(config, n, with_labels=False):
     """The first ``n`` held-out faces (a fixed order): what the figures show (with ``with_labels``:
     (images, their one-hot labels, None for an unconditional config))."""
-    from .data import make_datasets
+    from .batches import make_datasets
+    from .conditional import label_table
 
-    return first_images(make_datasets(config)[1], n, with_labels)
+    return first_images(make_datasets(config, labels=label_table(config))[1], n, with_labels)
 
 
 def training_labels(config):
     """(N_train, C) one-hot labels of the training split's faces (read from their CSVs, no image decoded),
     or None for an unconditional config: the combinations a conditional model's samples draw from."""
-    from .data import conditioning, list_images, split_indices
+    from .conditional import conditioning
+    from .data import list_images, split_indices
 
     labels = conditioning(config)
     if labels is None:

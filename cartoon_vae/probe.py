@@ -43,10 +43,12 @@ def build_probe(image_size, names, n_variants, width=32, features=128):
 
 
 def labelled_splits(config):
-    """(train, val) datasets of (images, {attribute: label}) for the labelled images of ``config.data.dir``."""
+    """(train, val) datasets of (images, {attribute: label}) for the labelled images of ``config.data.dir`` (the
+    probe's own: Keras' (x, y) pairs, not :class:`cartoon_vae.batches.Batch`)."""
     import tensorflow as tf
 
-    from .data import DataError, make_datasets, read_attributes, split_indices
+    from .batches import make_datasets
+    from .data import DataError, read_attributes, split_indices
 
     attrs = read_attributes(config.data.dir)
     if not attrs.names:
@@ -59,7 +61,8 @@ def labelled_splits(config):
     table = tf.constant(attrs.values)
     labelled = tf.constant(attrs.labelled)
 
-    def with_labels(images, index):
+    def with_labels(batch):
+        images, index = batch["image"], batch["index"]
         keep = tf.gather(labelled, index)
         rows = tf.gather(table, tf.boolean_mask(index, keep))
         return tf.boolean_mask(images, keep), {n: rows[:, k] for k, n in enumerate(attrs.names)}
@@ -94,9 +97,9 @@ def with_reconstructions(train, runs, batch_size, seed=0):
             raise RunError(f"{run}: its model is {vae.image_size}x{vae.image_size}, the probe's data "
                            f"{x.shape[1]}x{x.shape[1]}; mix in runs trained with the probe's config")
         given = None
-        if vae.label_dim:  # a conditional run encodes and decodes each face with its own labels
+        if vae.conditioned:  # a conditional run encodes and decodes each face with its own labels
             try:
-                given = vae.label_vectors(list(y), np.stack([y[n] for n in y], 1))
+                given = vae.labels_of(list(y), np.stack([y[n] for n in y], 1))
             except ValueError as e:
                 raise RunError(f"{run}: {e}") from None
         means = np.concatenate([np.asarray(vae.encode(x[i:i + 256].astype(np.float32) / 255,
@@ -118,7 +121,7 @@ def train_probe(config, out, epochs=15, learning_rate=2e-3, verbose=1, mix_runs=
     out = Path(out)
     if (out / "probe.keras").exists():
         raise RunError(f"{out}: a probe is already there; choose another --out")
-    from .data import quiet_fit_warnings
+    from .batches import quiet_fit_warnings
 
     keras.utils.set_random_seed(config.train.seed)
     quiet_fit_warnings()

@@ -229,7 +229,7 @@ def load_run(run_dir):
     import keras
 
     from .config import load_config
-    from . import model  # noqa: F401  (registers the custom layers with Keras)
+    from . import conditional  # noqa: F401  (registers the models and their layers with Keras)
 
     path = require_model(run_dir)
     config = load_config(Path(run_dir) / "config.yaml")
@@ -239,8 +239,8 @@ def load_run(run_dir):
         raise RunError(f"{path}: cannot load the model ({type(e).__name__}); "
                        f"retrain, or delete it to fall back to the last checkpoint") from None
     check_model_matches(vae, config, path, Path(run_dir) / "config.yaml")
-    if getattr(vae, "label_sizes", None):  # the counts the model was built with, also for runs that predate the key
-        config = config.replace(model={"conditional_variants": tuple(vae.label_sizes)})
+    if vae.conditioned:  # the counts the model was built with, also for runs that predate the key
+        config = config.replace(model={"conditional_variants": tuple(n for _, n in vae.conditional)})
     return vae, config
 
 
@@ -256,7 +256,7 @@ def check_model_matches(vae, config, model_path, config_path) -> None:
                 (list(want) if isinstance(want, (list, tuple)) else want):
             raise RunError(f"{config_path}: {section}.{key} is {want}, but {model_path} was trained with {have}; "
                            f"restore config.yaml, or start a new run for the new setting")
-    have = list(getattr(vae, "conditioned", []))
+    have = list(vae.conditioned)
     if have != list(config.model.conditional):
         raise RunError(f"{config_path}: model.conditional is {list(config.model.conditional)}, but {model_path} was "
                        f"trained with {have}; restore config.yaml, or start a new run for the new setting")

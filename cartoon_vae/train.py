@@ -17,8 +17,10 @@ import keras
 import yaml
 
 from .config import load_config
-from .data import DataError, conditioning, make_training_datasets, quiet_fit_warnings
-from .model import build_vae
+from .batches import make_training_datasets, quiet_fit_warnings
+from .build import build_vae
+from .conditional import conditioning
+from .data import DataError
 from .figures import plot_loss_curves
 from .inference import encode_split, first_images
 from .runs import (HISTORY_COLUMNS, RunError, atomic_path, check_model_matches, checkpoint_path, checkpoints,
@@ -272,15 +274,36 @@ def learning_rate(config, steps_per_epoch):
     return t.learning_rate
 
 
-def _train(config, run_dir, resume, verbose, callbacks):
+def _run_config(config, run_dir, resume):
+    """The config a run trains with: a resumed run's own (its resumable train keys from ``config``), the precision
+    resolved so that a resume elsewhere computes the same way."""
     from .hardware import resolve_precision
 
     if resume:
         saved = load_config(run_dir / "config.yaml")
         config = saved.replace(train={k: getattr(config.train, k) for k in RESUMABLE["train"]}) \
             if config is not None else saved
-    # The run folder records the precision used, so a resume elsewhere computes the same way.
-    config = config.replace(train={"precision": resolve_precision(config.train.precision)})
+    return config.replace(train={"precision": resolve_precision(config.train.precision)})
+
+
+def _model(config, run_dir, start, resume_from, steps, train_ds, labels, verbose):
+    """The model to fit (in the caller's strategy scope): the checkpoint ``resume_from`` after epoch ``start``, or a
+    new one (a conditional config's built for its ``labels`` layout; a palette decoder's palette fitted)."""
+    if start:
+        vae = keras.models.load_model(resume_from)  # in the strategy's scope
+        vae.optimizer.learning_rate = learning_rate(config, steps)
+        if verbose:
+            print(f"resuming {run_dir} after epoch {start}")
+        return vae
+    vae = build_vae(config, label_sizes=None if labels is None else [n for _, n in labels[0]],
+                    learning_rate=learning_rate(config, steps))
+    if vae.palette is not None:
+        vae.palette.assign(fit_palette(first_images(train_ds, PALETTE_IMAGES), vae.palette_size, config.train.seed))
+    return vae
+
+
+def _train(config, run_dir, resume, verbose, callbacks):
+    config = _run_config(config, run_dir, resume)
     for stale in run_dir.rglob(".tmp-*"):  # what a killed process was writing
         stale.unlink()
     start, resume_from = resume_point(run_dir, config) if resume else (0, None)
@@ -292,26 +315,14 @@ def _train(config, run_dir, resume, verbose, callbacks):
 
     keras.utils.set_random_seed(config.train.seed)  # before the datasets: TF's global seed enters their shuffles
     strategy = distribution_strategy(config.train.distribute)
-    train_ds, val_ds, steps = make_training_datasets(config, first_epoch=start,
-                                                     replicas=strategy.num_replicas_in_sync)
+    labels = conditioning(config)  # a conditional config's layout and one-hot table (a resumed run's checked)
+    train_ds, val_ds, steps = make_training_datasets(config, first_epoch=start, replicas=strategy.num_replicas_in_sync,
+                                                     labels=None if labels is None else labels[1])
     steps = config.train.steps_per_epoch or steps
     with strategy.scope():
-        if start:
-            vae = keras.models.load_model(resume_from)  # in the strategy's scope
-            vae.optimizer.learning_rate = learning_rate(config, steps)
-            if verbose:
-                print(f"resuming {run_dir} after epoch {start}")
-        else:
-            labels = conditioning(config)
-            vae = build_vae(config, label_sizes=None if labels is None else [n for _, n in labels[0]],
-                            learning_rate=learning_rate(config, steps))
-            if vae.palette is not None:
-                vae.palette.assign(fit_palette(first_images(train_ds, PALETTE_IMAGES), vae.palette_size,
-                                               config.train.seed))
-    if vae.label_dim:  # the run records its labels' layout; a resumed one's data must have the model's
-        config = config.replace(model={"conditional_variants": tuple(vae.label_sizes)})
-        if start:
-            conditioning(config)  # a DataError before anything is written
+        vae = _model(config, run_dir, start, resume_from, steps, train_ds, labels, verbose)
+    if labels is not None:  # the run records its labels' layout; a resumed one's data must have the model's
+        config = config.replace(model={"conditional_variants": tuple(n for _, n in labels[0])})
     write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     keeper = RunKeeper(run_dir, rows)
     quiet_fit_warnings()

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from cartoon_vae import load_config
-from cartoon_vae.data import DataError, list_images, load_splits, make_datasets, read_attributes
+from cartoon_vae.batches import make_datasets
+from cartoon_vae.data import DataError, list_images, load_splits, read_attributes
 from cartoon_vae.synthetic import make_dataset
 
 from .conftest import FIXTURES, ROOT
@@ -23,6 +24,12 @@ def _cfg(folder, *extra):
 
 
 def _all(ds):
+    """(images, indices) of a with-index dataset of Batch dicts."""
+    return _raw(ds.map(lambda batch: (batch["image"], batch["index"])))
+
+
+def _raw(ds):
+    """(images, indices) of a dataset of (images, indices) pairs (a split of load_splits, batched)."""
     xs, idx = [], []
     for x, i in ds:
         xs.append(np.asarray(x))
@@ -60,7 +67,7 @@ def test_real_fixtures_load_with_white_background_and_match_pil():
 
 def test_background_colour_is_configurable():
     train, _ = make_datasets(_cfg(FIXTURES / "cartoonset_real", "data.background=[0,0,255]"))
-    x = np.asarray(next(iter(train)))
+    x = np.asarray(next(iter(train))["image"])
     np.testing.assert_allclose(x[:, 0, 0], [[0, 0, 1]] * len(x))
 
 
@@ -88,21 +95,21 @@ def test_order_matches_image_dataset_from_directory(faces):
 def test_split_is_deterministic_and_disjoint(faces):
     a = load_splits(_cfg(faces).data)
     b = load_splits(_cfg(faces).data)
-    ta, va = set(_all(a.train.batch(4))[1]), set(_all(a.val.batch(4))[1])
-    tb, vb = set(_all(b.train.batch(4))[1]), set(_all(b.val.batch(4))[1])
+    ta, va = set(_raw(a.train.batch(4))[1]), set(_raw(a.val.batch(4))[1])
+    tb, vb = set(_raw(b.train.batch(4))[1]), set(_raw(b.val.batch(4))[1])
     assert (ta, va) == (tb, vb) and not ta & va and ta | va == set(range(16)) and len(va) == 4
     assert (a.n_train, a.n_val) == (12, 4)
     other = load_splits(_cfg(faces, "data.seed=1").data)
-    assert set(_all(other.val.batch(4))[1]) != va
+    assert set(_raw(other.val.batch(4))[1]) != va
 
 
 def test_training_stream_is_seeded_by_epoch(faces):
-    from cartoon_vae.data import make_training_datasets
+    from cartoon_vae.batches import make_training_datasets
 
     def first_epochs(first, k):
         stream, _, steps = make_training_datasets(_cfg(faces, "train.epochs=3"), first_epoch=first)
         assert steps == 3
-        batches = [np.asarray(x) for x in stream.take(steps * k)]
+        batches = [np.asarray(batch["image"]) for batch in stream.take(steps * k)]
         return [np.concatenate(batches[e * steps:(e + 1) * steps]) for e in range(k)]
 
     from_zero, from_two = first_epochs(0, 3), first_epochs(2, 1)
@@ -205,19 +212,20 @@ def test_malformed_csv_line_gives_file_and_line(faces, tmp_path, line):
 
 def test_paper_config_batches_on_generated_faces(faces):
     train, _ = make_datasets(load_config(PAPER, [f"data.dir={faces}"]))
-    x = np.asarray(next(iter(train)))
+    x = np.asarray(next(iter(train))["image"])
     assert x.shape == (15, 256, 256, 3)  # 16 faces, 10% (1) held out and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
 
 
 def test_prepared_shards_stream_the_same_images_and_labels(faces, tmp_path):
-    from cartoon_vae.data import make_training_datasets, prepare
+    from cartoon_vae.batches import make_training_datasets
+    from cartoon_vae.data import prepare
 
     cfg = _cfg(faces, "train.epochs=2")
     out = prepare(cfg, tmp_path / "prepared", shard_images=3, log=None)
     assert len(list(out.glob("train-*.tfrecord"))) == 4 and (out / "prepared.json").is_file()
     folder, shards = load_splits(cfg.data), load_splits(cfg.replace(data={"dir": str(out)}).data)
     for split in ("train", "val"):
-        (x1, i1), (x2, i2) = (_all(getattr(s, split).batch(5)) for s in (folder, shards))
+        (x1, i1), (x2, i2) = (_raw(getattr(s, split).batch(5)) for s in (folder, shards))
         np.testing.assert_array_equal(i1, i2)
         np.testing.assert_array_equal(x1, x2)
     assert list_images(out) == [os.path.abspath(p) for p in list_images(faces)]
@@ -225,7 +233,7 @@ def test_prepared_shards_stream_the_same_images_and_labels(faces, tmp_path):
     # Training streams it with the same per-epoch shuffles as the folder.
     a, b = (make_training_datasets(c)[0] for c in (cfg, cfg.replace(data={"dir": str(out)})))
     for xa, xb in zip(a, b, strict=True):
-        np.testing.assert_array_equal(np.asarray(xa), np.asarray(xb))
+        np.testing.assert_array_equal(np.asarray(xa["image"]), np.asarray(xb["image"]))
 
 
 def test_prepared_folder_refuses_another_recipe_and_is_not_overwritten(faces, tmp_path):
@@ -242,34 +250,8 @@ def test_prepared_folder_refuses_another_recipe_and_is_not_overwritten(faces, tm
         load_splits(cfg.replace(data={"dir": str(out)}).data)
 
 
-def test_a_conditional_config_gives_each_face_its_one_hot_labels_last(faces, tmp_path):
-    from cartoon_vae.data import conditioning, make_training_datasets
-
-    cfg = _cfg(faces, "model.conditional=[glasses,hair_color]")
-    attrs = read_attributes(faces)
-    pairs, table = conditioning(cfg)
-    assert pairs == (("glasses", 6), ("hair_color", 10)) and table.shape == (16, 16)
-    for ds in make_datasets(cfg, with_index=True):
-        for x, idx, y in ds:
-            idx, y = np.asarray(idx), np.asarray(y)
-            assert y.sum(1).tolist() == [2.0] * len(idx)  # one hot per attribute
-            assert np.argmax(y[:, :6], 1).tolist() == attrs.column("glasses")[idx].tolist()
-            assert np.argmax(y[:, 6:], 1).tolist() == attrs.column("hair_color")[idx].tolist()
-    train, val, _ = make_training_datasets(cfg)
-    x, y = next(iter(train))
-    assert x.shape[0] == y.shape[0] and y.shape[1] == 16 and y.dtype == "float32"
-    assert conditioning(_cfg(faces)) is None  # the paper's model: no labels
-    with pytest.raises(DataError, match="'hats'.*glasses"):
-        conditioning(_cfg(faces, "model.conditional=[hats]"))
-    partial = tmp_path / "partial"
-    shutil.copytree(faces, partial)
-    os.remove(partial / sorted(p.name for p in partial.glob("*.csv"))[0])
-    with pytest.raises(DataError, match="no attribute CSV beside it"):
-        conditioning(_cfg(partial, "model.conditional=[glasses]"))
-
-
 def _train(cfg):
-    return _all(load_splits(cfg).train.batch(4))
+    return _raw(load_splits(cfg).train.batch(4))
 
 
 def test_an_attribute_csv_that_is_a_fifo_or_a_device_is_refused_at_once(tmp_path):

@@ -138,8 +138,6 @@ def test_the_performance_prose_quotes_the_benchmark():
     assert not missing, f"docs/performance.md does not say what docs/benchmark.json says: {missing}"
 
 
-@pytest.mark.xfail(strict=True, reason="docs/performance.md quotes an older profile of the 64x64 step (65% "
-                   "convolutions, 12% bias and activation); docs/benchmark.json has 64% and 14%")
 def test_the_performance_prose_quotes_the_profile():
     b = _json("benchmark.json")
     p = next(p for p in b["op_profiles"] if p["image_size"] == 64)
@@ -151,15 +149,11 @@ def test_the_performance_prose_quotes_the_profile():
     assert expected in _text(DOCS / "performance.md")
 
 
-@pytest.mark.xfail(strict=True, reason="docs/performance.md says the train_256 phase peaked at 6,036 MiB; "
-                   "docs/benchmark.json has 5,791")
 def test_the_performance_prose_quotes_the_peak_memory():
     peak = _json("benchmark.json")["phases"]["train_256"]["peak_rss_mb"]
     assert f"`train_256` phase holds three models at once, {peak:,} MiB" in _text(DOCS / "performance.md")
 
 
-@pytest.mark.xfail(strict=True, reason="docs/configs.md's train.precision row quotes 1.52x [1.31, 1.76] and "
-                   "1.01x [0.41, 2.52]; docs/benchmark.json has 1.54x [1.46, 1.62] and 1.18x [0.97, 1.44]")
 def test_the_configs_page_quotes_the_benchmark():
     _, train, _ = _benchmark()
     expected = (f"{_x(train[256]['auto_vs_float32'], train[256]['auto_vs_float32_interval'])} at 256x256, "

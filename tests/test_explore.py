@@ -292,7 +292,7 @@ def test_a_conditional_run_is_explored_with_labels_and_a_label_swap(served, tmp_
         _, _, swapped = _call(f"{url}/api/view", {"base": face["z"], "labels": face["labels"],
                                                   "edits": [{"attribute": "hair_color", "to": other, "amount": 1}]})
         assert swapped["z"] == same["z"] and swapped["image"] != same["image"]  # same z, new label, new face
-        y = explorer.vae.label_vectors(["glasses", "hair_color"], [[face["labels"]["glasses"], other]])
+        y = explorer.vae.labels_of(["glasses", "hair_color"], [[face["labels"]["glasses"], other]])
         expected = explorer.vae.decode(np.asarray([face["z"]], np.float32), y)
         np.testing.assert_allclose(explorer.decode(np.asarray(face["z"], np.float32), y[0]), np.asarray(expected)[0],
                                    atol=1e-5)

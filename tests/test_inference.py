@@ -21,7 +21,8 @@ class Doubler:
         return np.asarray(z) + 1.0
 
 
-BATCHES = [np.array([[1.0, -3.0]]), np.array([[0.5, 4.0], [2.0, 0.0]]), np.array([[9.0, 9.0]])]
+IMAGES = [np.array([[1.0, -3.0]]), np.array([[0.5, 4.0], [2.0, 0.0]]), np.array([[9.0, 9.0]])]
+BATCHES = [{"image": b} for b in IMAGES]  # cartoon_vae.batches.Batch dicts
 
 
 def test_encode_means_streams_up_to_the_limit():
@@ -32,9 +33,9 @@ def test_encode_means_streams_up_to_the_limit():
 
 
 def test_encode_split_keeps_indices_and_images():
-    batches = [(b, np.arange(len(b)) + 10 * k) for k, b in enumerate(BATCHES)]
+    batches = [{"image": b, "index": np.arange(len(b)) + 10 * k} for k, b in enumerate(IMAGES)]
     x, means, log_vars, idx = encode_split(Doubler(), batches)
-    np.testing.assert_allclose(x, np.concatenate(BATCHES))
+    np.testing.assert_allclose(x, np.concatenate(IMAGES))
     np.testing.assert_allclose(means, 2 * x) and np.testing.assert_allclose(log_vars, x)
     assert idx.tolist() == [0, 10, 11, 20]
     x, means, _, idx = encode_split(Doubler(), BATCHES, limit=3, keep_images=False)
@@ -48,12 +49,13 @@ def test_decode_in_batches_and_reconstruct_decodes_the_means():
     z = np.arange(10, dtype=np.float32).reshape(5, 2)
     np.testing.assert_allclose(decode(vae, z, batch_size=2), z + 1)
     assert vae.sizes == [2, 2, 1]
-    np.testing.assert_allclose(reconstruct(Doubler(), BATCHES[1]), 2 * BATCHES[1] + 1)
+    np.testing.assert_allclose(reconstruct(Doubler(), IMAGES[1]), 2 * IMAGES[1] + 1)
 
 
 def test_first_images_of_plain_and_indexed_batches():
-    np.testing.assert_allclose(first_images(BATCHES, 3), np.concatenate(BATCHES)[:3])
-    np.testing.assert_allclose(first_images([(b, None) for b in BATCHES], 2), np.concatenate(BATCHES)[:2])
+    np.testing.assert_allclose(first_images(BATCHES, 3), np.concatenate(IMAGES)[:3])
+    indexed = [{"image": b, "index": np.arange(len(b))} for b in IMAGES]
+    np.testing.assert_allclose(first_images(indexed, 2), np.concatenate(IMAGES)[:2])
 
 
 def test_traced_gives_the_eager_answer():
@@ -73,11 +75,12 @@ def test_labelled_batches_are_encoded_and_decoded_with_their_labels():
             return np.asarray(z) * np.asarray(labels)[:, :1]
 
     y = [np.eye(2, dtype=np.float32)[[0]], np.eye(2, dtype=np.float32)[[1, 0]], np.eye(2, dtype=np.float32)[[1]]]
-    x, means, _, idx = encode_split(Labelled(), [(b, l) for b, l in zip(BATCHES, y)])  # (images, labels)
+    x, means, _, idx = encode_split(Labelled(), [{"image": b, "labels": l} for b, l in zip(IMAGES, y)])
     assert idx is None and np.allclose(means, x + 1)
-    _, means, _, idx = encode_split(Labelled(), [(b, np.arange(len(b)), l) for b, l in zip(BATCHES, y)])
+    _, means, _, idx = encode_split(Labelled(), [{"image": b, "index": np.arange(len(b)), "labels": l}
+                                                 for b, l in zip(IMAGES, y)])
     assert idx.tolist() == [0, 0, 1, 0]
-    images, labels = first_images([(b, l) for b, l in zip(BATCHES, y)], 2, with_labels=True)
+    images, labels = first_images([{"image": b, "labels": l} for b, l in zip(IMAGES, y)], 2, with_labels=True)
     assert labels.tolist() == [[1, 0], [0, 1]]
     assert decode(Labelled(), np.ones((2, 2)), labels).tolist() == [[1, 1], [0, 0]]
     table = np.eye(3, dtype=np.float32)

@@ -65,34 +65,6 @@ def test_reparameterize_std_and_paper_variance():
         reparameterize(mean, log_var, eps, "sigma")
 
 
-def test_the_adversarys_cross_entropy_and_the_encoders_confusion_by_hand():
-    from cartoon_vae.losses import confusion, label_cross_entropy
-
-    logits = np.array([[2.0, 0.0, 1.0, 0.0]], np.float32)  # two attributes: 2 values, then 2 values
-    labels = np.array([[1.0, 0.0, 0.0, 1.0]], np.float32)
-    first, second = np.log1p(np.exp(-2.0)), np.log1p(np.exp(1.0))  # -log softmax of the true value, each block
-    assert float(label_cross_entropy(labels, logits, [2, 2])[0]) == pytest.approx(first + second, rel=1e-5)
-    uniform = 0.5 * (np.log1p(np.exp(-2.0)) + np.log1p(np.exp(2.0))) + 0.5 * (np.log1p(np.exp(-1.0)) + np.log1p(np.exp(1.0)))
-    assert float(confusion(logits, [2, 2])[0]) == pytest.approx(uniform, rel=1e-5)
-    assert float(confusion(np.zeros((1, 4), np.float32), [2, 2])[0]) == pytest.approx(2 * np.log(2), rel=1e-6)  # its minimum
-
-
-def test_swapped_labels_shuffle_each_attribute_over_the_batch_on_its_own():
-    import keras
-
-    from cartoon_vae.losses import swapped_labels
-
-    rows = np.array([[i % 3, i % 3] for i in range(64)])  # the two attributes agree on every face
-    labels = np.concatenate([np.eye(3)[rows[:, 0]], np.eye(4)[rows[:, 1]]], 1).astype(np.float32)
-    out = np.asarray(swapped_labels(labels, [3, 4], seed=keras.random.SeedGenerator(0)))
-    assert (out.sum(1) == 2).all()  # still one value per attribute
-    for block in (slice(0, 3), slice(3, 7)):  # each block is a permutation of the batch's own values ...
-        np.testing.assert_array_equal(np.sort(out[:, block].argmax(1)), np.sort(labels[:, block].argmax(1)))
-    moved = [(out[:, b].argmax(1) != labels[:, b].argmax(1)).mean() for b in (slice(0, 3), slice(3, 7))]
-    assert min(moved) > 0.4  # ... that moves most faces to another face's value
-    assert (out[:, :3].argmax(1) != out[:, 3:].argmax(1)).mean() > 0.4  # the blocks are shuffled apart
-
-
 def test_the_palette_likelihood_is_the_cross_entropy_of_each_pixels_nearest_colour():
     palette = np.array([[1, 1, 1], [0, 0, 0], [1, 0, 0]], "float32")
     x = np.array([[[[0.9, 0.95, 1.0], [0.8, 0.1, 0.1]], [[0.1, 0.1, 0.0], [0.6, 0.6, 0.6]]]], "float32")

@@ -99,31 +99,6 @@ def test_keras_file_round_trip_gives_identical_outputs(tmp_path, paper_config_pa
     np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(vae(x)))
 
 
-def test_fused_batch_norm_matches_keras_batch_norm():
-    import tensorflow as tf
-
-    from cartoon_vae.model import FusedBatchNormalization
-
-    x = tf.constant(np.random.RandomState(0).normal(2.0, 3.0, (4, 6, 6, 5)).astype("float32"))
-    fused, plain = FusedBatchNormalization(), keras.layers.BatchNormalization()
-    fused.build(x.shape), plain.build(x.shape)
-    rng = np.random.RandomState(1)
-    weights = [rng.uniform(0.5, 1.5, 5).astype("float32") for _ in range(4)]
-    fused.set_weights(weights), plain.set_weights(weights)
-    w = tf.constant(rng.normal(size=x.shape).astype("float32"))  # so no gradient is ~0 by symmetry
-    results = []
-    for layer in (fused, plain):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = layer(x, training=True)
-            loss = tf.reduce_sum(y * w)
-        grads = tape.gradient(loss, [x, *layer.trainable_weights])
-        layer(x, training=True)  # a second update of the moving averages
-        results.append([y, *grads, *layer.non_trainable_weights, layer(x, training=False)])
-    for a, b in zip(*results):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
-
-
 def test_exact_kl_with_the_bounded_head_is_its_own_setting(paper_config_path):
     both = build_vae(load_config(paper_config_path, small_overrides() + ["loss.kl=exact",
                                                                          "model.bounded_variance=true"]),
@@ -212,86 +187,6 @@ def test_mixed_bfloat16_trains_within_tolerance_of_float32_and_saves_resumes_and
     assert resolve_precision("auto") in ("float32", "mixed_bfloat16")
 
 
-def test_a_conditional_model_needs_labels_uses_them_and_keeps_them_on_save(tmp_path):
-    vae = cartoon_vae.CartoonVAE(image_size=32, latent_dim=4, encoder_filters=(8, 8), decoder_filters=(8,),
-                                 kl="exact", conditional=[("glasses", 3), ("hair", 2)], seed=0)
-    assert vae.label_dim == 5
-    y = vae.label_vectors(["hair", "glasses"], np.array([[1, 2], [0, 0]]))
-    assert y.tolist() == [[0, 0, 1, 0, 1], [1, 0, 0, 1, 0]]  # in the model's order: glasses, then hair
-    with pytest.raises(ValueError, match=r"glasses: values must be in \[0, 2\]"):
-        vae.label_vectors(["glasses", "hair"], np.array([[3, 0]]))
-    x = np.random.RandomState(0).rand(2, 32, 32, 3).astype("float32")
-    with pytest.raises(ValueError, match="conditional on glasses, hair"):
-        vae.encode(x)
-    vae.compile(optimizer=keras.optimizers.Adam(1e-3))
-    history = vae.fit(x, y, batch_size=2, epochs=2, verbose=0)  # train_step on (images, labels)
-    assert all(np.isfinite(history.history["loss"]))
-    mean, _ = vae.encode(x, y)
-    same, swapped = np.asarray(vae.decode(mean, y)), np.asarray(vae.decode(mean, y[::-1]))
-    assert np.abs(same - swapped).max() > 1e-4  # the decoder reads the labels
-    vae.save(tmp_path / "c.keras")
-    loaded = keras.models.load_model(tmp_path / "c.keras")
-    assert loaded.conditional == (("glasses", 3), ("hair", 2))
-    np.testing.assert_allclose(np.asarray(loaded.decode(mean, y)), same, atol=1e-6)
-
-
-def _tiny_conditional(paper_config_path, weight):
-    """A 32x32 model conditional on glasses (3 values) and hair (2) with ``weight`` (a loss key) set to 10, and a
-    batch of 8 faces with their labels."""
-    cfg = load_config(paper_config_path, [*small_overrides(size=32), "model.encoder_filters=[8,8]",
-                                          "model.decoder_filters=[8]", "model.conditional=[glasses,hair]",
-                                          f"loss.{weight}=10"])
-    vae = build_vae(cfg, label_sizes=[3, 2])
-    x = np.random.RandomState(0).rand(8, 32, 32, 3).astype("float32")
-    return vae, x, vae.label_vectors(["glasses", "hair"], np.array([[i % 3, i % 2] for i in range(8)]))
-
-
-def _learns_and_loads_back(vae, x, y, network, metric, path):
-    """Fits one epoch: ``network`` (a reader of the labels) must change and ``metric`` be logged; then saves and
-    loads the model with every warning an error ("Skipping variable loading for optimizer ..." would fail)."""
-    import warnings
-
-    before = [np.asarray(w).copy() for w in network.weights]
-    history = vae.fit(x, y, batch_size=4, epochs=1, verbose=0)
-    assert np.isfinite(history.history[metric][0])
-    assert all(not np.allclose(b, np.asarray(w)) for b, w in zip(before, network.weights))  # it learns
-    vae.save(path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        return keras.models.load_model(path)
-
-
-def test_the_label_critic_trains_on_real_faces_its_swap_term_reaches_the_decoder_and_loads_back(tmp_path,
-                                                                                               paper_config_path):
-    vae, x, y = _tiny_conditional(paper_config_path, "swap_weight")
-    assert vae.critic is not None and vae.critic.output_shape == (None, 5)
-    with tf.GradientTape() as tape:  # the swap term's gradient reaches the decoder (the critic is not trained by it)
-        ce = ops.mean(vae.swap_cross_entropy(vae.encode(x, y)[0], y))
-    grads = tape.gradient(ce, vae.decoder.trainable_weights)
-    assert all(g is not None for g in grads) and max(float(ops.max(ops.abs(g))) for g in grads) > 0
-    loaded = _learns_and_loads_back(vae, x, y, vae.critic, "swap_ce", tmp_path / "s.keras")
-    assert loaded.swap_weight == 10 and int(loaded.critic_optimizer.iterations) == 2
-    for a, b in zip(loaded.critic.weights, vae.critic.weights):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    assert build_vae(load_config(paper_config_path, [*small_overrides(), "loss.swap_weight=10"])).critic is None
-
-
-def test_build_vae_of_a_conditional_config_needs_the_label_sizes(paper_config_path):
-    cfg = load_config(paper_config_path, [*small_overrides(), "model.conditional=[glasses]"])
-    with pytest.raises(ValueError, match="label_sizes"):
-        build_vae(cfg)
-    assert build_vae(cfg, label_sizes=[12]).label_dim == 12
-
-
-def test_the_latent_adversary_trains_and_both_optimizers_load_back(tmp_path, paper_config_path):
-    vae, x, y = _tiny_conditional(paper_config_path, "adversary_weight")
-    loaded = _learns_and_loads_back(vae, x, y, vae.adversary, "adversary_ce", tmp_path / "a.keras")
-    assert int(loaded.optimizer.iterations) == int(loaded.adversary_optimizer.iterations) == 2
-    for a, b in zip(loaded.optimizer.variables, vae.optimizer.variables):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    assert build_vae(load_config(paper_config_path, [*small_overrides(), "loss.adversary_weight=10"])).adversary is None
-
-
 def test_up_sampling_by_resize_and_residual_blocks_are_config_keys_that_train_and_load_back(tmp_path,
                                                                                              paper_config_path):
     cfg = load_config(paper_config_path, small_overrides() + ["model.upsample=resize", "model.residual_blocks=1"])
@@ -327,3 +222,12 @@ def test_a_palette_decoder_draws_only_palette_colours_trains_on_its_nll_and_keep
     assert vae.evaluate(x, batch_size=4, verbose=0, return_dict=True)["loss"] < before["loss"]
     vae.save(tmp_path / "m.keras")
     np.testing.assert_array_equal(np.asarray(keras.models.load_model(tmp_path / "m.keras").palette), palette)
+
+
+def test_a_batch_of_images_alone_is_a_batch():
+    from cartoon_vae.batches import as_batch
+
+    x = np.zeros((2, 4, 4, 3), "float32")
+    assert as_batch(x)["image"] is x and as_batch((x,))["image"] is x and as_batch({"image": x})["image"] is x
+    with pytest.raises(TypeError, match="a tuple of 2"):
+        as_batch((x, x))

@@ -113,12 +113,12 @@ def test_edit_from_a_class_edits_only_faces_of_that_class(run, tmp_path):
 
     from cartoon_vae.data import read_attributes
 
-    from cartoon_vae.data import make_datasets
+    from cartoon_vae.batches import make_datasets
     from cartoon_vae.runs import load_run
 
     face = read_attributes(run / "faces").column("face_color")
     train, val = make_datasets(load_run(run / "run")[1], with_index=True, shuffle_train=False)
-    trained, held_out = (np.bincount(face[np.concatenate([np.asarray(i) for _, i in ds])], minlength=11)
+    trained, held_out = (np.bincount(face[np.concatenate([np.asarray(batch["index"]) for batch in ds])], minlength=11)
                          for ds in (train, val))
     source = int(np.argmax(held_out * (trained > 0)))  # a colour of held-out and of training faces
     to = int(np.argmax(np.where(np.arange(11) == source, 0, trained)))

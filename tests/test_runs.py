@@ -59,6 +59,7 @@ def test_check_model_matches_names_the_key():
 
     class Vae:
         image_size, latent_dim, encoder_filters, decoder_filters = 256, 200, (32, 64, 64, 64, 64), (64, 64, 64, 32)
+        conditioned = ()
 
     check_model_matches(Vae(), Config(), "model.keras", "config.yaml")
     Vae.latent_dim = 64

@@ -71,7 +71,7 @@ def test_normal_needs_no_fit():
 def test_fitted_samplers_encode_once_cache_and_reuse(tmp_path, monkeypatch):
     import cartoon_vae.inference as inference
 
-    vae, batches = FakeVae(), [_codes()[:100], _codes()[100:]]
+    vae, batches = FakeVae(), [{"image": _codes()[:100]}, {"image": _codes()[100:]}]  # Batch dicts
     monkeypatch.setattr(inference, "training_batches", lambda config, with_index=False: batches)
     first = fitted_samplers(tmp_path, vae, None, ["minmax", "normal", "gmm"], 150)
     assert vae.calls == 2  # both batches once, for both fits (the second truncated at 150 images)
