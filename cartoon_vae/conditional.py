@@ -207,6 +207,15 @@ class ConditionalVAE(CartoonVAE):
         ``names`` (a data set's attribute names), in the order of :attr:`conditional`."""
         return one_hot(self.conditional, names, rows)
 
+    def label_block(self, attribute) -> slice:
+        """The columns of ``attribute``'s one-hot block in the labels."""
+        start = 0
+        for name, n in self.conditional:
+            if name == attribute:
+                return slice(start, start + n)
+            start += n
+        raise ValueError(f"the model is not conditional on {attribute!r}")
+
     def network_input(self, tensor, labels):
         """What the encoder or decoder takes: ``[tensor, labels]``."""
         if labels is None:

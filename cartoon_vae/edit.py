@@ -47,6 +47,32 @@ def on_photo(images, reconstructions, edited) -> np.ndarray:
     return np.clip(np.asarray(images) + np.asarray(edited) - np.asarray(reconstructions), 0.0, 1.0)
 
 
+COMPOSITE_BAND = (0.04, 0.12)  # a pixel joins the edit's mask from this change of the decoder's drawing, fully from this
+
+
+def edit_mask(reconstructions, edited, band=COMPOSITE_BAND) -> np.ndarray:
+    """(n, S, S, 1) soft mask in [0, 1] of where an edit changed the decoder's drawing: the largest channel change
+    ramped from ``band[0]`` (0) to ``band[1]`` (1), grown by one pixel per 64 of the image side and softened by a
+    Gaussian of that width, so that the mask covers an attribute's antialiased edge (GANimation's and SaGAN's
+    attention masks, here read off the decoded swap instead of predicted)."""
+    from scipy import ndimage
+
+    change = np.abs(np.asarray(edited, np.float32) - np.asarray(reconstructions, np.float32)).max(-1)
+    mask = np.clip((change - band[0]) / (band[1] - band[0]), 0.0, 1.0)
+    step = max(1, change.shape[-1] // 64)
+    mask = ndimage.grey_dilation(mask, size=(1, 2 * step + 1, 2 * step + 1))
+    return np.clip(ndimage.gaussian_filter(mask, sigma=(0, step, step)), 0.0, 1.0)[..., None]
+
+
+def composite(images, reconstructions, edited) -> np.ndarray:
+    """An edit composited onto the photo: the decoded edit where it changed the drawing (:func:`edit_mask`), the
+    photo's own pixels elsewhere. Unlike :func:`on_photo`, which adds the change to the photo and so keeps what
+    the decoder drew of the old attribute under the new one (a ghost of a removed frame or beard), inside the
+    mask the face is the decoder's drawing of the edited face."""
+    mask = edit_mask(reconstructions, edited)
+    return mask * np.asarray(edited) + (1.0 - mask) * np.asarray(images)
+
+
 def faces_to_edit(labels, to, from_=None, limit=None) -> np.ndarray:
     """Row indices of the faces an edit towards variant ``to`` applies to: those of variant ``from_``
     when it is given (an A -> B direction is meant for faces of class A), else every labelled face
@@ -235,26 +261,68 @@ METHODS = {
     "probability": "unsupervised: the code moved along the classifier's gradient only until it reads the "
                    "target at edit_probability (edit_to_probability, p = 0.9 by default), no hold",
 }
-# ... and each applied to the photo (:func:`on_photo`): the original plus the change the edit made to
-# the decoder's drawing, so that what the edit did not touch keeps the face's own pixels.
-METHODS.update({f"{name}_on_photo": f"{text.split(':')[0]}: {name.replace('_', ' ')} applied to the photo: "
-                f"x + edit - reconstruction (clipped to [0, 1])" for name, text in list(METHODS.items())})
+# ... and each applied to the photo: added to it (:func:`on_photo`: the original plus the change the edit made to
+# the decoder's drawing), or composited onto it (:func:`composite`: the decoded edit where the drawing changed).
+ON_PHOTO = {"on_photo": on_photo, "composite": composite}
+for _name, _text in list(METHODS.items()):
+    _kind = _text.split(":")[0]
+    METHODS[f"{_name}_on_photo"] = (f"{_kind}: {_name.replace('_', ' ')} applied to the photo: x + edit - "
+                                    f"reconstruction (clipped to [0, 1])")
+    METHODS[f"{_name}_composite"] = (f"{_kind}: {_name.replace('_', ' ')} composited onto the photo: the decoded "
+                                     f"edit where it changed the drawing (a soft mask), the photo elsewhere")
 
 
-def edit_methods(vae, names, means, labels, attribute, to, direction, p=0.9) -> dict:
+def needs_direction(vae, attribute) -> bool:
+    """Whether an edit of ``attribute`` moves z along a direction learned from the training codes (every
+    attribute of the paper's model, and those a conditional model is not conditioned on); if not, it is the label
+    swap. The one place where the way of editing is chosen."""
+    return attribute not in vae.conditioned
+
+
+def methods_for(vae, attribute) -> list[str]:
+    """The editing methods of :data:`METHODS` (before any is applied to the photo) for ``attribute`` of ``vae``."""
+    return ["class_mean", "probability"] if needs_direction(vae, attribute) else ["label_swap"]
+
+
+def edit_methods(vae, names, means, labels, attribute, to, direction=None, p=0.9) -> dict:
     """``{method: function(rows) -> edited decodes}`` for one edit of held-out faces (``means``, attribute
-    rows ``labels``): the label swap where the model is conditional on ``attribute``, else the two moves
-    along ``direction``; a conditional model decodes every face with its own labels."""
+    rows ``labels``), the methods of :func:`methods_for`: the label swap where the model is conditional on
+    ``attribute``, else the two moves along ``direction``; a conditional model decodes every face with its own
+    labels."""
     from .inference import decode
 
     def own(rows):
         return vae.labels_of(names, labels[rows])
 
-    if direction is None:
+    if not needs_direction(vae, attribute):
         return {"label_swap": lambda rows: decode(vae, means[rows], relabel(vae, names, labels[rows], attribute, to))}
+    if direction is None:
+        raise ValueError(f"moving z to edit {attribute} needs a direction (run_direction)")
     return {"class_mean": lambda rows: decode(vae, edit_to_class(means[rows], direction), own(rows)),
             "probability": lambda rows: decode(vae, edit_to_probability(means[rows], direction,
                                                                          p), own(rows))}
+
+
+def direction_for(vae, names, train_rows, train_means, attribute, to, **kwargs):
+    """The direction an edit of ``attribute`` to ``to`` moves z along (:func:`run_direction`), or None where the
+    edit is a label swap (:func:`needs_direction`)."""
+    if not needs_direction(vae, attribute):
+        return None
+    return run_direction(names, train_rows, train_means, attribute, to, **kwargs)
+
+
+def truth_redraw(vae, names, attribute_rows, attribute, to):
+    """``function(truths, rows)``: the decoder's own drawing of the true edited faces of held-out faces ``rows``
+    (encoded and decoded; a conditional model's with the new label): the judge's floor in an attribute's region
+    (:func:`cartoon_vae.counterfactual.judge`)."""
+    from .inference import reconstruct
+
+    def redraw(truths, rows):
+        labels = relabel(vae, names, attribute_rows[rows], attribute, to) if vae.conditioned else None
+        return np.concatenate([reconstruct(vae, truths[i:i + 64], None if labels is None else labels[i:i + 64])
+                               for i in range(0, len(truths), 64)])
+
+    return redraw
 
 
 def edit_scores(edited, unedited, attribute, to, edited_images=None, unedited_images=None, judged=None) -> dict:
@@ -307,13 +375,29 @@ def run_direction(names, train_labels, train_means, attribute, to, from_=None, h
     return hold(direction, others) if others else direction
 
 
+def _beside_truth(run, face_rows, attribute, to, edited) -> dict:
+    """For faces of the embedded set: the true edited faces (the generator's drawing with ``attribute`` = ``to``)
+    and a heat map of ``edited``'s difference from them; else nothing."""
+    from .figures import heat_map
+    from .synthetic import has_renderer, true_counterfactual
+
+    if not has_renderer(run.config.data.dir):
+        return {}
+    names = list(run.attrs.names)
+    truths = np.stack([true_counterfactual({**dict(zip(names, (int(v) for v in row))), attribute: int(to)},
+                                           run.config.data) for row in face_rows])
+    return {"truth": truths, "difference": heat_map(edited, truths)}
+
+
 def edit_heldout(run, attribute, to, from_=None, strengths=(1.0, 2.0, 3.0), p=None, hold_names=(), faces=6):
     """Edit up to ``faces`` held-out faces of an opened run (:func:`cartoon_vae.loaded.open_run`) towards
     ``attribute`` = ``to``: the columns of ``cartoon-vae edit``'s grid (original, reconstruction, one per strength
     in standard deviations, the target's class mean, and with ``p`` the classifier's probability) as images by
     label, and the report (settings, the faces' file indices, the classifier's training accuracy). For an attribute
     a conditional model is conditioned on, the edit is the label swap: original, reconstruction, label swap,
-    and the swap applied to the photo (:func:`on_photo`)."""
+    and the swap applied to the photo (:func:`on_photo`). Then the edit (the swap, or the class mean) composited
+    onto the photo (:func:`composite`) and, for faces of the embedded set, the truth and a heat map of the
+    composite's difference from it."""
     from .data import DataError
     from .inference import decode
 
@@ -325,7 +409,7 @@ def edit_heldout(run, attribute, to, from_=None, strengths=(1.0, 2.0, 3.0), p=No
     for flag, value in (("--to", to), ("--from", from_)):
         if value is not None and not 0 <= value < n_variants:
             raise DataError(f"{flag} {value}: {attribute} has variants 0..{n_variants - 1}")
-    swap = attribute in vae.conditioned  # a conditional model's own attribute: a label swap
+    swap = not needs_direction(vae, attribute)  # a conditional model's own attribute: a label swap
     direction = None if swap else run_direction(attrs.names, run.train.rows, run.train.means, attribute, to, from_,
                                                 hold_names, where)
     held = run.heldout
@@ -345,6 +429,9 @@ def edit_heldout(run, attribute, to, from_=None, strengths=(1.0, 2.0, 3.0), p=No
         columns["class mean"] = decode(vae, edit_to_class(z, direction), y)
         if p is not None:
             columns[f"p = {p:g}"] = decode(vae, edit_to_probability(z, direction, p), y)
+    edited = columns["label swap" if swap else "class mean"]
+    columns["composited"] = composite(columns["original"], columns["reconstruction"], edited)
+    columns.update(_beside_truth(run, face_rows, attribute, to, columns["composited"]))
     report = {"attribute": attribute, "to": to, "from": from_, "strengths": list(strengths), "p": p,
               "hold": list(hold_names), "faces": int(len(rows)), "images": [int(i) for i in held.index[rows]],
               "method": "label_swap" if swap else "latent_direction",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .edit import (COMPANIONS, attribute_classifier, edit_scores, edit_to_class, edit_to_probability, faces_to_edit,
-                   fit_direction, hold, relabel)
+                   fit_direction, hold, needs_direction, relabel)
 from .inference import decode
 
 
@@ -36,7 +36,7 @@ def counterfactuals(vae, probe, config, attrs, labelled, images, recon, s):
     generator (real data): a note only."""
     from . import counterfactual as cf
     from .data import DataError
-    from .edit import METHODS, edit_methods, run_direction
+    from .edit import METHODS, direction_for, edit_methods, truth_redraw
 
     train_means, train_labels, means, labels = labelled
     note = generator_note(config, attrs, labels, images, "no renderer draws the true counterfactual; edits are "
@@ -52,16 +52,15 @@ def counterfactuals(vae, probe, config, attrs, labelled, images, recon, s):
             continue
         n = int(attrs.n_variants[names.index(name)])
         for to in sorted({t % n for t in targets if -n <= t < n}):
-            direction = None
-            if name not in vae.conditioned:
-                try:
-                    direction = run_direction(names, train_labels, train_means, name, to)
-                except DataError as e:  # no training face has the value (or every one has it): nothing to learn
-                    skipped.append(f"{name}->{to}: {str(e).split(': ', 1)[-1]}")
-                    continue
+            try:
+                direction = direction_for(vae, names, train_labels, train_means, name, to)
+            except DataError as e:  # no training face has the value (or every one has it): nothing to learn
+                skipped.append(f"{name}->{to}: {str(e).split(': ', 1)[-1]}")
+                continue
             chosen = edit_methods(vae, names, means, labels, name, to, direction, s["edit_probability"])
             judged = cf.edit_faces(config.data, labels, names, images, recon, name, to, chosen,
-                                   s["counterfactual_faces"], photo=s["counterfactual_on_photo"])
+                                   s["counterfactual_faces"], photo=s["counterfactual_on_photo"],
+                                   redraw=truth_redraw(vae, names, labels, name, to))
             if judged is None:
                 continue
             per, rows, (originals, truths, edits) = judged
@@ -73,8 +72,12 @@ def counterfactuals(vae, probe, config, attrs, labelled, images, recon, s):
     return {"edits": out, "skipped": skipped, "methods": methods,
             "success_rate": {m: _pooled(out, m) for m in methods},
             "agreement_with_probe": {m: _pooled(out, m, "agreement_with_probe") for m in methods},
+            "success_rate_whole_image": {m: _pooled_rate(out, m, "worked_whole_image") for m in methods},
             "rule": f"worked: MSE(edit, truth) <= {cf.SUCCESS_RATIO} x MSE(reconstruction, original) and, on the "
-                    f"attribute's pixels, MSE(edit, truth) <= {cf.HALFWAY} x MSE(reconstruction, truth)"}, figures
+                    f"attribute's pixels, MSE(edit, truth) <= {cf.HALFWAY} x MSE(reconstruction, truth) and <= "
+                    f"{cf.SUCCESS_RATIO} x MSE(the decoder's drawing of the truth, truth)",
+            "rule_whole_image": "the first two conditions only (the rule before the attribute's region was "
+                                "judged on its own; success_rate_whole_image)"}, figures
 
 
 def _with_probe(probe, per, edits, name, to, confidence):
@@ -90,6 +93,13 @@ def _with_probe(probe, per, edits, name, to, confidence):
                       agreement_with_probe=float(np.mean(probe_read == faces["worked"])))
         out[method] = result
     return out
+
+
+def _pooled_rate(edits, method, count):
+    """Over every edit made by ``method``: the fraction of faces counted by ``count`` (a summary's key)."""
+    rows = [r[method] for r in edits.values() if method in r]
+    faces = sum(r["faces"] for r in rows)
+    return sum(r[count] for r in rows) / faces if faces else float("nan")
 
 
 def _pooled(edits, method, key=None):
@@ -139,6 +149,8 @@ def probe_edit_columns(probe, columns, name, to) -> dict:
     _, base = probe.features_and_predictions(base_images)
     scores = {}
     for label, images in list(columns.items())[2:]:
+        if label in ("truth", "difference"):  # beside the edits, not edits
+            continue
         _, edited = probe.features_and_predictions(images)
         score = edit_scores(edited, base, name, to, images, base_images)
         scores[label] = {**score, "succeeded": int(np.sum(edited[name] == to))}
@@ -171,7 +183,7 @@ def evaluate_edits(vae, probe, attrs, train_means, train_labels, val_means, val_
             rows = faces_to_edit(val_labels[:, k], to, limit=n_faces)
             if not len(rows):
                 continue
-            if name in vae.conditioned:  # a label of a conditional model: its edit is the label swap, never a move of z
+            if not needs_direction(vae, name):  # a conditional model's label: the label swap, never a move of z
                 scores = {"by label swap": _swap_score(vae, probe, val_means[rows], attrs.names, val_labels[rows],
                                                        name, to, readable)}
             else:

@@ -8,20 +8,7 @@ training codes (scikit-learn's PCA). The run folder is only read, except the cac
 commands also write, under the writer lock for the moment of writing; a run that ``train`` still
 holds is explored from its last complete checkpoint, its caches kept in memory.
 
-API (JSON in and out unless a PNG is named; every bad request is a 4xx with ``{"error": "..."}``):
-
-    GET  /api/info                         attributes, held-out faces, samplers, components, probe, conditional
-    GET  /api/faces/N.png                  held-out face N as the data set holds it
-    GET  /api/face/N                       {"z", "labels", "original", "reconstruction"} (data URLs)
-    GET  /api/swatches/ATTRIBUTE/VALUE.png the decoded mean code of the training faces with that value
-    POST /api/decode   {"z", "labels"}     image/png: the decoded face
-    POST /api/view     {"base", "labels", "edits": [{"attribute", "to", "amount"}], "hold", "pcs": [...]}
-                                           {"z", "image", "probe"}: base moved by each edit, then along
-                                           the principal directions (in standard deviations)
-    POST /api/edit     {"z", "attribute", "to", "amount", "hold"}  {"z"}
-    POST /api/sample   {"sampler", "seed"} {"z", "labels"}
-    POST /api/encode   (an image file)     {"z", "labels"}: the mean code of the uploaded face
-    POST /api/interpolate {"z0", "z1", "steps", "labels0", "labels1"}  {"frames": [data URLs]}
+Its JSON/PNG API is listed in :mod:`cartoon_vae.server`.
 
 A conditional model (``model.conditional``) decodes every code with labels, ``{attribute: value}`` for each
 conditioned attribute (``info["conditional"]``; null for the paper's model): a face's own come with it,
@@ -43,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .edit import needs_direction
 from .figures import png_bytes
 
 MAX_CODE = 1e3           # the largest |z_i| accepted (codes live within a few units of 0)
@@ -171,43 +159,81 @@ class Explorer:
             return None
         return {name: int(row[self.attrs.names.index(name)]) for name in self.conditioned}
 
-    def view(self, base, edits=(), hold=False, pcs=(), labels=None) -> dict:
+    def view(self, base, edits=(), hold=False, pcs=(), labels=None, face=None) -> dict:
         """``base`` moved by each edit (a conditioned attribute's edit moves its one-hot label from the face's
-        ``labels`` towards the target by ``amount``: 1 is the label swap), then along the principal directions."""
+        ``labels`` towards the target by ``amount``: 1 is the label swap), then along the principal directions.
+        With ``face``, the held-out face that ``base`` is the code of, also the edit composited onto its photo and,
+        where the embedded generator drew the face, the true edited face and a heat map of the difference
+        (:meth:`beside`)."""
         z = self.code(base)
         y = self.label_vector(labels) if self.conditioned else None
         for e in edits:
             if not isinstance(e, dict):
                 raise BadRequest("edits: each must be an object with attribute, to, amount")
-            if e.get("attribute") in self.conditioned:
+            if isinstance(e.get("attribute"), str) and not needs_direction(self.vae, e["attribute"]):
                 y = self.relabel(y, e.get("attribute"), e.get("to"), e.get("amount", 1.0))
             else:
                 z = self.edit(z, e.get("attribute"), e.get("to"), e.get("amount", 1.0), hold)
         pcs = self._numbers(pcs, "pcs", len(self.components), exact=False)
         z = z + (np.asarray(pcs, np.float32) * self.spreads[:len(pcs)]) @ self.components[:len(pcs)]
         image = self.decode(z, y)
-        return {"z": z.tolist(), "image": data_url(image), "probe": self.read(image)}
+        out = {"z": z.tolist(), "image": data_url(image), "probe": self.read(image)}
+        if face is not None:
+            out.update(self.beside(face, image, edits, any(pcs)))
+        return out
+
+    def beside(self, face, image, edits, moved=False) -> dict:
+        """What the page shows beside the decoded edit ``image`` of held-out ``face``: the edit composited onto the
+        photo (:func:`cartoon_vae.edit.composite`), and the truth the embedded generator draws with each edit's
+        target (every edit at amount 1, no principal direction ``moved``) with a heat map of the photo edit's
+        difference from it (:func:`cartoon_vae.figures.heat_map`); else ``truth`` is null and a note says why."""
+        from .edit import composite
+        from .figures import heat_map
+
+        if isinstance(face, bool) or not isinstance(face, int):
+            raise BadRequest("face: must be a held-out face's number")
+        i = self._face_index(face)
+        photo = composite(self.face_images[i][None], self.decode(self.face_means[i], self.labels_of(i))[None],
+                          image[None])[0]
+        out = {"photo": data_url(photo), "truth": None, "difference": None}
+        truth, out["truth_note"] = self.truth(i, edits, moved)
+        if truth is not None:
+            out["truth"], out["difference"] = data_url(truth), data_url(heat_map(photo[None], truth[None])[0])
+        return out
+
+    def truth(self, i, edits, moved=False):
+        """(the true edited face or None, why not): held-out face ``i`` drawn by the embedded generator with each
+        edit's attribute at its target."""
+        from .counterfactual import has_renderer, true_counterfactual
+
+        if not has_renderer(self.config.data.dir) or self.face_labels is None:
+            return None, "no true face: the generator did not draw this data set"
+        if moved or any(not isinstance(e, dict) or e.get("amount", 1.0) != 1.0 for e in edits):
+            return None, "no true face: it is defined for whole edits (amount 1) and no principal direction"
+        attributes = dict(zip(self.attrs.names, (int(v) for v in self.face_labels[i])))
+        for e in edits:
+            name, to = self._attribute(e.get("attribute"), e.get("to"))
+            attributes[name] = to
+        key = ("truth", tuple(sorted(attributes.items())))
+        if key not in self._cache:
+            self._cache[key] = true_counterfactual(attributes, self.config.data)
+        return self._cache[key], "the face the generator draws with these attributes"
 
     def relabel(self, y, attribute, to, amount=1.0) -> np.ndarray:
         """The one-hot labels ``y`` with ``attribute``'s block moved towards value ``to`` by ``amount`` (1: the
         label swap of :func:`cartoon_vae.edit.relabel`; between 0 and 1 a blend of the two labels)."""
         attribute, to = self._attribute(attribute, to)
         amount = self._number(amount, "amount", -MAX_AMOUNT, MAX_AMOUNT)
-        start = 0
-        for name, n in self.vae.conditional:
-            if name == attribute:
-                break
-            start += n
+        block = self.vae.label_block(attribute)
         y = y.copy()
-        block = y[start:start + n]
-        y[start:start + n] = block + amount * (np.eye(n, dtype=np.float32)[to] - block)
+        y[block] = y[block] + amount * (np.eye(block.stop - block.start, dtype=np.float32)[to] - y[block])
         return y
 
     def edit(self, z, attribute, to, amount=1.0, hold=False) -> np.ndarray:
         from .edit import edit_to_class
 
         z = self.code(z)
-        if isinstance(attribute, str) and attribute in self.conditioned:  # a label, not a direction of z
+        if isinstance(attribute, str) and not needs_direction(self.vae, attribute):  # a label, not a direction of z
             raise BadRequest(f"attribute: {attribute} is a label of this conditional model; edit it as a label swap "
                              f"through /api/view")
         amount = self._number(amount, "amount", -MAX_AMOUNT, MAX_AMOUNT)

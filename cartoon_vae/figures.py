@@ -40,6 +40,15 @@ def png_bytes(image) -> bytes:
     return buf.getvalue()
 
 
+def heat_map(images, truths, full_scale=0.5) -> np.ndarray:
+    """(n, S, S, 3) in [0, 1]: each image's per-pixel mean absolute difference from its truth, black (none) through
+    red and yellow to white at ``full_scale`` (matplotlib's "inferno"): where an edit missed or left a ghost."""
+    from matplotlib import colormaps
+
+    diff = np.abs(np.asarray(images, np.float32) - np.asarray(truths, np.float32)).mean(-1)
+    return colormaps["inferno"](np.clip(diff / full_scale, 0.0, 1.0))[..., :3].astype(np.float32)
+
+
 def save_grid(images, path, rows, cols, row_labels=None, title=None, scale=1.6, col_labels=None):
     """Images (N, H, W, 3) in [0, 1] as a rows x cols grid, with optional row and column labels."""
     plt = _plt()
@@ -133,18 +142,22 @@ def write_run_figures(run_dir, vae, config, val_images, samplers, out_dir=None, 
 
 EDIT_COLUMNS = {"label_swap": "label swap", "class_mean": "latent edit\n(class mean)",
                 "probability": "latent edit\n(p = 0.9)", "label_swap_on_photo": "label swap\non the photo",
-                "class_mean_on_photo": "class mean\non the photo", "probability_on_photo": "p = 0.9\non the photo"}
+                "class_mean_on_photo": "class mean\non the photo", "probability_on_photo": "p = 0.9\non the photo",
+                "label_swap_composite": "label swap\ncomposited", "class_mean_composite": "class mean\ncomposited",
+                "probability_composite": "p = 0.9\ncomposited"}
 
 
 def counterfactual_figure(images, path, attribute, to, title=None):
     """Rows of held-out faces; columns: the original, the true counterfactual the generator draws, and each
-    edit (``images``: (originals, truths, {column label or method name: edits}))."""
+    edit beside a heat map of its difference from the truth (:func:`heat_map`: a ghost of a removed part is a
+    bright outline) (``images``: (originals, truths, {column label or method name: edits}))."""
     originals, truths, edits = images
-    grid = np.stack([originals, truths, *edits.values()], 1).reshape(-1, *originals.shape[1:])
-    save_grid(grid, path, len(originals), 2 + len(edits),
-              col_labels=["original", "true\ncounterfactual",
-                          *(EDIT_COLUMNS.get(m, m.replace(" (", "\n(")) for m in edits)],
-              title=title or f"{attribute} -> {to}")
+    columns, labels = [originals, truths], ["original", "true\ncounterfactual"]
+    for m, edited in edits.items():
+        columns += [edited, heat_map(edited, truths)]
+        labels += [EDIT_COLUMNS.get(m, m.replace(" (", "\n(")), "vs. truth"]
+    grid = np.stack(columns, 1).reshape(-1, *originals.shape[1:])
+    save_grid(grid, path, len(originals), len(columns), col_labels=labels, title=title or f"{attribute} -> {to}")
 
 
 def colour_figure(originals, reconstructions, per_face, path, faces=8):

@@ -206,19 +206,21 @@ def _counterfactual_lines(c) -> list:
     lines = ["", f"Edits judged against the true counterfactual face the generator draws. Rule: {c['rule']}. "
                  "Rates with Wilson 95% intervals over faces; MSE means over faces. Methods: "
                  + "; ".join(f"`{m}`: {what}" for m, what in c["methods"].items()) + ".", "",
-             "| edit | method | faces | worked [95% CI] | floor MSE(r, x) | start MSE(r, truth) | edit MSE(e, truth) | "
-             "SSIM(e, truth) | other pixels changed | probe reads target | probe agrees |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| edit | method | faces | worked [95% CI] | by the whole-image rule | floor MSE(r, x) | start MSE(r, truth) | "
+             "edit MSE(e, truth) | SSIM(e, truth) | other pixels changed | probe reads target | probe agrees |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, by_method in c["edits"].items():
         for method, r in by_method.items():
             lo, hi = r["success_interval"]
+            whole = r.get("success_rate_whole_image", float("nan"))  # absent from metrics of earlier releases
             lines.append(f"| {name} | {method} | {r['faces']} | {r['worked']} ({r['success_rate']:.2f}) "
-                         f"[{lo:.2f}, {hi:.2f}] | {r['floor']:.4f} | {r['start']:.4f} | {r['edit']:.4f} | "
+                         f"[{lo:.2f}, {hi:.2f}] | {whole:.2f} | {r['floor']:.4f} | {r['start']:.4f} | {r['edit']:.4f} | "
                          f"{r['ssim_edit']:.3f} | {r['others_changed_rate']:.2f} | {r['probe_success_rate']:.2f} | "
                          f"{r['agreement_with_probe']:.2f} |")
     skipped = f" Not judged: {'; '.join(c['skipped'])}." if c.get("skipped") else ""
-    pooled = "; ".join(f"`{m}` {rate:.3f} of faces worked (the probe agreed on {c['agreement_with_probe'][m]:.2f})"
-                       for m, rate in c["success_rate"].items())
+    whole = c.get("success_rate_whole_image", {})
+    pooled = "; ".join(f"`{m}` {rate:.3f} of faces worked ({whole.get(m, float('nan')):.3f} by the whole-image rule; "
+                       f"the probe agreed on {c['agreement_with_probe'][m]:.2f})" for m, rate in c["success_rate"].items())
     return lines + ["", f"Over all these edits: {pooled}.{skipped}"]
 
 

@@ -15,6 +15,24 @@ someone's laptop must promise.
 * **Every refusal is one JSON line**: 4xx ``{"error": "..."}`` for a bad request (a path, a number, JSON
   nested past ``MAX_JSON_DEPTH``, a field of the wrong type), nothing printed; a client that hangs up early
   leaves no traceback on the console.
+
+API (JSON in and out unless a PNG is named; every bad request is a 4xx with ``{"error": "..."}``):
+
+    GET  /api/info                         attributes, held-out faces, samplers, components, probe, conditional
+    GET  /api/faces/N.png                  held-out face N as the data set holds it
+    GET  /api/face/N                       {"z", "labels", "original", "reconstruction"} (data URLs)
+    GET  /api/swatches/ATTRIBUTE/VALUE.png the decoded mean code of the training faces with that value
+    POST /api/decode   {"z", "labels"}     image/png: the decoded face
+    POST /api/view     {"base", "labels", "edits": [{"attribute", "to", "amount"}], "hold", "pcs": [...], "face"}
+                                           {"z", "image", "probe"}: base moved by each edit, then along
+                                           the principal directions (in standard deviations); with "face" (the
+                                           held-out face base is the code of) also {"photo", "truth",
+                                           "difference", "truth_note"}: the edit composited onto the photo, the
+                                           true edited face (embedded set) and a heat map of their difference
+    POST /api/edit     {"z", "attribute", "to", "amount", "hold"}  {"z"}
+    POST /api/sample   {"sampler", "seed"} {"z", "labels"}
+    POST /api/encode   (an image file)     {"z", "labels"}: the mean code of the uploaded face
+    POST /api/interpolate {"z0", "z1", "steps", "labels0", "labels1"}  {"frames": [data URLs]}
 """
 
 from __future__ import annotations
@@ -70,7 +88,8 @@ def route(explorer, method, path, body):
         edits = q.get("edits", [])
         if not isinstance(edits, list) or len(edits) > 32:
             raise BadRequest("edits: must be a list of at most 32 edits")
-        return _json(explorer.view(q.get("base"), edits, q.get("hold", False), q.get("pcs", []), q.get("labels")))
+        return _json(explorer.view(q.get("base"), edits, q.get("hold", False), q.get("pcs", []), q.get("labels"),
+                                   q.get("face")))
     if path == "/api/edit":
         z = explorer.edit(q.get("z"), q.get("attribute"), q.get("to"), q.get("amount", 1.0), q.get("hold", False))
         return _json({"z": z.tolist()})

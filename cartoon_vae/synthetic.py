@@ -98,3 +98,18 @@ def make_dataset(out, n: int, seed: int = 0, workers: int | None = None, progres
                 bar.update()
     bar.close()
     return out
+
+
+def has_renderer(data_dir) -> bool:
+    """Whether ``data_dir`` is a set drawn by the embedded generator (it has the generator's manifest)."""
+    return (Path(data_dir) / MANIFEST).is_file()
+
+
+def true_counterfactual(attributes: dict, data_cfg) -> np.ndarray:
+    """The face with these attributes, as the data set holds it: (S, S, 3) float32 in [0, 1]."""
+    import tensorflow as tf
+
+    from .data import preprocess
+
+    rgba = tf.constant(np.asarray(render(attributes), np.uint8))
+    return np.asarray(preprocess(rgba, data_cfg), np.float32) / 255.0

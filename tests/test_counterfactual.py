@@ -34,9 +34,9 @@ def test_the_generator_redraws_a_face_exactly_as_the_pipeline_holds_it(faces):
             assert 0.005 < changed.mean() < 0.3  # the glasses' pixels, not the whole face
 
 
-def _faces(n=20, seed=0):
+def _faces(n=20, seed=0, size=16):
     rng = np.random.default_rng(seed)
-    original = rng.uniform(0, 1, (n, 16, 16, 3)).astype(np.float32)
+    original = rng.uniform(0, 1, (n, size, size, 3)).astype(np.float32)
     truth = original.copy()
     truth[:, 4:8, 4:8] = 1 - truth[:, 4:8, 4:8]  # the attribute: a patch that changes
     noise = lambda: rng.normal(0, 0.02, original.shape).astype(np.float32)  # noqa: E731  (the decoder's blur)
@@ -92,9 +92,42 @@ def test_edit_faces_judges_each_method_and_its_edit_on_the_photo(faces):
     truth = lambda rows: np.stack([true_counterfactual(dict(zip(attrs.names, map(int, attrs.values[r])), glasses=5),  # noqa: E731
                                                        cfg) for r in rows])
     per, rows, (_, truths, edits) = edit_faces(cfg, attrs.values, list(attrs.names), images, recon, "glasses", 5,
-                                               {"oracle": lambda rows: blur(truth(rows))}, 100, photo=True)
-    assert list(per) == list(edits) == ["oracle", "oracle_on_photo"]
+                                               {"oracle": lambda rows: blur(truth(rows))}, 100, photo=True,
+                                               redraw=lambda truths, rows: blur(truths))
+    assert list(per) == list(edits) == ["oracle", "oracle_on_photo", "oracle_composite"]
     assert (attrs.values[rows, k] != 5).all() and len(rows) == (attrs.values[:, k] != 5).sum()
-    assert per["oracle"]["worked"].all() and per["oracle_on_photo"]["worked"].all()
+    assert per["oracle"]["worked"].all() and per["oracle_on_photo"]["worked_whole_image"].all()
+    assert per["oracle_composite"]["worked"].mean() > 0.8  # the decoded truth where the drawing changed
     # x + blur(c) - blur(x) = c + 0.1 (x - c): the truth, up to a tenth of the change
     np.testing.assert_allclose(edits["oracle_on_photo"], truths + 0.1 * (images[rows] - truths), atol=1e-5)
+
+
+def test_a_ghost_of_the_old_attribute_passes_the_whole_image_rule_but_not_the_region_rule():
+    original, truth, noise = _faces(n=6, size=32)  # 16 of 1,024 pixels change: a whole-image MSE barely sees them
+    recon, drawn = original + noise(), truth + noise()  # the decoder's drawings of the face and of the truth
+    ghost = truth + noise()
+    ghost[:, 4:8, 4:8] = 0.85 * truth[:, 4:8, 4:8] + 0.15 * original[:, 4:8, 4:8]  # the old patch shows through
+    verdict = judge(original, recon, ghost, truth, drawn)
+    assert verdict["worked_whole_image"].all() and not verdict["worked_in_region"].any()
+    assert not verdict["worked"].any()
+    clean = judge(original, recon, truth + noise(), truth, drawn)
+    assert clean["worked"].all() and clean["worked_whole_image"].all()
+    s = summarise(verdict)
+    assert (s["worked"], s["worked_whole_image"], s["success_rate_whole_image"]) == (0, 6, 1.0)
+
+
+def test_compositing_keeps_the_photo_where_the_decoded_edit_changed_nothing_and_drops_the_old_attribute():
+    from cartoon_vae.edit import composite, on_photo
+
+    original, truth, _ = _faces(n=4, size=32)
+    blur = np.random.default_rng(1).normal(0, 0.005, original.shape).astype(np.float32)  # below the mask's band
+    recon = np.clip(original + blur, 0, 1)
+    edited = np.clip(truth + blur, 0, 1)  # the decoder drew the new patch where the old one was
+    out = composite(original, recon, edited)
+    far = np.ones(original.shape[1:3], bool)
+    far[:14, :14] = False  # beyond the patch's mask (grown by a pixel, softened by a Gaussian)
+    np.testing.assert_allclose(out[:, far], original[:, far], atol=1e-6)  # the photo's own pixels
+    patch = (slice(None), slice(5, 7), slice(5, 7))
+    assert np.abs(out[patch] - truth[patch]).max() < 0.02  # inside: the decoded edit, no trace of the old patch
+    added = on_photo(original, recon, edited)  # here the same: the change added to the photo
+    np.testing.assert_allclose(added[patch], out[patch], atol=0.02)

@@ -2,6 +2,7 @@
 bad request (a 4xx with a one-line JSON error, and the server keeps serving), no path from a URL, four
 clients at once, the same edit as cartoon-vae edit, and the page in a real headless Chromium."""
 
+import base64
 import hashlib
 import io
 import json
@@ -16,8 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 
 from cartoon_vae.cli import main
+from cartoon_vae.counterfactual import true_counterfactual
 from cartoon_vae.explore import Explorer
 from cartoon_vae.server import MAX_BODY, make_server
 from cartoon_vae.synthetic import make_dataset
@@ -292,6 +295,18 @@ def test_a_conditional_run_is_explored_with_labels_and_a_label_swap(served, tmp_
         _, _, swapped = _call(f"{url}/api/view", {"base": face["z"], "labels": face["labels"],
                                                   "edits": [{"attribute": "hair_color", "to": other, "amount": 1}]})
         assert swapped["z"] == same["z"] and swapped["image"] != same["image"]  # same z, new label, new face
+        _, _, beside = _call(f"{url}/api/view", {"base": face["z"], "labels": face["labels"], "face": 0,
+                                                 "edits": [{"attribute": "hair_color", "to": other, "amount": 1}]})
+        row = dict(zip(explorer.attrs.names, (int(v) for v in explorer.face_labels[0])))
+        truth = true_counterfactual({**row, "hair_color": other}, explorer.config.data)  # drawn by the generator
+        assert _pixels(beside["truth"]).shape == truth.shape and np.abs(_pixels(beside["truth"]) - truth).max() <= 1 / 255
+        photo = _pixels(beside["photo"])  # the swap composited onto the photo: outside its mask, the photo's pixels
+        changed = np.abs(_pixels(swapped["image"]) - _pixels(same["image"])).max(-1) > 0.04
+        unchanged = ~ndimage.binary_dilation(changed, iterations=4)
+        assert np.abs(photo - explorer.face_images[0])[unchanged].max() <= 1 / 255
+        _, _, half = _call(f"{url}/api/view", {"base": face["z"], "labels": face["labels"], "face": 0,
+                                               "edits": [{"attribute": "hair_color", "to": other, "amount": 0.5}]})
+        assert half["truth"] is None and "amount 1" in half["truth_note"]
         y = explorer.vae.labels_of(["glasses", "hair_color"], [[face["labels"]["glasses"], other]])
         expected = explorer.vae.decode(np.asarray([face["z"]], np.float32), y)
         np.testing.assert_allclose(explorer.decode(np.asarray(face["z"], np.float32), y[0]), np.asarray(expected)[0],
@@ -318,6 +333,11 @@ def test_a_conditional_run_is_explored_with_labels_and_a_label_swap(served, tmp_
         server.server_close()
 
 
+def _pixels(url) -> np.ndarray:
+    """A data URL's PNG as float32 in [0, 1]."""
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"), np.float32) / 255
+
+
 def _page_edits_only_the_moved_label(url, labels, tmp_path):
     """In the page, a clicked face's label selectors hold its own labels, and moving one slider edits that label
     alone (the page once started every selector at 0 and swapped the others' labels too)."""
@@ -339,5 +359,11 @@ def _page_edits_only_the_moved_label(url, labels, tmp_path):
                               "r.dispatchEvent(new Event('input'));")
         assert driver.execute_script("return editList()") == [{"attribute": "hair_color", "to": other, "amount": 1}]
         assert driver.execute_script(selected)["glasses"] == labels["glasses"]  # the other label is untouched
+        shown = "return [...document.querySelectorAll('figure.beside')].map(f => !f.hidden && " \
+                "f.querySelector('img').src.startsWith('data:image/png'))"
+        wait.until(lambda d: d.execute_script(shown) == [True, True, True])  # the photo edit, the truth, the difference
+        assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+        driver.save_screenshot(str(tmp_path / "conditional.png"))
+        shutil.copy(tmp_path / "conditional.png", Path(tempfile.gettempdir()) / "cartoon-vae-explorer-conditional.png")
     finally:
         driver.quit()

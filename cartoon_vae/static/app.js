@@ -66,9 +66,11 @@ async function redraw() {
   if (inFlight) { pending = true; return; }
   inFlight = true;
   try {
-    const v = await api("/api/view", { base: state.base, labels: state.labels, edits: editList(), hold: state.hold, pcs: state.pcs });
+    const face = Number.isInteger(state.face) ? state.face : null;  // a held-out face: the photo and the truth too
+    const v = await api("/api/view", { base: state.base, labels: state.labels, edits: editList(), hold: state.hold, pcs: state.pcs, face });
     state.z = v.z;
     document.getElementById("edited").src = v.image;
+    showBeside(v);
     document.getElementById("png").href = v.image;
     showProbe(v.probe);
     saveHash();
@@ -79,6 +81,20 @@ async function redraw() {
     inFlight = false;
     if (pending) { pending = false; redraw(); }
   }
+}
+
+// Beside the decoded edit: the edit composited onto the photo and, for the embedded set, the true edited face and a
+// heat map of where the photo edit differs from it. Hidden for samples and uploads (no photo, no truth).
+function showBeside(v) {
+  const figures = document.querySelectorAll("figure.beside");
+  figures[0].hidden = !v.photo;
+  if (v.photo) document.getElementById("photo").src = v.photo;
+  [["truth", 1], ["difference", 2]].forEach(([id, k]) => {
+    figures[k].hidden = !v[id];
+    if (v[id]) document.getElementById(id).src = v[id];
+  });
+  const caption = document.getElementById("truth-caption");
+  if (caption) caption.title = v.truth_note || "";
 }
 
 function showProbe(reading) {
