@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .edit import (COMPANIONS, attribute_classifier, edit_scores, edit_to_class, edit_to_probability, faces_to_edit,
-                   fit_direction, hold, needs_direction, relabel)
+from .directions import COMPANIONS, attribute_classifier, edit_to_class, edit_to_probability, fit_direction, hold
+from .edit import edit_scores, faces_to_edit, needs_direction, relabel
 from .inference import decode
 
 

@@ -73,7 +73,7 @@ class EvaluationSettings:
     counterfactual_faces: int = field(default=200, metadata=_at_least(0, 100_000))
     counterfactual_edits: dict[str, tuple[int, ...]] = field(default_factory=lambda: {
         "hair_color": tuple(range(10)), "glasses": (-1, 0), "facial_hair": (-1,), "face_color": (0, 10), "hair": (0,)})
-    counterfactual_on_photo: bool = True  # also judge each method's edit applied to the photo (x + edit - recon)
+    counterfactual_on_photo: bool = True  # also judge each edit added to the photo and composited onto it (edit.ON_PHOTO)
     counterfactual_figures: dict[str, tuple[int, ...]] = field(default_factory=lambda: {
         "hair_color": (5,), "glasses": (-1,), "facial_hair": (-1,)})
     # colour fidelity per region (embedded set only, :mod:`cartoon_vae.colour`): held-out faces judged, and the

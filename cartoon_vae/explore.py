@@ -230,7 +230,7 @@ class Explorer:
         return y
 
     def edit(self, z, attribute, to, amount=1.0, hold=False) -> np.ndarray:
-        from .edit import edit_to_class
+        from .directions import edit_to_class
 
         z = self.code(z)
         if isinstance(attribute, str) and not needs_direction(self.vae, attribute):  # a label, not a direction of z
@@ -242,7 +242,7 @@ class Explorer:
     def direction(self, attribute, to, hold=False) -> dict:
         """The direction ``cartoon-vae edit`` moves along (:func:`cartoon_vae.edit.run_direction`), fitted
         once per (attribute, value); ``hold``: every other attribute's classifier held fixed."""
-        from .edit import hold as hold_others
+        from .directions import hold as hold_others
         from .edit import run_direction
 
         attribute, to = self._attribute(attribute, to)
@@ -363,7 +363,7 @@ class Explorer:
         return i
 
     def _classifiers(self) -> dict:
-        from .edit import attribute_classifier
+        from .directions import attribute_classifier
 
         if self._held is None:
             self.log("fitting every attribute's classifier, for 'hold the other attributes' ...")

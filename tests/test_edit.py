@@ -1,70 +1,55 @@
-"""Classifier edit directions on toy latent tables: where they point, how far they move, what they hold."""
+"""The editing methods' registry: who chooses a label swap or a move of z, what each method draws, the probe's
+verdict, the photo edits (the edit command's grid runs end to end in tests/test_pipeline.py)."""
 
 import numpy as np
 import pytest
 
-from cartoon_vae.edit import (edit_by_strength, edit_scores, edit_to_class, edit_to_probability, fit_direction, hold,
-                              logits, probability)
+from cartoon_vae.edit import (METHODS, ON_PHOTO, direction_for, edit_methods, edit_scores, methods_for, needs_direction,
+                              relabel)
 
 
-def _toy(n=400, seed=0):
-    """Codes whose dimension 0 (scaled by 5) carries attribute a and dimension 1 attribute b."""
-    rng = np.random.default_rng(seed)
-    a, b = rng.integers(2, size=n), rng.integers(3, size=n)
-    z = rng.normal(size=(n, 10))
-    z[:, 0] += 5 * (2 * a - 1)
-    z[:, 1] += 2 * b
-    return z, a, b
+class Plain:
+    """A model with no labels: decode(z) = z's first three numbers as one RGB pixel."""
+
+    conditioned = ()
+
+    def labels_of(self, names, rows):
+        return None
+
+    def decode(self, z, labels=None):
+        assert labels is None
+        return np.asarray(z)[:, None, None, :3]
 
 
-def test_direction_finds_the_dimension_that_carries_the_attribute():
-    z, a, b = _toy()
-    d = fit_direction(z, a, to=1)
-    assert abs(d["u"][0]) > 0.95 and d["u"][0] > 0 and d["train_accuracy"] > 0.95
-    labels = a.copy()
-    labels[:10] = -1  # unlabelled rows are ignored
-    assert fit_direction(z, labels, to=1)["train_accuracy"] > 0.95
-    assert abs(fit_direction(z, b, to=2)["u"][1]) > 0.9  # a three-valued attribute: its own dimension
-    with pytest.raises(ValueError):
-        fit_direction(z, a, to=7)
+class Conditional(Plain):
+    """A model conditional on "a" (3 values): decode(z, y) = y as the pixel."""
+
+    conditioned = ["a"]
+
+    def labels_of(self, names, rows):
+        return np.eye(3, dtype=np.float32)[np.asarray(rows)[:, list(names).index("a")]]
+
+    def decode(self, z, labels=None):
+        return np.asarray(labels)[:, None, None, :3]
 
 
-@pytest.mark.parametrize("attribute,to", [("a", 1), ("b", 0), ("b", 2)])
-def test_edit_to_probability_reaches_the_target_reading(attribute, to):
-    z, a, b = _toy()
-    labels = {"a": a, "b": b}[attribute]
-    d = fit_direction(z, labels, to=to)
-    start = z[labels != to][:20]
-    edited = edit_to_probability(start, d, p=0.9)
-    np.testing.assert_allclose(probability(d, edited), 0.9, atol=2e-3)
-    already = z[labels == to][:10]
-    stay = probability(d, already) >= 0.9  # faces the classifier reads at >= 0.9 stay where they are
-    assert stay.any()
-    np.testing.assert_allclose(edit_to_probability(already, d, 0.9)[stay], already[stay], atol=1e-5)
+def test_the_model_decides_a_label_swap_or_a_move_of_z_and_only_the_registry_says_so():
+    assert needs_direction(Plain(), "a") and not needs_direction(Conditional(), "a")
+    assert needs_direction(Conditional(), "b")  # an attribute it is not conditioned on still moves z
+    assert methods_for(Conditional(), "a") == ["label_swap"] and methods_for(Plain(), "a") == ["class_mean",
+                                                                                                "probability"]
+    assert set(METHODS) == {f"{m}{how}" for m in ("label_swap", "class_mean", "probability")
+                            for how in ("", *(f"_{h}" for h in ON_PHOTO))}
+    assert direction_for(Conditional(), ["a"], None, None, "a", 1) is None  # a swap needs no direction, none fitted
 
 
-def test_edit_by_strength_is_in_standard_deviations_along_the_direction():
-    z, a, _ = _toy()
-    d = fit_direction(z, a, to=1)
-    moved = edit_by_strength(z[:3], d, [0.0, 1.0, 2.0])
-    assert moved.shape == (3, 3, 10)
-    np.testing.assert_allclose(moved[:, 0], z[:3], atol=1e-5)
-    step = ((moved[:, 2] - moved[:, 0]) / d["scale"]) @ d["u"]  # in standardised units along the direction
-    np.testing.assert_allclose(step, 2 * d["spread"], rtol=1e-4)
-
-
-def test_hold_leaves_the_other_classifiers_readings_unchanged():
-    z, a, b = _toy()
-    d = fit_direction(z, a, to=1)
-    other = fit_direction(z, b, to=0)
-    held = hold(d, [other])
-    starts = z[a == 0][:10]
-    before = logits(other, starts)
-    for moved in (edit_by_strength(starts, held, [3.0])[:, 0], edit_to_probability(starts, held, 0.9)):
-        after = logits(other, moved)  # softmax ignores a common shift of the logits
-        np.testing.assert_allclose(after - after.mean(1, keepdims=True), before - before.mean(1, keepdims=True),
-                                   atol=1e-3)
-    assert np.all(probability(held, edit_to_probability(starts, held, 0.9)) > 0.89)  # the edit still works
+def test_a_label_swap_draws_the_same_code_with_the_new_label():
+    names, rows = ["a", "b"], np.array([[0, 1], [2, 0]])
+    assert relabel(Conditional(), names, rows, "a", 1).tolist() == [[0, 1, 0], [0, 1, 0]]
+    swapped = edit_methods(Conditional(), names, np.zeros((2, 4)), rows, "a", 1)["label_swap"](np.arange(2))
+    assert swapped[:, 0, 0].tolist() == [[0, 1, 0], [0, 1, 0]]
+    with pytest.raises(ValueError, match="needs a direction"):
+        edit_methods(Plain(), names, np.zeros((2, 4)), rows, "a", 1)
 
 
 def test_edit_scores():
@@ -76,25 +61,3 @@ def test_edit_scores():
         "pixel_change": 0.5}
     judged = edit_scores(edited, base, "hair", 3, judged={"hair", "eye"})
     assert judged["preservation"] == 1.0 and judged["preservation_all"] == 0.875 and "pixel_change" not in judged
-
-
-def test_edit_to_class_moves_only_the_classifier_subspace_to_the_target_mean():
-    z, a, b = _toy()
-    d = fit_direction(z, b, to=2)
-    assert 2 <= d["subspace"].shape[1] <= 4  # three classes: two directions of weights, two of means
-    moved = edit_to_class(z[b == 0][:30], d)
-    xs = (moved - d["center"]) / d["scale"]
-    np.testing.assert_allclose(xs @ d["subspace"], np.tile(d["target_mean"] @ d["subspace"], (30, 1)), atol=1e-5)
-    outside = np.eye(10) - d["subspace"] @ d["subspace"].T  # what the classifier cannot see stays
-    x0 = (z[b == 0][:30] - d["center"]) / d["scale"]
-    np.testing.assert_allclose(xs @ outside, x0 @ outside, atol=1e-5)
-    assert np.mean(probability(d, moved) > 0.5) > 0.9
-    half = edit_to_class(z[b == 0][:30], d, amount=0.5)
-    np.testing.assert_allclose(half, (z[b == 0][:30] + moved) / 2, atol=1e-4)
-
-
-def test_companions_widen_the_subspace():
-    z, a, b = _toy()
-    alone = fit_direction(z, a, to=0)
-    with_b = fit_direction(z, a, to=0, companions=[b])
-    assert alone["subspace"].shape[1] <= 2 and with_b["subspace"].shape[1] > alone["subspace"].shape[1]

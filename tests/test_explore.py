@@ -103,7 +103,8 @@ def test_every_endpoint(served):
 
 
 def test_an_edit_through_the_api_is_the_edit_of_cartoon_vae_edit(served):
-    from cartoon_vae.edit import edit_to_class, run_direction
+    from cartoon_vae.directions import edit_to_class
+    from cartoon_vae.edit import run_direction
 
     url, ex = served["url"], served["explorer"]
     z = ex.face_means[2]
