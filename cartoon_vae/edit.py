@@ -32,11 +32,12 @@ def on_photo(images, reconstructions, edited) -> np.ndarray:
 COMPOSITE_BAND = (0.08, 0.25)  # a pixel joins the edit's mask from this change of the drawing, fully from this
 # (chosen on 600 training faces of the conditional demo over the bar's fifteen edits, not on held-out faces: of
 # (0.04, 0.12), (0.08, 0.25), (0.12, 0.35) and (0.16, 0.45) the most faces passed, 83.2%)
+COMPOSITE_GROW = 1  # ... grown by this many pixels per 64 of the image side (an attribute's outline is its edge)
 
 
-def edit_mask(reconstructions, edited, band=COMPOSITE_BAND) -> np.ndarray:
+def edit_mask(reconstructions, edited, band=COMPOSITE_BAND, grow=COMPOSITE_GROW) -> np.ndarray:
     """(n, S, S, 1) soft mask in [0, 1] of where an edit changed the decoder's drawing: the largest channel change
-    ramped from ``band[0]`` (0) to ``band[1]`` (1), grown by one pixel per 64 of the image side and softened by a
+    ramped from ``band[0]`` (0) to ``band[1]`` (1), grown by ``grow`` pixels per 64 of the image side and softened by a
     Gaussian of that width, so that the mask covers an attribute's antialiased edge (GANimation's and SaGAN's
     attention masks, here read off the decoded swap instead of predicted)."""
     from scipy import ndimage
@@ -44,7 +45,7 @@ def edit_mask(reconstructions, edited, band=COMPOSITE_BAND) -> np.ndarray:
     change = np.abs(np.asarray(edited, np.float32) - np.asarray(reconstructions, np.float32)).max(-1)
     mask = np.clip((change - band[0]) / (band[1] - band[0]), 0.0, 1.0)
     step = max(1, change.shape[-1] // 64)
-    mask = ndimage.grey_dilation(mask, size=(1, 2 * step + 1, 2 * step + 1))
+    mask = ndimage.grey_dilation(mask, size=(1, 2 * grow * step + 1, 2 * grow * step + 1))
     return np.clip(ndimage.gaussian_filter(mask, sigma=(0, step, step)), 0.0, 1.0)[..., None]
 
 

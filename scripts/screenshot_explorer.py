@@ -1,4 +1,5 @@
-"""Screenshot of the explorer for the README: a held-out face with its glasses removed and hair made blond.
+"""Screenshot of the explorer for the README at 1280x720: a held-out face with its glasses removed and hair made
+blond, beside it the edit on the photo, the true edited face and their difference.
 
     python scripts/screenshot_explorer.py --run runs/demo --probe probes/demo --out docs/figures/explorer.png
 
@@ -34,7 +35,7 @@ def main():
     options.binary_location = "/usr/bin/chromium"
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
                  "--disable-component-update", "--disable-sync", f"--user-data-dir={tempfile.mkdtemp()}",
-                 "--window-size=1280,800", "--hide-scrollbars"):
+                 "--window-size=1280,720", "--hide-scrollbars"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     try:
@@ -49,6 +50,8 @@ def main():
                                   f"const r = document.querySelector('input[data-attribute=\"{name}\"]'); r.value = 1;"
                                   "r.dispatchEvent(new Event('input'));")
             wait.until(lambda d: d.execute_script("return document.getElementById('edited').src") != start)
+        beside = "return [...document.querySelectorAll('figure.beside')].filter(f => !f.hidden).length"
+        wait.until(lambda d: d.execute_script(beside) >= 1)  # the photo edit (and, embedded faces, the truth) shown
         driver.execute_script("return new Promise(r => setTimeout(r, 1500))")
         driver.save_screenshot(args.out)
     finally:
