@@ -344,7 +344,7 @@ def _page_edits_only_the_moved_label(url, labels, tmp_path):
     alone (the page once started every selector at 0 and swapped the others' labels too)."""
     from selenium.webdriver.support.ui import WebDriverWait
 
-    driver = _chromium(tmp_path)
+    driver = _chromium(tmp_path, "1280,720")
     try:
         driver.get(url + "/")
         wait = WebDriverWait(driver, 60)
@@ -363,6 +363,7 @@ def _page_edits_only_the_moved_label(url, labels, tmp_path):
         shown = "return [...document.querySelectorAll('figure.beside')].map(f => !f.hidden && " \
                 "f.querySelector('img').src.startsWith('data:image/png'))"
         wait.until(lambda d: d.execute_script(shown) == [True, True, True])  # the photo edit, the truth, the difference
+        wait.until(lambda d: d.execute_script("return document.getElementById('busy').hidden"))
         assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
         driver.save_screenshot(str(tmp_path / "conditional.png"))
         shutil.copy(tmp_path / "conditional.png", Path(tempfile.gettempdir()) / "cartoon-vae-explorer-conditional.png")

@@ -114,6 +114,7 @@ async function setBase(z, labels, original, face) {
   state.labels = labels;
   state.original = original;
   state.face = face;
+  document.querySelectorAll("figure.beside").forEach((f) => { f.hidden = true; });  // another face's until redrawn
   document.getElementById("original").src = original || "";
   document.getElementById("original").style.visibility = original ? "visible" : "hidden";
   const recon = await api("/api/view", { base: z, labels, edits: [], hold: false, pcs: [] });
