@@ -324,3 +324,13 @@ def test_every_figure_copied_from_a_run_is_its_current_output():
             compared += 1
     if not compared:
         pytest.skip("no run folder here to compare the figures with (runs are not committed)")
+
+
+def test_the_256_candidates_table_quotes_its_evaluation():
+    m = _json("cand256-kl16_metrics.json")
+    r, f, c = m["reconstruction"], m["fid"], m["colour"]
+    text = _text(DOCS / "scale-256.md")
+    assert f"| {r['ssim']:.3f} / {r['mse']:.5f} |" in text
+    assert f"| {c['worst_main']['above_share']:.0%}; {c['worst']['above_share']:.0%} |" in text
+    assert f"| {m['probe_accuracy']['relative_mean']:.3f} |" in text
+    assert " / ".join(f"{f[k]['fid']:.1f}" for k in ("reconstructions", "two_stage", "gmm", "real_train")) in text
