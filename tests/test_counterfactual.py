@@ -97,7 +97,9 @@ def test_edit_faces_judges_each_method_and_its_edit_on_the_photo(faces):
     assert list(per) == list(edits) == ["oracle", "oracle_on_photo", "oracle_composite"]
     assert (attrs.values[rows, k] != 5).all() and len(rows) == (attrs.values[:, k] != 5).sum()
     assert per["oracle"]["worked"].all() and per["oracle_on_photo"]["worked_whole_image"].all()
-    assert per["oracle_composite"]["worked"].mean() > 0.8  # the decoded truth where the drawing changed
+    # composited: the decoded truth where the drawing changed enough, the photo (old glasses and all) where the
+    # change is below the mask's band, at antialiased edges: the whole image passes, the region not always
+    assert per["oracle_composite"]["worked_whole_image"].all()
     # x + blur(c) - blur(x) = c + 0.1 (x - c): the truth, up to a tenth of the change
     np.testing.assert_allclose(edits["oracle_on_photo"], truths + 0.1 * (images[rows] - truths), atol=1e-5)
 
