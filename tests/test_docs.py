@@ -332,7 +332,7 @@ def test_the_256_table_is_generated_from_the_evaluations_in_docs():
     spec = importlib.util.spec_from_file_location("scale_256_report", ROOT / "scripts" / "scale_256_report.py")
     report = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(report)
-    text = _text(DOCS / "scale-256.md")
+    text = (DOCS / "scale-256.md").read_text()
     block = text.split(report.START, 1)[1].split(report.END, 1)[0].strip()
     labels = [line.split("|")[2:-2] for line in block.splitlines()[:1]][0]
     runs = [(label.strip(), DOCS / f"{name}_metrics.json")
