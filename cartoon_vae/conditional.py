@@ -223,11 +223,6 @@ class ConditionalVAE(CartoonVAE):
                              f"give each face's one-hot labels (labels_of)")
         return [ops.convert_to_tensor(tensor), ops.convert_to_tensor(labels, dtype="float32")]
 
-    @property
-    def vae_weights(self):
-        """The encoder's and decoder's trainable weights: what the objective trains (not the readers)."""
-        return self.encoder.trainable_weights + self.decoder.trainable_weights
-
     def training_loss(self, batch):
         x, labels = batch["image"], batch["labels"]
         terms = self.compute_terms(x, training=True, labels=labels)
@@ -279,10 +274,6 @@ class ConditionalVAE(CartoonVAE):
                 "labels_every_block": self.labels_every_block, "adversary_weight": self.adversary_weight,
                 "adversary_units": self.adversary_units, "swap_weight": self.swap_weight,
                 "reader_learning_rate": self.reader_learning_rate}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 def conditional_settings(config, label_sizes) -> dict:

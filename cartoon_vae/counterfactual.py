@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .stats import proportion_interval
-from .synthetic import has_renderer, true_counterfactual  # noqa: F401  (the truth is drawn by the generator)
+from .synthetic import has_renderer, true_counterfactual, true_edits  # noqa: F401  (the generator draws the truth)
 
 SUCCESS_RATIO = 1.5   # an edit lands within this multiple of the decoder's own floor of the truth
 HALFWAY = 0.5         # ... and covers at least half the distance to the truth on the attribute's pixels
@@ -114,12 +114,7 @@ def edit_faces(data_cfg, attribute_rows, names, images, reconstructions, attribu
     rows = np.flatnonzero(attribute_rows[:, k] != to)[:limit]
     if not len(rows):
         return None
-    truths = []
-    for r in rows:
-        attributes = dict(zip(names, (int(v) for v in attribute_rows[r])))
-        attributes[attribute] = int(to)
-        truths.append(true_counterfactual(attributes, data_cfg))
-    truths = np.stack(truths)
+    truths = true_edits(names, attribute_rows[rows], attribute, to, data_cfg)
     originals, recon = images[rows], reconstructions[rows]
     edits = {name: edit(rows) for name, edit in methods.items()}
     if photo:

@@ -138,12 +138,10 @@ def truth_redraw(vae, names, attribute_rows, attribute, to):
     """``function(truths, rows)``: the decoder's own drawing of the true edited faces of held-out faces ``rows``
     (encoded and decoded; a conditional model's with the new label): the judge's floor in an attribute's region
     (:func:`cartoon_vae.counterfactual.judge`)."""
-    from .inference import reconstruct
+    from .inference import DECODE_BATCH, reconstruct
 
     def redraw(truths, rows):
-        labels = relabel(vae, names, attribute_rows[rows], attribute, to) if vae.conditioned else None
-        return np.concatenate([reconstruct(vae, truths[i:i + 64], None if labels is None else labels[i:i + 64])
-                               for i in range(0, len(truths), 64)])
+        return reconstruct(vae, truths, relabel(vae, names, attribute_rows[rows], attribute, to), DECODE_BATCH)
 
     return redraw
 
@@ -202,13 +200,11 @@ def _beside_truth(run, face_rows, attribute, to, edited) -> dict:
     """For faces of the embedded set: the true edited faces (the generator's drawing with ``attribute`` = ``to``)
     and a heat map of ``edited``'s difference from them; else nothing."""
     from .figures import heat_map
-    from .synthetic import has_renderer, true_counterfactual
+    from .synthetic import has_renderer, true_edits
 
     if not has_renderer(run.config.data.dir):
         return {}
-    names = list(run.attrs.names)
-    truths = np.stack([true_counterfactual({**dict(zip(names, (int(v) for v in row))), attribute: int(to)},
-                                           run.config.data) for row in face_rows])
+    truths = true_edits(list(run.attrs.names), face_rows, attribute, to, run.config.data)
     return {"truth": truths, "difference": heat_map(edited, truths)}
 
 

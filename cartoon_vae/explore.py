@@ -193,8 +193,9 @@ class Explorer:
         if isinstance(face, bool) or not isinstance(face, int):
             raise BadRequest("face: must be a held-out face's number")
         i = self._face_index(face)
-        photo = composite(self.face_images[i][None], self.decode(self.face_means[i], self.labels_of(i))[None],
-                          image[None])[0]
+        if ("reconstruction", i) not in self._cache:  # drawn once per face, not on every slider move
+            self._cache[("reconstruction", i)] = self.decode(self.face_means[i], self.labels_of(i))
+        photo = composite(self.face_images[i][None], self._cache[("reconstruction", i)][None], image[None])[0]
         out = {"photo": data_url(photo), "truth": None, "difference": None}
         truth, out["truth_note"] = self.truth(i, edits, moved)
         if truth is not None:

@@ -66,8 +66,12 @@ def decode(vae, z, labels=None, *, batch_size=DECODE_BATCH) -> np.ndarray:
                            for i in range(0, len(z), batch_size)])
 
 
-def reconstruct(vae, x, labels=None) -> np.ndarray:
-    """Deterministic reconstructions: decode the latent means (a conditional model with the faces' labels)."""
+def reconstruct(vae, x, labels=None, batch_size=None) -> np.ndarray:
+    """Deterministic reconstructions: decode the latent means (a conditional model with the faces' labels), all at
+    once or ``batch_size`` faces at a time."""
+    if batch_size is not None:
+        return np.concatenate([reconstruct(vae, x[i:i + batch_size], None if labels is None else
+                                           labels[i:i + batch_size]) for i in range(0, len(x), batch_size)])
     mean, _ = vae.encode(x, labels, training=False)
     return np.asarray(vae.decode(mean, labels))
 

@@ -301,7 +301,8 @@ class CartoonVAE(keras.Model):
 
     @property
     def vae_weights(self):
-        """The encoder's and decoder's trainable weights: what the objective trains."""
+        """The encoder's and decoder's trainable weights: what the objective trains (not a conditional model's
+        readers)."""
         return self.encoder.trainable_weights + self.decoder.trainable_weights
 
     def training_loss(self, batch):

@@ -105,6 +105,13 @@ def has_renderer(data_dir) -> bool:
     return (Path(data_dir) / MANIFEST).is_file()
 
 
+def true_edits(names, attribute_rows, attribute, to, data_cfg) -> np.ndarray:
+    """(n, S, S, 3): each face of ``attribute_rows`` (its values in the order ``names``) with ``attribute`` set to
+    ``to``, drawn as the data set would hold it (:func:`true_counterfactual`)."""
+    return np.stack([true_counterfactual({**dict(zip(names, (int(v) for v in row))), attribute: int(to)}, data_cfg)
+                     for row in attribute_rows])
+
+
 def true_counterfactual(attributes: dict, data_cfg) -> np.ndarray:
     """The face with these attributes, as the data set holds it: (S, S, 3) float32 in [0, 1]."""
     import tensorflow as tf
