@@ -77,7 +77,9 @@ class RunKeeper(keras.callbacks.Callback):
     last ``keep`` are kept. history.csv is rewritten whole with the row of epoch N just
     before epoch N's checkpoint, and a resumed run drops rows past its checkpoint, so a
     kill at any moment leaves each epoch in the history exactly once.
-    A NaN or Inf loss stops training without a checkpoint, keeping the last good one.
+    A NaN or Inf training loss stops training without a checkpoint, keeping the last good one; a held-out metric
+    that overflows (early in training, BatchNorm's moving statistics can give a held-out face an enormous variance)
+    is written as it is, with a warning, and training goes on.
     """
 
     def __init__(self, run_dir, rows, keep=2):
@@ -107,10 +109,13 @@ class RunKeeper(keras.callbacks.Callback):
         if "loss" not in logs:  # the data set yielded nothing: never a row of empty numbers
             raise DataError(f"{self.run_dir}: epoch {epoch + 1} saw no training image; check the data folder "
                             f"with cartoon-vae check-data")
-        if not all(math.isfinite(float(v)) for v in logs.values()):
+        if not all(math.isfinite(float(v)) for k, v in logs.items() if not k.startswith("val_")):
             self.bad = (epoch + 1, "end")
             self.model.stop_training = True
             return
+        unsettled = sorted(k for k, v in logs.items() if k.startswith("val_") and not math.isfinite(float(v)))
+        if unsettled:  # held-out only: early BatchNorm moving statistics can overflow a held-out variance
+            print(f"epoch {epoch + 1}: held-out {', '.join(unsettled)} not finite (training is; kept going)")
         row = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - self.t0, 3)}
         row.update({k: float(logs[k]) for k in HISTORY_COLUMNS if k in logs})
         self.rows.append(row)
