@@ -19,7 +19,8 @@ Everything runs in one process, on the same image files and the same initial wei
 * the peak resident memory (RSS) and the CPU steal of each phase (the kernel's
   high-water mark, reset between phases through /proc/self/clear_refs; /proc/stat);
 * time to quality (the full run): wall seconds until held-out MSE reaches the paper
-  recipe's final value, paper recipe + reference loop vs recommended recipe + pipeline;
+  recipe's final value, paper recipe + reference loop vs recommended recipe + pipeline, at 64x64 and at
+  256x256 (``--only`` runs a race alone, ``--merge`` puts it into an earlier run's results);
 * with ``--variants`` (the full run), the step alone under settings the project
   chose or rejected (:data:`STEP_VARIANTS`, :data:`CHILD_VARIANTS`: Keras'
   BatchNormalization, XLA, mixed_bfloat16, larger batches, oneDNN off, fewer threads; the
@@ -42,12 +43,13 @@ from .config import load_config
 
 PLANS = {  # images (files) and measured rounds (one epoch of each loop, interleaved) after a warm-up round;
     # time_to_quality: epochs of the paper recipe in the reference loop (its final MSE is the target) and
-    # the most epochs the recommended recipe gets to reach it (0: the phase is skipped)
+    # the most epochs the recommended recipe gets to reach it (0: the phase is skipped); time_to_quality_256: the
+    # same race at 256x256 (configs/paper.yaml against configs/recommended-256.yaml, on the 256 images)
     "quick": {"images": {256: 256, "demo": 512}, "rounds": 2, "variant_rounds": 2, "generation_reps": 3,
-              "time_to_quality": (0, 0), "matmul_seconds": 2.0, "explore_requests": 25,
+              "time_to_quality": (0, 0), "time_to_quality_256": (0, 0), "matmul_seconds": 2.0, "explore_requests": 25,
               "kl_rounds": 3},
     "full": {"images": {256: 768, "demo": 2000}, "rounds": 4, "variant_rounds": 3, "generation_reps": 10,
-             "time_to_quality": (40, 40), "matmul_seconds": 5.0, "explore_requests": 100,
+             "time_to_quality": (40, 40), "time_to_quality_256": (12, 24), "matmul_seconds": 5.0, "explore_requests": 100,
              "kl_rounds": 10},
 }
 
@@ -78,10 +80,15 @@ def _subset(data_dir, n, out):
     return len(paths)
 
 
+RACES = ("time_to_quality", "time_to_quality_256")  # phases `--only` may run alone
+
+
 def run_benchmark(quick=False, data_dir=None, paper_config="configs/paper.yaml", demo_config="configs/demo-paper.yaml",
-                  variants=None, log=print, plan=None, recommended_config="configs/recommended.yaml") -> dict:
-    """Run every phase; return the results (see the module docstring). ``variants`` defaults to
-    ``not quick``; ``plan`` replaces the image counts and epochs of :data:`PLANS` (tests)."""
+                  variants=None, log=print, plan=None, recommended_config="configs/recommended.yaml",
+                  recommended_256_config="configs/recommended-256.yaml", only=None) -> dict:
+    """Run every phase (or only the races named in ``only``, of :data:`RACES`); return the results (see the module
+    docstring). ``variants`` defaults to ``not quick``; ``plan`` replaces the image counts and epochs of
+    :data:`PLANS` (tests)."""
     from .synthetic import make_dataset
 
     mode = "quick" if quick else "full"
@@ -98,31 +105,43 @@ def run_benchmark(quick=False, data_dir=None, paper_config="configs/paper.yaml",
             log(f"drawing {need} faces with the embedded generator")
             with phase(phases, "make_data"):
                 make_dataset(data_dir, need, seed=0, progress=False)
-        roofline, roofline_auto = _rooflines(results, plan["matmul_seconds"], log)
-        for label, config_path in (("256", paper_config), ("demo", demo_config)):
+        for label in ("256", "demo"):
             _subset(data_dir, plan["images"][256 if label == "256" else "demo"], tmp / f"subset-{label}")
-            section = in_child("size_section", {}, log, config_path=str(Path(config_path).resolve()),
-                               name=str(config_path),
-                               data_dir=str(tmp / f"subset-{label}"), plan=plan, variants=variants,
-                               roofline=roofline, roofline_auto=roofline_auto, generation=label == "256")
-            _add_section(results, section)
-        log("explorer latency at the demo size, 4 clients ...")
-        with phase(phases, "explore"):
-            results["explore"] = _explore_phase(demo_config, tmp / "subset-demo", tmp / "explore-run",
-                                                plan["explore_requests"])
-        e = results["explore"]
-        log(f"  decode p50 {e['decode']['p50_ms']} ms, p95 {e['decode']['p95_ms']} ms; edit p50 {e['edit']['p50_ms']} "
-            f"ms, p95 {e['edit']['p95_ms']} ms; {e['decode']['requests_per_s']} decodes/s")
-        results["kl_step"] = _kl_step_phase(phases, (demo_config, paper_config), plan["kl_rounds"], log)
-        paper_epochs, max_epochs = plan["time_to_quality"]
-        if paper_epochs:
-            log(f"time to quality at 64x64 ({plan['images']['demo']} images): ...")
-            with phase(phases, "time_to_quality"):
-                results["time_to_quality"] = in_child(
-                    "child_time_to_quality", {}, log, paper_config=str(Path(demo_config).resolve()),
-                    recommended_config=str(Path(recommended_config).resolve()), data_dir=str(tmp / "subset-demo"),
-                    paper_epochs=paper_epochs, max_epochs=max_epochs)
+        if not only:
+            _every_measurement(results, plan, tmp, paper_config, demo_config, variants, log)
+        races = {"time_to_quality": (demo_config, recommended_config, "demo", "64x64"),
+                 "time_to_quality_256": (paper_config, recommended_256_config, "256", "256x256")}
+        for name, (paper, recommended, label, size) in races.items():
+            paper_epochs, max_epochs = plan.get(name, (0, 0))
+            if paper_epochs and (not only or name in only):
+                log(f"time to quality at {size} ({plan['images'][256 if label == '256' else 'demo']} images): ...")
+                with phase(phases, name):
+                    results[name] = in_child(
+                        "child_time_to_quality", {}, log, paper_config=str(Path(paper).resolve()),
+                        recommended_config=str(Path(recommended).resolve()), data_dir=str(tmp / f"subset-{label}"),
+                        paper_epochs=paper_epochs, max_epochs=max_epochs)
+                results[name]["machine"] = results["machine"]["cpu"]
     return results
+
+
+def _every_measurement(results, plan, tmp, paper_config, demo_config, variants, log):
+    """Every phase but the races: the matmul rooflines, each size's section, the explorer and claim (a)'s step."""
+    phases = results["phases"]
+    roofline, roofline_auto = _rooflines(results, plan["matmul_seconds"], log)
+    for label, config_path in (("256", paper_config), ("demo", demo_config)):
+        section = in_child("size_section", {}, log, config_path=str(Path(config_path).resolve()),
+                           name=str(config_path),
+                           data_dir=str(tmp / f"subset-{label}"), plan=plan, variants=variants,
+                           roofline=roofline, roofline_auto=roofline_auto, generation=label == "256")
+        _add_section(results, section)
+    log("explorer latency at the demo size, 4 clients ...")
+    with phase(phases, "explore"):
+        results["explore"] = _explore_phase(demo_config, tmp / "subset-demo", tmp / "explore-run",
+                                            plan["explore_requests"])
+    e = results["explore"]
+    log(f"  decode p50 {e['decode']['p50_ms']} ms, p95 {e['decode']['p95_ms']} ms; edit p50 {e['edit']['p50_ms']} "
+        f"ms, p95 {e['edit']['p95_ms']} ms; {e['decode']['requests_per_s']} decodes/s")
+    results["kl_step"] = _kl_step_phase(phases, (demo_config, paper_config), plan["kl_rounds"], log)
 
 
 def _rooflines(results, seconds, log):

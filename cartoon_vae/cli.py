@@ -13,6 +13,7 @@ import cartoon_vae  # noqa: F401  (sets the Keras backend before anything import
 from cartoon_vae.arguments import (MAX_VARIANT, MAX_WORKERS, attribute, count, host, integer, names, origin, path,
                                    probability, seed, strengths)
 from cartoon_vae.config import MIN_SAMPLES
+from cartoon_vae.benchmark import RACES
 from cartoon_vae.commands import (cmd_ablate, cmd_benchmark, cmd_check_data, cmd_compare_edits, cmd_download,
                                   cmd_edit, cmd_evaluate, cmd_explore, cmd_figures, cmd_make_data, cmd_prepare,
                                   cmd_sample, cmd_train, cmd_train_probe)
@@ -160,6 +161,9 @@ def _args_benchmark(s):
     s.add_argument("--data", type=path, help="image folder (default: faces drawn by the embedded generator)")
     s.add_argument("--variants", action=argparse.BooleanOptionalAction, default=None,
                    help="also time the step under rejected settings (default: on unless --quick)")
+    s.add_argument("--only", nargs="+", choices=RACES, help="run only these time-to-quality races (full plan)")
+    s.add_argument("--merge", action="store_true",
+                   help="with --only: put the races into --out's earlier results, keeping everything else")
 
 
 SUBCOMMANDS = [  # (name, its arguments, what it runs, its help)

@@ -251,12 +251,19 @@ def cmd_benchmark(args):
     from .benchmark import run_benchmark
     from .runs import RunError, write_text_atomic
 
-    if args.out and Path(args.out).exists() and not args.force:
+    if args.merge and not (args.only and args.out and Path(args.out).is_file()):
+        raise RunError("--merge needs --only and an --out file of an earlier run to put the races into")
+    if args.out and Path(args.out).exists() and not (args.force or args.merge):
         raise RunError(f"{args.out}: already exists; pass --force to overwrite it")
+    earlier = json.loads(Path(args.out).read_text()) if args.merge else None
     if args.data:
         from .data import list_images
         list_images(args.data)  # a bad folder fails now, not after the first phases
-    results = run_benchmark(quick=args.quick, data_dir=args.data, variants=args.variants)
+    results = run_benchmark(quick=args.quick, data_dir=args.data, variants=args.variants, only=args.only)
+    if earlier is not None:  # each race keeps the CPU it ran on ("machine"): only ratios within one race compare
+        earlier["phases"].update({name: results["phases"][name] for name in args.only if name in results})
+        earlier.update({name: results[name] for name in args.only if name in results})
+        results = earlier
     print()
     print(format_table(results))
     if args.out:

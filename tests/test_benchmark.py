@@ -48,3 +48,50 @@ def test_a_tiny_benchmark_runs_every_phase(tmp_path, monkeypatch):
     assert "| 32 | 4 |" in format_table(r)
     assert [k["image_size"] for k in r["kl_step"]] == [32, 32] and all(k["eq5_img_s"] > 0 for k in r["kl_step"])
     assert r["kl_step"][0]["verdict"] in ("supported", "not supported", "inconclusive") and "Claim (a)" in format_table(r)
+
+
+def _tiny_configs(tmp_path):
+    configs = {}
+    for name in ("paper", "demo-paper"):
+        config = load_config(ROOT / "configs" / f"{name}.yaml", TINY)
+        configs[name] = tmp_path / f"{name}.yaml"
+        configs[name].write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    return configs
+
+
+def test_only_the_256_race_runs_that_race_alone_and_names_its_cpu(tmp_path, monkeypatch):
+    import cartoon_vae.benchmark
+
+    monkeypatch.setattr(cartoon_vae.benchmark, "in_child", _in_process)
+    configs = _tiny_configs(tmp_path)
+    plan = {"images": {256: 12, "demo": 12}, "time_to_quality": (1, 1), "time_to_quality_256": (1, 2)}
+    r = run_benchmark(paper_config=configs["paper"], demo_config=configs["demo-paper"], log=lambda *_: None,
+                      plan=plan, recommended_256_config=configs["paper"], only=["time_to_quality_256"])
+    assert "time_to_quality" not in r and "training" in r and not r["training"]  # nothing else ran
+    t = r["time_to_quality_256"]
+    assert set(r["phases"]) == {"make_data", "time_to_quality_256"}
+    assert t["paper_epochs"] == 1 and 1 <= t["recommended_epochs"] <= 2 and t["machine"] == r["machine"]["cpu"]
+    from cartoon_vae.bench_report import _time_to_quality_lines
+
+    line = _time_to_quality_lines(r)[0]
+    assert line.startswith("Time to quality at 256x256: the paper recipe in the reference loop ends 1 epochs")
+    assert line.endswith(f"({r['machine']['cpu']}).")
+
+
+def test_merge_puts_the_races_into_the_earlier_results_and_keeps_the_rest(tmp_path, monkeypatch, capsys):
+    import cartoon_vae.benchmark
+    from cartoon_vae.cli import main
+
+    earlier = {"mode": "full", "machine": {"cpu": "old"}, "phases": {"matmul": {"seconds": 1}}, "matmul_gflop_s": 9}
+    out = tmp_path / "bench.json"
+    out.write_text(json.dumps(earlier))
+    race = {"target_mse": 0.1, "machine": "new"}
+    monkeypatch.setattr(cartoon_vae.benchmark, "run_benchmark", lambda **k: {
+        "machine": {"cpu": "new"}, "phases": {"time_to_quality_256": {"seconds": 2}}, "time_to_quality_256": race})
+    monkeypatch.setattr("cartoon_vae.bench_report.format_table", lambda r: "")
+    assert main(["benchmark", "--only", "time_to_quality_256", "--merge", "--out", str(out)]) == 0
+    merged = json.loads(out.read_text())
+    assert merged["machine"] == {"cpu": "old"} and merged["matmul_gflop_s"] == 9
+    assert merged["time_to_quality_256"] == race and set(merged["phases"]) == {"matmul", "time_to_quality_256"}
+    assert main(["benchmark", "--merge", "--out", str(out)]) == 2
+    assert "--merge needs --only" in capsys.readouterr().err

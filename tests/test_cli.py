@@ -67,7 +67,7 @@ ARGUMENTS = [  # (command and its other required arguments, the argument, the ki
     (["edit", "--run", "x", "--attribute", "a", "--to", "1", "--out", "x"], "--hold", "names"),
     (["edit", "--run", "x", "--to", "1", "--out", "x"], "--attribute", "names"),
     (["edit", "--run", "x", "--attribute", "a", "--to", "1", "--out", "x"], "--faces", "count"),
-    (["ablate"], "--config", "path"), (["benchmark"], "--out", "path"), (["benchmark"], "--data", "path"),
+    (["ablate"], "--config", "path"), (["benchmark"], "--out", "path"), (["benchmark"], "--data", "path"), (["benchmark"], "--only", "choice"),
     (["prepare", "--out", "x"], "--config", "path"), (["prepare", "--config", PAPER, "--out", "x"], "--data", "path"),
     (["figures", "--run", "x"], "--data", "path"), (["sample", "--run", "x", "--out", "x"], "--data", "path"),
     (["train-probe", "--out", "x"], "--config", "path"), (["train-probe", "--out", "x"], "--data", "path"),
