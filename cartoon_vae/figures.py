@@ -144,7 +144,8 @@ EDIT_COLUMNS = {"label_swap": "label swap", "class_mean": "latent edit\n(class m
                 "probability": "latent edit\n(p = 0.9)", "label_swap_on_photo": "label swap\non the photo",
                 "class_mean_on_photo": "class mean\non the photo", "probability_on_photo": "p = 0.9\non the photo",
                 "label_swap_composite": "label swap\ncomposited", "class_mean_composite": "class mean\ncomposited",
-                "probability_composite": "p = 0.9\ncomposited"}
+                "probability_composite": "p = 0.9\ncomposited", "label_swap_recolour": "label swap\nrecoloured",
+                "class_mean_recolour": "class mean\nrecoloured", "probability_recolour": "p = 0.9\nrecoloured"}
 
 
 def counterfactual_figure(images, path, attribute, to, title=None):

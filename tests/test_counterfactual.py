@@ -94,7 +94,7 @@ def test_edit_faces_judges_each_method_and_its_edit_on_the_photo(faces):
     per, rows, (_, truths, edits) = edit_faces(cfg, attrs.values, list(attrs.names), images, recon, "glasses", 5,
                                                {"oracle": lambda rows: blur(truth(rows))}, 100, photo=True,
                                                redraw=lambda truths, rows: blur(truths))
-    assert list(per) == list(edits) == ["oracle", "oracle_on_photo", "oracle_composite"]
+    assert list(per) == list(edits) == ["oracle", "oracle_on_photo", "oracle_composite", "oracle_recolour"]
     assert (attrs.values[rows, k] != 5).all() and len(rows) == (attrs.values[:, k] != 5).sum()
     assert per["oracle"]["worked"].all() and per["oracle_on_photo"]["worked_whole_image"].all()
     # composited: the decoded truth where the drawing changed enough, the photo (old glasses and all) where the
@@ -133,3 +133,4 @@ def test_compositing_keeps_the_photo_where_the_decoded_edit_changed_nothing_and_
     assert np.abs(out[patch] - truth[patch]).max() < 0.02  # inside: the decoded edit, no trace of the old patch
     added = on_photo(original, recon, edited)  # here the same: the change added to the photo
     np.testing.assert_allclose(added[patch], out[patch], atol=0.02)
+

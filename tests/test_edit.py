@@ -61,3 +61,46 @@ def test_edit_scores():
         "pixel_change": 0.5}
     judged = edit_scores(edited, base, "hair", 3, judged={"hair", "eye"})
     assert judged["preservation"] == 1.0 and judged["preservation_all"] == 0.875 and "pixel_change" not in judged
+
+
+def _cartoon(size=32):
+    """A flat-coloured face: skin, a block of hair with a dark outline, and an eye outside the hair."""
+    face = np.full((1, size, size, 3), (0.9, 0.75, 0.6), np.float32)
+    face[0, 2:12, 4:28] = (0.95, 0.85, 0.4)                      # blond hair
+    face[0, 12, 4:28] = face[0, 2:12, 4] = face[0, 2:12, 27] = 0.1  # its outline
+    face[0, 20:22, 10:14] = 0.2                                   # an eye
+    return face
+
+
+def test_recolouring_gives_a_flat_colour_its_new_colour_whole_on_the_photos_own_outlines():
+    from cartoon_vae.edit import composite, recolour
+
+    photo = _cartoon()
+    truth = photo.copy()
+    hair = (slice(None), slice(3, 12), slice(5, 27))
+    truth[hair] = (0.3, 0.2, 0.1)  # dark brown
+    recon = np.clip(photo + 0.01, 0, 1)
+    rng = np.random.default_rng(0)
+    edited = np.clip(truth + 0.01, 0, 1)
+    blotch = rng.uniform(size=photo.shape[:3]) < 0.15  # the decoder leaves blotches of the old colour
+    blotch[:, :3] = blotch[:, 12:] = False
+    edited[blotch] = 0.7 * edited[blotch] + 0.3 * photo[blotch]
+    out, drawn = recolour(photo, recon, edited), composite(photo, recon, edited)
+    inner = (slice(None), slice(5, 10), slice(7, 25))  # two pixels in from the soft mask's edge
+    np.testing.assert_allclose(out[inner], truth[inner] + 0.01, atol=1e-3)  # every hair pixel: the decoded median
+    assert np.abs(drawn[hair] - truth[hair]).max() > 0.15                 # composited, the blotches stay
+    np.testing.assert_allclose(out[:, 12, 6:26], photo[:, 12, 6:26], atol=0.02)  # the outline stays the photo's
+    np.testing.assert_allclose(out[:, 20:, :], photo[:, 20:, :], atol=1e-6)      # outside the mask: the photo
+
+
+def test_recolouring_keeps_a_new_part_drawn_on_a_colour_that_stays():
+    from cartoon_vae.edit import composite, recolour
+
+    photo = _cartoon()
+    recon = photo.copy()
+    edited = photo.copy()
+    edited[0, 16, 6:26] = 0.05   # a new frame drawn on the skin, which keeps its colour
+    edited[0, 17, 6:26] = 0.5    # ... and its antialiased edge
+    out = recolour(photo, recon, edited)
+    np.testing.assert_allclose(out, composite(photo, recon, edited), atol=1e-6)
+    assert out[0, 16, 15].mean() < 0.15 < photo[0, 16, 15].min()  # the frame is drawn (the soft mask lets a little skin in)

@@ -103,7 +103,7 @@ def test_probe_with_reconstructions_evaluate_and_edit_end_to_end(run, tmp_path):
     assert main(["edit", "--run", str(run / "run"), "--attribute", "hair", "--to", "1", "--faces", "2",
                  "--strengths", "1,2", "--p", "0.9", "--probe", str(tmp_path / "probe"), "--out", str(tmp_path / "e")]) == 0
     report = json.loads((tmp_path / "e" / "edit_hair_to1.json").read_text())
-    assert list(report["scores"]) == ["+1 sd", "+2 sd", "class mean", "p = 0.9", "composited"] and report["faces"] == 2
+    assert list(report["scores"]) == ["+1 sd", "+2 sd", "class mean", "p = 0.9", "composited", "recoloured"] and report["faces"] == 2
     grid = Image.open(tmp_path / "e" / "edit_hair_to1.png")
     assert grid.width > grid.height  # two faces x (original, reconstruction, two strengths, class mean, p = 0.9)
 
@@ -172,7 +172,7 @@ def test_a_conditional_run_trains_draws_evaluates_and_edits_by_label_swap(run, t
     assert {edits["per_attribute"][n].get("method") for n in ("glasses", "hair_color")} == {"label_swap"}
     assert "method" not in edits["per_attribute"]["facial_hair"]  # the rest still move z
     c = metrics["counterfactual"]
-    photo = lambda *ms: {*ms, *(f"{m}_{how}" for m in ms for how in ("on_photo", "composite"))}  # noqa: E731
+    photo = lambda *ms: {*ms, *(f"{m}_{how}" for m in ms for how in ("on_photo", "composite", "recolour"))}  # noqa: E731
     assert set(c["methods"]) == photo("label_swap", "class_mean", "probability")  # swaps its own, moves z for the rest
     assert set(c["edits"]["glasses->5"]) == photo("label_swap")
     assert set(c["edits"]["facial_hair->5"]) == photo("class_mean", "probability")
@@ -186,8 +186,9 @@ def test_a_conditional_run_trains_draws_evaluates_and_edits_by_label_swap(run, t
     assert main(["compare-edits", "--runs", str(run / "run"), str(cond), "--attribute", "glasses", "--to", "5",
                  "--faces", "2", "--on-photo", "--out", str(out)]) == 0
     scores = json.loads(out.with_suffix(".json").read_text())["scores"]
-    assert list(scores) == ["run (class mean)", "run (class mean on photo)", "run (class mean composite)",
-                            "cond (label swap)", "cond (label swap on photo)", "cond (label swap composite)"]
+    assert list(scores) == ["run (class mean)", "run (class mean on photo)", "run (class mean composite)", "run (class mean recolour)",
+                            "cond (label swap)", "cond (label swap on photo)", "cond (label swap composite)",
+                            "cond (label swap recolour)"]
     assert all(v["faces"] == 2 for v in scores.values())
     grid = Image.open(out)
     assert grid.width > grid.height  # 2 faces x (original, truth, four edits)
