@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install install-fid demo demo-paper demo-conditional test clean-demo
+.PHONY: install install-fid demo demo-paper demo-conditional demo-256 test clean-demo
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,15 @@ demo-conditional: $(STAMP)
 	$(VENV)/bin/cartoon-vae make-data --out data/synthetic --n 2000 --seed 0 && \
 	$(VENV)/bin/cartoon-vae train --config configs/conditional.yaml --run-dir runs/demo-conditional $(if $(wildcard runs/demo-conditional/config.yaml),--resume,) && \
 	$(VENV)/bin/cartoon-vae figures --run runs/demo-conditional
+
+# The paper's size, 256x256, with its recommended recipe (configs/recommended-256.yaml): about an hour of training on
+# 2 cores (docs/scale-256.md), then the figures, in runs/demo-256/. Interrupted, it resumes from its last epoch.
+demo-256: $(STAMP)
+	@start=$$(date +%s); \
+	$(VENV)/bin/cartoon-vae make-data --out data/synthetic --n 2000 --seed 0 && \
+	$(VENV)/bin/cartoon-vae train --config configs/recommended-256.yaml --run-dir runs/demo-256 $(if $(wildcard runs/demo-256/config.yaml),--resume,) && \
+	$(VENV)/bin/cartoon-vae figures --run runs/demo-256 && \
+	echo "demo-256 finished in $$(( $$(date +%s) - start )) s; figures are in runs/demo-256/"
 
 # Both cores: one pytest worker each, a test module's tests on one worker (they share its fixtures).
 test: $(STAMP) $(FID_STAMP)

@@ -162,7 +162,7 @@ class Explorer:
     def view(self, base, edits=(), hold=False, pcs=(), labels=None, face=None) -> dict:
         """``base`` moved by each edit (a conditioned attribute's edit moves its one-hot label from the face's
         ``labels`` towards the target by ``amount``: 1 is the label swap), then along the principal directions.
-        With ``face``, the held-out face that ``base`` is the code of, also the edit recoloured onto its photo and,
+        With ``face``, the held-out face that ``base`` is the code of, also the edit on its photo and,
         where the embedded generator drew the face, the true edited face and a heat map of the difference
         (:meth:`beside`)."""
         z = self.code(base)
@@ -183,11 +183,12 @@ class Explorer:
         return out
 
     def beside(self, face, image, edits, moved=False) -> dict:
-        """What the page shows beside the decoded edit ``image`` of held-out ``face``: the edit recoloured onto the
-        photo (:func:`cartoon_vae.edit.recolour`), and the truth the embedded generator draws with each edit's
+        """What the page shows beside the decoded edit ``image`` of held-out ``face``: the edit on the photo
+        (``photo_method``: recoloured where every edit is of a colour, else composited; :func:`cartoon_vae.edit.photo_method`),
+        and the truth the embedded generator draws with each edit's
         target (every edit at amount 1, no principal direction ``moved``) with a heat map of the photo edit's
         difference from it (:func:`cartoon_vae.figures.heat_map`); else ``truth`` is null and a note says why."""
-        from .edit import recolour
+        from .edit import ON_PHOTO, photo_method
         from .figures import heat_map
 
         if isinstance(face, bool) or not isinstance(face, int):
@@ -195,8 +196,9 @@ class Explorer:
         i = self._face_index(face)
         if ("reconstruction", i) not in self._cache:  # drawn once per face, not on every slider move
             self._cache[("reconstruction", i)] = self.decode(self.face_means[i], self.labels_of(i))
-        photo = recolour(self.face_images[i][None], self._cache[("reconstruction", i)][None], image[None])[0]
-        out = {"photo": data_url(photo), "truth": None, "difference": None}
+        method = "composite" if moved else photo_method([e.get("attribute") for e in edits if isinstance(e, dict)])
+        photo = ON_PHOTO[method](self.face_images[i][None], self._cache[("reconstruction", i)][None], image[None])[0]
+        out = {"photo": data_url(photo), "photo_method": method, "truth": None, "difference": None}
         truth, out["truth_note"] = self.truth(i, edits, moved)
         if truth is not None:
             out["truth"], out["difference"] = data_url(truth), data_url(heat_map(photo[None], truth[None])[0])

@@ -104,3 +104,11 @@ def test_recolouring_keeps_a_new_part_drawn_on_a_colour_that_stays():
     out = recolour(photo, recon, edited)
     np.testing.assert_allclose(out, composite(photo, recon, edited), atol=1e-6)
     assert out[0, 16, 15].mean() < 0.15 < photo[0, 16, 15].min()  # the frame is drawn (the soft mask lets a little skin in)
+
+
+def test_colour_edits_are_recoloured_onto_the_photo_and_changes_of_shape_composited():
+    from cartoon_vae.edit import ON_PHOTO, photo_method
+
+    assert photo_method(["hair_color"]) == photo_method(["hair_color", "face_color"]) == "recolour"
+    assert photo_method(["glasses"]) == photo_method(["glasses", "hair_color"]) == photo_method([]) == "composite"
+    assert {photo_method(["hair_color"]), photo_method(["hair"])} <= set(ON_PHOTO)

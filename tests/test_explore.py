@@ -301,13 +301,18 @@ def test_a_conditional_run_is_explored_with_labels_and_a_label_swap(served, tmp_
         row = dict(zip(explorer.attrs.names, (int(v) for v in explorer.face_labels[0])))
         truth = true_counterfactual({**row, "hair_color": other}, explorer.config.data)  # drawn by the generator
         assert _pixels(beside["truth"]).shape == truth.shape and np.abs(_pixels(beside["truth"]) - truth).max() <= 1 / 255
-        photo = _pixels(beside["photo"])  # the swap composited onto the photo: outside its mask, the photo's pixels
+        assert beside["photo_method"] == "recolour"  # a colour edit is recoloured onto the photo
+        photo = _pixels(beside["photo"])  # outside the edit's mask, the photo's own pixels
         changed = np.abs(_pixels(swapped["image"]) - _pixels(same["image"])).max(-1) > 0.04
         unchanged = ~ndimage.binary_dilation(changed, iterations=4)
         assert np.abs(photo - explorer.face_images[0])[unchanged].max() <= 1 / 255
         _, _, half = _call(f"{url}/api/view", {"base": face["z"], "labels": face["labels"], "face": 0,
                                                "edits": [{"attribute": "hair_color", "to": other, "amount": 0.5}]})
         assert half["truth"] is None and "amount 1" in half["truth_note"]
+        glasses = {"attribute": "glasses", "to": (face["labels"]["glasses"] + 1) % 6, "amount": 1}
+        _, _, shape = _call(f"{url}/api/view", {"base": face["z"], "labels": face["labels"], "face": 0,
+                                                "edits": [glasses, {"attribute": "hair_color", "to": other}]})
+        assert shape["photo_method"] == "composite"  # a change of shape is composited
         y = explorer.vae.labels_of(["glasses", "hair_color"], [[face["labels"]["glasses"], other]])
         expected = explorer.vae.decode(np.asarray([face["z"]], np.float32), y)
         np.testing.assert_allclose(explorer.decode(np.asarray(face["z"], np.float32), y[0]), np.asarray(expected)[0],
