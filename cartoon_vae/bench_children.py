@@ -26,11 +26,15 @@ def child_reference_training(config_path, epochs, weights_path):
     return reference_training(load_config(config_path), epochs, weights)
 
 
-def child_time_to_quality(paper_config, recommended_config, data_dir, paper_epochs, max_epochs, log=print):
-    """:func:`time_to_quality` on ``data_dir``, for :func:`in_child`."""
+def child_time_to_quality(paper_config, recommended_config, data_dir, paper_epochs, max_epochs, log=print,
+                          same_framing=False):
+    """:func:`time_to_quality` on ``data_dir``, for :func:`in_child`; with ``same_framing`` the paper recipe reads the
+    faces with the recommended config's crop and batch size (both are scored on the same held-out images)."""
     subset = {"dir": data_dir, "cache": MEMORY}
-    return time_to_quality(load_config(paper_config).replace(data=subset),
-                           load_config(recommended_config).replace(data=subset), paper_epochs, max_epochs, log)
+    recommended = load_config(recommended_config).replace(data=subset)
+    framing = {"crop": recommended.data.crop, "batch_size": recommended.data.batch_size} if same_framing else {}
+    return time_to_quality(load_config(paper_config).replace(data={**subset, **framing}), recommended, paper_epochs,
+                           max_epochs, log)
 
 
 CHILDREN = {  # name -> entry point, for in_child

@@ -44,7 +44,7 @@ from .config import load_config
 PLANS = {  # images (files) and measured rounds (one epoch of each loop, interleaved) after a warm-up round;
     # time_to_quality: epochs of the paper recipe in the reference loop (its final MSE is the target) and
     # the most epochs the recommended recipe gets to reach it (0: the phase is skipped); time_to_quality_256: the
-    # same race at 256x256 (configs/paper.yaml against configs/recommended-256.yaml, on the 256 images)
+    # same race at 256x256 (configs/paper.yaml, at configs/recommended-256.yaml's crop and batch size, against it)
     "quick": {"images": {256: 256, "demo": 512}, "rounds": 2, "variant_rounds": 2, "generation_reps": 3,
               "time_to_quality": (0, 0), "time_to_quality_256": (0, 0), "matmul_seconds": 2.0, "explore_requests": 25,
               "kl_rounds": 3},
@@ -109,17 +109,17 @@ def run_benchmark(quick=False, data_dir=None, paper_config="configs/paper.yaml",
             _subset(data_dir, plan["images"][256 if label == "256" else "demo"], tmp / f"subset-{label}")
         if not only:
             _every_measurement(results, plan, tmp, paper_config, demo_config, variants, log)
-        races = {"time_to_quality": (demo_config, recommended_config, "demo", "64x64"),
-                 "time_to_quality_256": (paper_config, recommended_256_config, "256", "256x256")}
+        races = {"time_to_quality": (demo_config, recommended_config, "demo", "64x64"),  # both read the demo's images
+                 "time_to_quality_256": (paper_config, recommended_256_config, "demo", "256x256")}
         for name, (paper, recommended, label, size) in races.items():
             paper_epochs, max_epochs = plan.get(name, (0, 0))
             if paper_epochs and (not only or name in only):
-                log(f"time to quality at {size} ({plan['images'][256 if label == '256' else 'demo']} images): ...")
+                log(f"time to quality at {size} ({plan['images']['demo']} images): ...")
                 with phase(phases, name):
                     results[name] = in_child(
                         "child_time_to_quality", {}, log, paper_config=str(Path(paper).resolve()),
                         recommended_config=str(Path(recommended).resolve()), data_dir=str(tmp / f"subset-{label}"),
-                        paper_epochs=paper_epochs, max_epochs=max_epochs)
+                        paper_epochs=paper_epochs, max_epochs=max_epochs, same_framing=name == "time_to_quality_256")
                 results[name]["machine"] = results["machine"]["cpu"]
     return results
 
