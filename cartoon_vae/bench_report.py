@@ -10,7 +10,7 @@ def _interval(i):
 def format_table(results) -> str:
     """The benchmark as Markdown tables (the README's performance section)."""
     lines = _training_table(results) + _machine_lines(results) + _auto_table(results)
-    lines += _time_to_quality_lines(results) + _input_pipeline_table(results) + _sentences(results)
+    lines += time_to_quality_lines(results) + _input_pipeline_table(results) + _sentences(results)
     lines += _step_variants_table(results) + _op_profile_lines(results) + _phases_table(results)
     return "\n".join(lines)
 
@@ -54,7 +54,7 @@ def _auto_table(results) -> list:
     return lines + [""]
 
 
-def _time_to_quality_lines(results) -> list:
+def time_to_quality_lines(results) -> list:
     """Each time-to-quality race in one sentence, where the run had it."""
     lines = []
     for name, size in (("time_to_quality", "64x64"), ("time_to_quality_256", "256x256")):

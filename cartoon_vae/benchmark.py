@@ -109,17 +109,18 @@ def run_benchmark(quick=False, data_dir=None, paper_config="configs/paper.yaml",
             _subset(data_dir, plan["images"][256 if label == "256" else "demo"], tmp / f"subset-{label}")
         if not only:
             _every_measurement(results, plan, tmp, paper_config, demo_config, variants, log)
-        races = {"time_to_quality": (demo_config, recommended_config, "demo", "64x64"),  # both read the demo's images
-                 "time_to_quality_256": (paper_config, recommended_256_config, "demo", "256x256")}
-        for name, (paper, recommended, label, size) in races.items():
+        races = {  # (the paper recipe, the recommended one, the paper's at the recommended crop and batch, the size)
+            "time_to_quality": (demo_config, recommended_config, False, "64x64"),  # both read the demo's images
+            "time_to_quality_256": (paper_config, recommended_256_config, True, "256x256")}
+        for name, (paper, recommended, same_framing, size) in races.items():
             paper_epochs, max_epochs = plan.get(name, (0, 0))
             if paper_epochs and (not only or name in only):
                 log(f"time to quality at {size} ({plan['images']['demo']} images): ...")
                 with phase(phases, name):
                     results[name] = in_child(
                         "child_time_to_quality", {}, log, paper_config=str(Path(paper).resolve()),
-                        recommended_config=str(Path(recommended).resolve()), data_dir=str(tmp / f"subset-{label}"),
-                        paper_epochs=paper_epochs, max_epochs=max_epochs, same_framing=name == "time_to_quality_256")
+                        recommended_config=str(Path(recommended).resolve()), data_dir=str(tmp / "subset-demo"),
+                        paper_epochs=paper_epochs, max_epochs=max_epochs, same_framing=same_framing)
                 results[name]["machine"] = results["machine"]["cpu"]
     return results
 

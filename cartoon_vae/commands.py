@@ -244,18 +244,35 @@ def cmd_ablate(args):
     print(f"written: {results} and {Path(results).with_suffix('.json')}")
 
 
+def _earlier_benchmark(path) -> dict:
+    """An earlier benchmark's results (``--merge``), refused in one line before any race runs if it is not one."""
+    import json
+
+    from .runs import RunError
+
+    try:
+        earlier = json.loads(Path(path).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunError(f"{path}: not a benchmark's JSON ({e})") from None
+    if not isinstance(earlier, dict) or not isinstance(earlier.get("phases"), dict):
+        raise RunError(f"{path}: not a benchmark's results (no 'phases'); --merge puts races into an earlier run's")
+    return earlier
+
+
 def cmd_benchmark(args):
     import json
 
-    from .bench_report import format_table
+    from .bench_report import format_table, time_to_quality_lines
     from .benchmark import run_benchmark
     from .runs import RunError, write_text_atomic
 
+    if args.only and args.quick:
+        raise RunError("--only runs the full plan's races; the quick plan has none (drop --quick)")
     if args.merge and not (args.only and args.out and Path(args.out).is_file()):
         raise RunError("--merge needs --only and an --out file of an earlier run to put the races into")
     if args.out and Path(args.out).exists() and not (args.force or args.merge):
         raise RunError(f"{args.out}: already exists; pass --force to overwrite it")
-    earlier = json.loads(Path(args.out).read_text()) if args.merge else None
+    earlier = _earlier_benchmark(args.out) if args.merge else None
     if args.data:
         from .data import list_images
         list_images(args.data)  # a bad folder fails now, not after the first phases
@@ -264,9 +281,10 @@ def cmd_benchmark(args):
         earlier["phases"].update({name: results["phases"][name] for name in args.only if name in results})
         earlier.update({name: results[name] for name in args.only if name in results})
         results = earlier
-    print()
-    print(format_table(results))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(args.out, json.dumps(results, indent=1) + "\n")
+    print()
+    print(format_table(results) if not args.only or earlier is not None else "\n".join(time_to_quality_lines(results)))
+    if args.out:
         print(f"written: {args.out}")

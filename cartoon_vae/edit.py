@@ -4,7 +4,8 @@ How an attribute is edited is chosen here and nowhere else (:func:`needs_directi
 model is conditioned on is a **label swap** (the same z decoded with the new label); every other attribute is a
 **move of z** along a direction learned from the training codes (:mod:`cartoon_vae.directions`: to the target's
 class mean, or to a probability). Each edit can then be applied to the photo: **added** to it (:func:`on_photo`)
-or **composited** onto it where the decoder's drawing changed (:func:`composite`). :data:`METHODS` names them
+or **composited** onto it where the decoder's drawing changed (:func:`composite`), or composited with its flat
+colours **recoloured** whole (:func:`recolour`; :func:`photo_method` chooses what is shown). :data:`METHODS` names them
 all; :func:`methods_for` says which a run supports; :func:`edit_methods` makes them; :func:`edit_heldout` is
 ``cartoon-vae edit``'s grid.
 
@@ -54,13 +55,17 @@ def composite(images, reconstructions, edited) -> np.ndarray:
     photo's own pixels elsewhere. Unlike :func:`on_photo`, which adds the change to the photo and so keeps what
     the decoder drew of the old attribute under the new one (a ghost of a removed frame or beard), inside the
     mask the face is the decoder's drawing of the edited face."""
-    mask = edit_mask(reconstructions, edited)
-    return mask * np.asarray(edited) + (1.0 - mask) * np.asarray(images)
+    return _blend(edit_mask(reconstructions, edited), edited, images)
+
+
+def _blend(mask, inside, outside) -> np.ndarray:
+    """``inside`` where the soft ``mask`` is 1, ``outside`` where it is 0."""
+    return mask * np.asarray(inside) + (1.0 - mask) * np.asarray(outside)
 
 
 FLAT_QUANTUM = 8        # two photo pixels are of one flat colour when their 0-255 values fall in the same bins this
 # wide (bin edges half-way between integer values, so that a colour drawn exactly never straddles one)
-FLAT_MIN_PIXELS = 4     # ... and a flat colour counts from this many pixels per 64x64 of the mask (fewer: an edge)
+FLAT_MIN_PIXELS = 4     # ... and a flat colour counts from this many pixels (at 64x64; scaled with the image's area)
 FLAT_SHIFT = 0.1        # a flat colour is recoloured when the edit moves its median by more than this (any channel)
 FLAT_SPLIT = 0.2        # ... unless more than this share of its pixels stay nearer the old colour (it splits)
 FLAT_TOLERANCE = 0.25   # ... except its pixels the edit draws further than this from the new median (a new part)
@@ -102,15 +107,21 @@ def recolour(images, reconstructions, edited) -> np.ndarray:
     min_pixels = max(1, round(FLAT_MIN_PIXELS * images.shape[1] * images.shape[2] / 64 ** 2))
     for i, inside in enumerate(mask[..., 0] > 0.01):
         flat[i][inside] = _recolour_face(images[i], edited[i], inside, min_pixels)
-    return mask * flat + (1.0 - mask) * images
+    return _blend(mask, flat, images)
 
 
-def photo_method(attributes) -> str:
-    """How an edit of ``attributes`` is shown on the photo: :func:`recolour` where every one is a colour (its name ends
-    in ``_color``: hair, face, eye or glasses colour), else :func:`composite`. On the conditional demo's training
-    faces recolouring passed more often for every colour edit and less often for glasses, facial hair and hair style
-    (docs/editing-study.md)."""
-    return "recolour" if attributes and all(a.endswith("_color") for a in attributes) else "composite"
+def is_colour(attribute) -> bool:
+    """Whether ``attribute`` is a colour (its name ends in ``_color``: hair, face, eye or glasses colour)."""
+    return str(attribute).endswith("_color")
+
+
+def photo_method(vae, attributes) -> str:
+    """How an edit of ``attributes`` is shown on the photo: :func:`recolour` where every one is a colour that ``vae``
+    edits by label swap, else :func:`composite`. On the conditional demo recolouring passed more often for every
+    colour swap and less often for glasses, facial hair and hair style (docs/editing-study.md); latent moves were
+    not measured recoloured against composited, so they stay composited."""
+    swaps = [a for a in attributes if is_colour(a) and not needs_direction(vae, a)]
+    return "recolour" if attributes and len(swaps) == len(attributes) else "composite"
 
 
 def faces_to_edit(labels, to, from_=None, limit=None) -> np.ndarray:
@@ -309,7 +320,7 @@ def edit_heldout(run, attribute, to, from_=None, strengths=(1.0, 2.0, 3.0), p=No
     edited = columns["label swap" if swap else "class mean"]
     columns["composited"] = composite(columns["original"], columns["reconstruction"], edited)
     columns["recoloured"] = recolour(columns["original"], columns["reconstruction"], edited)
-    shown = columns["recoloured" if photo_method([attribute]) == "recolour" else "composited"]
+    shown = columns["recoloured" if photo_method(vae, [attribute]) == "recolour" else "composited"]
     columns.update(_beside_truth(run, face_rows, attribute, to, shown))
     report = {"attribute": attribute, "to": to, "from": from_, "strengths": list(strengths), "p": p,
               "hold": list(hold_names), "faces": int(len(rows)), "images": [int(i) for i in held.index[rows]],

@@ -44,7 +44,7 @@ def counterfactuals(vae, probe, config, attrs, labelled, images, recon, s):
     if note:
         return note, {}
     names = list(attrs.names)
-    methods = {}
+    methods, verdicts = {}, {}
     out, figures, skipped = {}, {}, []
     for name, targets in s["counterfactual_edits"].items():
         if name not in names:
@@ -64,6 +64,7 @@ def counterfactuals(vae, probe, config, attrs, labelled, images, recon, s):
             if judged is None:
                 continue
             per, rows, (originals, truths, edits) = judged
+            verdicts[f"{name}->{to}"] = {method: faces["worked"] for method, faces in per.items()}
             methods.update({method: METHODS[method] for method in per if method not in methods})
             out[f"{name}->{to}"] = _with_probe(probe, per, edits, name, to, s["confidence"])
             if to in [t % n for t in s["counterfactual_figures"].get(name, ())]:
@@ -72,12 +73,30 @@ def counterfactuals(vae, probe, config, attrs, labelled, images, recon, s):
     return {"edits": out, "skipped": skipped, "methods": methods,
             "success_rate": {m: _pooled(out, m) for m in methods},
             "agreement_with_probe": {m: _pooled(out, m, "agreement_with_probe") for m in methods},
+            "recolour_against_composite": _recolour_against_composite(verdicts),
             "success_rate_whole_image": {m: _pooled_rate(out, m, "worked_whole_image") for m in methods},
             "rule": f"worked: MSE(edit, truth) <= {cf.SUCCESS_RATIO} x MSE(reconstruction, original) and, on the "
                     f"attribute's pixels, MSE(edit, truth) <= {cf.HALFWAY} x MSE(reconstruction, truth) and <= "
                     f"{cf.SUCCESS_RATIO} x MSE(the decoder's drawing of the truth, truth)",
             "rule_whole_image": "the first two conditions only (the rule before the attribute's region was "
                                 "judged on its own; success_rate_whole_image)"}, figures
+
+
+def _recolour_against_composite(verdicts) -> dict:
+    """Each method recoloured against composited on the same faces (:func:`cartoon_vae.stats.mcnemar`), the edits of
+    a colour and the others (changes of shape) pooled apart, as :func:`cartoon_vae.edit.is_colour` tells them."""
+    from .edit import is_colour
+    from .stats import mcnemar
+
+    out = {}
+    for kind, wanted in (("colour", True), ("shape", False)):
+        edits = [e for e in verdicts if is_colour(e.split("->")[0]) == wanted]
+        for method in sorted({m[:-len("_recolour")] for e in edits for m in verdicts[e] if m.endswith("_recolour")}):
+            pairs = [(verdicts[e][f"{method}_recolour"], verdicts[e][f"{method}_composite"]) for e in edits
+                     if f"{method}_recolour" in verdicts[e]]
+            out[f"{method} {kind}"] = {"edits": len(pairs), **mcnemar(np.concatenate([a for a, _ in pairs]),
+                                                                       np.concatenate([b for _, b in pairs]))}
+    return out
 
 
 def _with_probe(probe, per, edits, name, to, confidence):

@@ -184,8 +184,8 @@ class Explorer:
 
     def beside(self, face, image, edits, moved=False) -> dict:
         """What the page shows beside the decoded edit ``image`` of held-out ``face``: the edit on the photo
-        (``photo_method``: recoloured where every edit is of a colour, else composited; :func:`cartoon_vae.edit.photo_method`),
-        and the truth the embedded generator draws with each edit's
+        (``photo_method``: :func:`cartoon_vae.edit.photo_method`, composited where a principal direction moved), and
+        the truth the embedded generator draws with each edit's
         target (every edit at amount 1, no principal direction ``moved``) with a heat map of the photo edit's
         difference from it (:func:`cartoon_vae.figures.heat_map`); else ``truth`` is null and a note says why."""
         from .edit import ON_PHOTO, photo_method
@@ -196,7 +196,8 @@ class Explorer:
         i = self._face_index(face)
         if ("reconstruction", i) not in self._cache:  # drawn once per face, not on every slider move
             self._cache[("reconstruction", i)] = self.decode(self.face_means[i], self.labels_of(i))
-        method = "composite" if moved else photo_method([e.get("attribute") for e in edits if isinstance(e, dict)])
+        named = [e.get("attribute") for e in edits if isinstance(e, dict)]
+        method = "composite" if moved else photo_method(self.vae, named)  # a principal direction: a change of shape
         photo = ON_PHOTO[method](self.face_images[i][None], self._cache[("reconstruction", i)][None], image[None])[0]
         out = {"photo": data_url(photo), "photo_method": method, "truth": None, "difference": None}
         truth, out["truth_note"] = self.truth(i, edits, moved)

@@ -221,7 +221,11 @@ def _counterfactual_lines(c) -> list:
     whole = c.get("success_rate_whole_image", {})
     pooled = "; ".join(f"`{m}` {rate:.3f} of faces worked ({whole.get(m, float('nan')):.3f} by the whole-image rule; "
                        f"the probe agreed on {c['agreement_with_probe'][m]:.2f})" for m, rate in c["success_rate"].items())
-    return lines + ["", f"Over all these edits: {pooled}.{skipped}"]
+    paired = "; ".join(f"{name} edits ({r['edits']}): recoloured {r['a']}, composited {r['b']} of {r['items']} faces, "
+                       f"{r['only_a']} pass only recoloured and {r['only_b']} only composited, p = {r['p']:.2g}"
+                       for name, r in sorted(c.get("recolour_against_composite", {}).items()))
+    paired = f" Recoloured against composited on the same faces (McNemar's exact test): {paired}." if paired else ""
+    return lines + ["", f"Over all these edits: {pooled}.{skipped}{paired}"]
 
 
 def _metrics_head(m) -> list:

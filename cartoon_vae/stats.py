@@ -80,3 +80,15 @@ def proportion_interval(successes, n, confidence=0.95) -> list:
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def mcnemar(a, b) -> dict:
+    """McNemar's exact test of two methods judged on the same items (McNemar 1947): ``a`` and ``b`` are (n,) bool
+    verdicts; only the items on which they disagree count, and under the null each disagreement goes either way with
+    probability 1/2 (a two-sided binomial test)."""
+    from scipy import stats
+
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    p = float(stats.binomtest(only_a, only_a + only_b).pvalue) if only_a + only_b else 1.0
+    return {"items": int(len(a)), "a": int(a.sum()), "b": int(b.sum()), "only_a": only_a, "only_b": only_b, "p": p}

@@ -69,6 +69,9 @@ class LatentMonitor(keras.callbacks.Callback):
                     val_kl_dim_median=float(np.median(per_dim)), val_kl_dim_max=float(per_dim.max()))
 
 
+HELD_OUT_PATIENCE = 3  # epochs running a held-out metric may stay NaN/Inf (BatchNorm settling) before training stops
+
+
 class RunKeeper(keras.callbacks.Callback):
     """After each epoch: history.csv, then the checkpoint, each written to a temporary name and renamed.
 
@@ -79,7 +82,7 @@ class RunKeeper(keras.callbacks.Callback):
     kill at any moment leaves each epoch in the history exactly once.
     A NaN or Inf training loss stops training without a checkpoint, keeping the last good one; a held-out metric
     that overflows (early in training, BatchNorm's moving statistics can give a held-out face an enormous variance)
-    is written as it is, with a warning, and training goes on.
+    is written as it is, with a warning, and training goes on, unless it stays so ``HELD_OUT_PATIENCE`` epochs.
     """
 
     def __init__(self, run_dir, rows, keep=2):
@@ -90,6 +93,7 @@ class RunKeeper(keras.callbacks.Callback):
         self.ckpt = self.run_dir / "checkpoints"
         self.ckpt.mkdir(parents=True, exist_ok=True)
         self.bad = None
+        self.unsettled = 0  # epochs running whose held-out metrics were not finite
 
     def on_epoch_begin(self, epoch, logs=None):
         self.t0 = time.perf_counter()
@@ -114,6 +118,11 @@ class RunKeeper(keras.callbacks.Callback):
             self.model.stop_training = True
             return
         unsettled = sorted(k for k, v in logs.items() if k.startswith("val_") and not math.isfinite(float(v)))
+        self.unsettled = self.unsettled + 1 if unsettled else 0
+        if self.unsettled >= HELD_OUT_PATIENCE:  # not the early BatchNorm statistics any more: a broken model
+            self.bad = (epoch + 1, f"end (held-out {', '.join(unsettled)} not finite {self.unsettled} epochs running)")
+            self.model.stop_training = True
+            return
         if unsettled:  # held-out only: early BatchNorm moving statistics can overflow a held-out variance
             print(f"epoch {epoch + 1}: held-out {', '.join(unsettled)} not finite (training is; kept going)")
         row = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - self.t0, 3)}

@@ -93,6 +93,18 @@ def test_recolouring_gives_a_flat_colour_its_new_colour_whole_on_the_photos_own_
     np.testing.assert_allclose(out[:, 20:, :], photo[:, 20:, :], atol=1e-6)      # outside the mask: the photo
 
 
+def test_a_colour_that_splits_is_left_as_decoded():
+    from cartoon_vae.edit import composite, recolour
+
+    photo = _cartoon()
+    recon = photo.copy()
+    edited = photo.copy()
+    edited[0, 2:7, 5:27] = (0.9, 0.75, 0.6)  # a new hair style: the top half of the hair becomes skin, the rest stays
+    out = recolour(photo, recon, edited)
+    np.testing.assert_allclose(out, composite(photo, recon, edited), atol=1e-6)
+    np.testing.assert_allclose(out[0, 9:11, 8:24], photo[0, 9:11, 8:24], atol=1e-6)  # the hair that stays is hair
+
+
 def test_recolouring_keeps_a_new_part_drawn_on_a_colour_that_stays():
     from cartoon_vae.edit import composite, recolour
 
@@ -106,9 +118,13 @@ def test_recolouring_keeps_a_new_part_drawn_on_a_colour_that_stays():
     assert out[0, 16, 15].mean() < 0.15 < photo[0, 16, 15].min()  # the frame is drawn (the soft mask lets a little skin in)
 
 
-def test_colour_edits_are_recoloured_onto_the_photo_and_changes_of_shape_composited():
+def test_colour_swaps_are_recoloured_onto_the_photo_and_the_rest_composited():
+    from types import SimpleNamespace
+
     from cartoon_vae.edit import ON_PHOTO, photo_method
 
-    assert photo_method(["hair_color"]) == photo_method(["hair_color", "face_color"]) == "recolour"
-    assert photo_method(["glasses"]) == photo_method(["glasses", "hair_color"]) == photo_method([]) == "composite"
-    assert {photo_method(["hair_color"]), photo_method(["hair"])} <= set(ON_PHOTO)
+    vae = SimpleNamespace(conditioned=["hair_color", "face_color", "glasses"])  # eye_color: a latent move
+    assert photo_method(vae, ["hair_color"]) == photo_method(vae, ["hair_color", "face_color"]) == "recolour"
+    assert photo_method(vae, ["glasses"]) == photo_method(vae, ["glasses", "hair_color"]) == "composite"
+    assert photo_method(vae, ["eye_color"]) == photo_method(vae, []) == "composite"  # not measured recoloured
+    assert {photo_method(vae, ["hair_color"]), photo_method(vae, ["hair"])} <= set(ON_PHOTO)

@@ -28,3 +28,18 @@ def test_pooled_rates_weigh_each_edit_by_its_faces():
              "c->2": {"other": {"faces": 5, "worked": 5}}}
     assert _pooled(edits, "m") == 24 / 40 and _pooled(edits, "m", "x") == 10 / 40
     assert np.isnan(_pooled(edits, "missing"))
+
+
+def test_recoloured_against_composited_pools_colour_and_shape_edits_apart():
+    from cartoon_vae.edit_scores import _recolour_against_composite
+
+    yes, no = np.ones(4, bool), np.zeros(4, bool)
+    verdicts = {"hair_color->1": {"label_swap_recolour": yes, "label_swap_composite": no, "label_swap": no},
+                "face_color->0": {"label_swap_recolour": yes, "label_swap_composite": yes},
+                "glasses->5": {"label_swap_recolour": no, "label_swap_composite": yes}}
+    r = _recolour_against_composite(verdicts)
+    assert set(r) == {"label_swap colour", "label_swap shape"}
+    colour, shape = r["label_swap colour"], r["label_swap shape"]
+    assert (colour["edits"], colour["items"], colour["only_a"], colour["only_b"]) == (2, 8, 4, 0)
+    assert (shape["edits"], shape["items"], shape["only_a"], shape["only_b"]) == (1, 4, 0, 4)
+    assert colour["p"] == shape["p"] == 0.125  # 4 disagreements, all one way: 2 / 2^4

@@ -172,6 +172,7 @@ def test_a_conditional_run_trains_draws_evaluates_and_edits_by_label_swap(run, t
     assert {edits["per_attribute"][n].get("method") for n in ("glasses", "hair_color")} == {"label_swap"}
     assert "method" not in edits["per_attribute"]["facial_hair"]  # the rest still move z
     c = metrics["counterfactual"]
+    assert "label_swap shape" in c["recolour_against_composite"]  # recoloured against composited, paired by face
     photo = lambda *ms: {*ms, *(f"{m}_{how}" for m in ms for how in ("on_photo", "composite", "recolour"))}  # noqa: E731
     assert set(c["methods"]) == photo("label_swap", "class_mean", "probability")  # swaps its own, moves z for the rest
     assert set(c["edits"]["glasses->5"]) == photo("label_swap")

@@ -101,20 +101,28 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_last_good_checkpoint(faces
 
 
 class _HeldOutOverflow(keras.callbacks.Callback):
-    """Makes epoch 1's held-out KL infinite, as unsettled BatchNorm statistics did at 256x256 (training is finite)."""
+    """Makes the held-out KL of the given epochs infinite, as unsettled BatchNorm statistics did at 256x256 (training
+    is finite)."""
+
+    def __init__(self, epochs=(1,)):
+        super().__init__()
+        self.epochs = epochs
 
     def on_epoch_end(self, epoch, logs=None):
-        if epoch == 0:
+        if epoch + 1 in self.epochs:
             logs["val_kl_exact"] = float("inf")
 
 
-def test_an_overflowing_held_out_metric_warns_and_training_goes_on(faces, tmp_path, capsys):
+def test_an_overflowing_held_out_metric_warns_and_training_goes_on_unless_it_stays(faces, tmp_path, capsys):
     cfg = load_config(PAPER, [f"data.dir={faces}", *TINY])
     train(cfg, tmp_path / "run", verbose=0, callbacks=[_HeldOutOverflow()])
     rows = _history(tmp_path / "run")
     assert [r["epoch"] for r in rows] == ["1", "2", "3", "4"] and rows[0]["val_kl_exact"] == "inf"
     assert "epoch 1: held-out val_kl_exact not finite (training is; kept going)" in capsys.readouterr().out
     assert (tmp_path / "run" / "model.keras").exists()
+    with pytest.raises(NonFiniteLoss, match=r"epoch 4, step end \(held-out val_kl_exact not finite 3 epochs running\)"):
+        train(cfg, tmp_path / "broken", verbose=0, callbacks=[_HeldOutOverflow(epochs=(2, 3, 4))])
+    assert [r["epoch"] for r in _history(tmp_path / "broken")] == ["1", "2", "3"]
 
 
 def test_cli_exits_nonzero_on_nan_without_traceback(monkeypatch, capsys, tmp_path):

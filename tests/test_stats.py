@@ -52,3 +52,16 @@ def test_wilson_interval_matches_the_textbook_and_stays_in_0_1():
     assert round(lo, 3) == 0.397 and round(hi, 3) == 0.892  # Wilson 95% for 7/10
     assert proportion_interval(0, 20)[0] == 0.0 and proportion_interval(20, 20)[1] == 1.0
     assert all(v != v for v in proportion_interval(0, 0))
+
+
+def test_mcnemar_counts_only_the_disagreements_and_matches_the_binomial_by_hand():
+    from math import comb
+
+    from cartoon_vae.stats import mcnemar
+
+    a = np.array([1, 1, 1, 1, 1, 0, 0, 1, 0, 1], bool)
+    b = np.array([1, 1, 0, 0, 0, 0, 0, 1, 1, 1], bool)  # a alone on 3 items, b alone on 1
+    r = mcnemar(a, b)
+    assert (r["items"], r["a"], r["b"], r["only_a"], r["only_b"]) == (10, 7, 5, 3, 1)
+    assert abs(r["p"] - 2 * sum(comb(4, k) for k in (0, 1)) / 16) < 1e-12  # two-sided: P(X <= 1) + P(X >= 3)
+    assert mcnemar(a, a)["p"] == 1.0
