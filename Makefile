@@ -43,8 +43,9 @@ demo-conditional: $(STAMP)
 	$(VENV)/bin/cartoon-vae train --config configs/conditional.yaml --run-dir runs/demo-conditional $(if $(wildcard runs/demo-conditional/config.yaml),--resume,) && \
 	$(VENV)/bin/cartoon-vae figures --run runs/demo-conditional
 
-# The paper's size, 256x256, with its recommended recipe (configs/recommended-256.yaml): about an hour of training on
-# 2 cores (docs/scale-256.md), then the figures, in runs/demo-256/. Interrupted, it resumes from its last epoch.
+# The paper's size, 256x256, with its recommended recipe (configs/recommended-256.yaml, 140 epochs): about an hour of
+# training on an idle 2-core machine (docs/scale-256.md), then the figures, in runs/demo-256/. Interrupted, it resumes
+# from its last epoch.
 demo-256: $(STAMP)
 	@start=$$(date +%s); \
 	$(VENV)/bin/cartoon-vae make-data --out data/synthetic --n 2000 --seed 0 && \

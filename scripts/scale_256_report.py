@@ -1,7 +1,8 @@
 """docs/scale-256.md's measured table: the 256x256 runs' evaluations side by side, from their metrics.json copies
 in docs/ (written between the page's GENERATED markers).
 
-    python scripts/scale_256_report.py --run "candidate, 28 epochs=docs/cand256-kl16_metrics.json" \
+    python scripts/scale_256_report.py --run "recommended, 140 epochs=docs/cand256-e140_metrics.json" \
+        --run "recommended, 28 epochs=docs/cand256-kl16_metrics.json" \
         --run "paper recipe, 28 epochs=docs/paper256-28_metrics.json"
 """
 

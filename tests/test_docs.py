@@ -91,11 +91,12 @@ def _x(value, interval) -> str:
 def test_the_performance_prose_quotes_the_benchmark():
     b, train, steps = _benchmark()
     t = b["time_to_quality"]
+    merged = {name for name, v in b.items() if isinstance(v, dict) and "machine" in v}  # races run on their own
+    full_run_seconds = sum(p["seconds"] for name, p in b["phases"].items() if name not in merged)
     lr = yaml.safe_load((ROOT / "configs" / "recommended.yaml").read_text())["train"]["learning_rate"]
     pipeline = {p["image_size"]: p for p in b["input_pipeline"]}
     expected = [
-        f"`cartoon-vae benchmark --out docs/benchmark.json` ({sum(p['seconds'] for p in b['phases'].values()) / 60:.0f} "
-        "minutes)",
+        f"`cartoon-vae benchmark --out docs/benchmark.json` ({full_run_seconds / 60:.0f} minutes)",
         # the targets
         f"256x256 at >= 1.5x the reference loop: **met**, {_x(train[256]['speedup'], train[256]['speedup_interval'])}",
         f"**met**, {_x(train[256]['auto_vs_float32'], train[256]['auto_vs_float32_interval'])}",
@@ -336,5 +337,5 @@ def test_the_256_table_is_generated_from_the_evaluations_in_docs():
     block = text.split(report.START, 1)[1].split(report.END, 1)[0].strip()
     labels = [line.split("|")[2:-2] for line in block.splitlines()[:1]][0]
     runs = [(label.strip(), DOCS / f"{name}_metrics.json")
-            for label, name in zip(labels, ("cand256-kl16", "paper256-28"))]
+            for label, name in zip(labels, ("cand256-e140", "cand256-kl16", "paper256-28"), strict=True)]
     assert block == report.table(runs)
