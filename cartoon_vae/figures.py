@@ -140,12 +140,11 @@ def write_run_figures(run_dir, vae, config, val_images, samplers, out_dir=None, 
         plot_loss_curves(rows, out / "loss_curves.png")
 
 
+_SHORT = {"label_swap": "label swap", "class_mean": "class mean", "probability": "p = 0.9"}  # each edit, in a line
+_ON_THE_PHOTO = {"on_photo": "on the photo", "composite": "composited", "recolour": "recoloured"}  # edit.ON_PHOTO's
 EDIT_COLUMNS = {"label_swap": "label swap", "class_mean": "latent edit\n(class mean)",
-                "probability": "latent edit\n(p = 0.9)", "label_swap_on_photo": "label swap\non the photo",
-                "class_mean_on_photo": "class mean\non the photo", "probability_on_photo": "p = 0.9\non the photo",
-                "label_swap_composite": "label swap\ncomposited", "class_mean_composite": "class mean\ncomposited",
-                "probability_composite": "p = 0.9\ncomposited", "label_swap_recolour": "label swap\nrecoloured",
-                "class_mean_recolour": "class mean\nrecoloured", "probability_recolour": "p = 0.9\nrecoloured"}
+                "probability": "latent edit\n(p = 0.9)",
+                **{f"{m}_{how}": f"{short}\n{put}" for m, short in _SHORT.items() for how, put in _ON_THE_PHOTO.items()}}
 
 
 def counterfactual_figure(images, path, attribute, to, title=None):

@@ -83,8 +83,9 @@ async function redraw() {
   }
 }
 
-// Beside the decoded edit: the edit on the photo (recoloured or composited: edit.photo_method) and, for the embedded set, the true edited face and a
-// heat map of where the photo edit differs from it. Hidden for samples and uploads (no photo, no truth).
+// Beside the decoded edit: the edit on the photo (recoloured or composited: edit.photo_method) and, for the
+// embedded set, the true edited face and a heat map of where the photo edit differs from it. Hidden for samples
+// and uploads (no photo, no truth).
 function showBeside(v) {
   const figures = document.querySelectorAll("figure.beside");
   figures[0].hidden = !v.photo;
